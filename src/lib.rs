@@ -1,0 +1,17 @@
+//! Core of gdcloud-kit: everything the binaries share lives here once, so that the credential helper,
+//! the plugins and the tests agree on configuration, credential storage and file handling.
+//!
+//! The credential helper's hot path (`credentials`, `config`, `atomic`) touches no async runtime, HTTP or
+//! Kubernetes code; the command-line plumbing of the plugins sits behind the `cli` feature.
+
+pub mod atomic;
+pub mod certs;
+pub mod config;
+pub mod credentials;
+pub mod docker_config;
+pub mod ops;
+pub mod plugin;
+pub mod secret;
+
+/// The version every binary reports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,3 @@
+pub mod image;
+pub mod registry;
+pub mod token_server;

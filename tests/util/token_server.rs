@@ -1,0 +1,512 @@
+//! A Docker token-auth server (the scheme Harbor and Docker Hub use) for tests: it owns the RSA
+//! signing key and certificate that Distribution trusts (`rootcertbundle`), issues RS256 JWTs for
+//! `GET /token` (Basic auth) and `POST /token` (OAuth2 password grant, used by containerd and
+//! oras-go), and records every request so tests can check *who* authenticated. It exists because
+//! no real token server (Harbor, docker_auth) can be installed on the test machines, and because a
+//! recorded request log is the only way to prove that a client really sent the credentials we
+//! stored for it.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+use sha2::{Digest, Sha256};
+
+/// The `service` the registry is configured with (and the `aud` claim of every token).
+pub const SERVICE: &str = "test-registry";
+/// The `issuer` the registry is configured with (and the `iss` claim of every token).
+pub const ISSUER: &str = "test-issuer";
+/// Lifetime of issued tokens, in seconds.
+pub const EXPIRES_IN: u64 = 300;
+
+/// One request the token server saw, in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// `GET` or `POST` (anything else is recorded too, and answered 405).
+    pub method: String,
+    /// The path without the query, e.g. `/token`.
+    pub path: String,
+    /// The raw (still percent-encoded) query string, without `?`; empty if none.
+    pub query: String,
+    /// Every requested scope (`repository:proj/repo:pull,push`), from the query and/or the form.
+    pub scopes: Vec<String>,
+    /// The `service` parameter, if given.
+    pub service: Option<String>,
+    /// `grant_type` of a `POST`, if given.
+    pub grant_type: Option<String>,
+    /// Whether credentials were presented (Basic `Authorization` header, or a password grant).
+    pub auth_present: bool,
+    /// The user name presented, if any (whether or not the password was right).
+    pub username: Option<String>,
+    /// The HTTP status the server answered with (200, 400, 401, 404, 405).
+    pub status: u16,
+}
+
+/// A running token server; stops (and joins its thread) when dropped.
+pub struct TokenServer {
+    port: u16,
+    cert_path: PathBuf,
+    kid: String,
+    requests: Arc<Mutex<Vec<TokenRequest>>>,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Issuer {
+    username: String,
+    password: String,
+    key: RsaKeyPair,
+    kid: String,
+    rng: SystemRandom,
+}
+
+impl TokenServer {
+    /// Starts a token server on `127.0.0.1:<random port>` accepting `username`/`password`.
+    /// The signing key (`token.key`, `token.pk8`) and self-signed certificate (`token.crt`,
+    /// see [`TokenServer::cert_path`]) are written into `dir`, which must outlive the server.
+    pub fn start(dir: &Path, username: &str, password: &str) -> TokenServer {
+        super::registry::require_tool("openssl");
+        let key_pem = dir.join("token.key");
+        let key_der = dir.join("token.pk8");
+        let spki_der = dir.join("token.spki");
+        let cert_path = dir.join("token.crt");
+        let p = |p: &Path| p.to_str().expect("temp path is UTF-8").to_string();
+        run_openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &p(&key_pem),
+        ]);
+        // ring wants unencrypted PKCS#8 DER.
+        run_openssl(&[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            &p(&key_pem),
+            "-outform",
+            "DER",
+            "-out",
+            &p(&key_der),
+        ]);
+        // DER SubjectPublicKeyInfo, which is what libtrust hashes for the key id.
+        run_openssl(&[
+            "pkey",
+            "-in",
+            &p(&key_pem),
+            "-pubout",
+            "-outform",
+            "DER",
+            "-out",
+            &p(&spki_der),
+        ]);
+        run_openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &p(&key_pem),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={ISSUER}"),
+            "-out",
+            &p(&cert_path),
+        ]);
+
+        let pkcs8 = std::fs::read(&key_der).expect("read token.pk8");
+        let key = RsaKeyPair::from_pkcs8(&pkcs8).expect("ring accepts the openssl PKCS#8 key");
+        let spki = std::fs::read(&spki_der).expect("read token.spki");
+        let kid = libtrust_key_id(&spki);
+
+        let server = Arc::new(
+            tiny_http::Server::http("127.0.0.1:0")
+                .unwrap_or_else(|e| panic!("token server: cannot bind 127.0.0.1:0: {e}")),
+        );
+        let port = server
+            .server_addr()
+            .to_ip()
+            .expect("token server listens on TCP")
+            .port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let issuer = Issuer {
+            username: username.to_string(),
+            password: password.to_string(),
+            key,
+            kid: kid.clone(),
+            rng: SystemRandom::new(),
+        };
+        let thread = {
+            let server = Arc::clone(&server);
+            let requests = Arc::clone(&requests);
+            std::thread::Builder::new()
+                .name(format!("token-server-{port}"))
+                .spawn(move || serve(&server, &issuer, &requests))
+                .expect("spawn token server thread")
+        };
+        TokenServer {
+            port,
+            cert_path,
+            kid,
+            requests,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    /// The port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The realm to configure in the registry: `http://127.0.0.1:PORT/token`.
+    pub fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+
+    /// PEM certificate of the signing key (Distribution's `rootcertbundle`).
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// The libtrust key id put in the `kid` header of every token.
+    pub fn key_id(&self) -> &str {
+        &self.kid
+    }
+
+    /// A snapshot of every request seen so far, in arrival order.
+    pub fn requests(&self) -> Vec<TokenRequest> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl: {e}; run tests/run.sh"));
+    if !out.status.success() {
+        panic!(
+            "openssl {} failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// libtrust's key id: base32 (RFC 4648, no padding) of the first 30 bytes of the SHA-256 of the
+/// DER SubjectPublicKeyInfo, in groups of 4 characters joined by `:`.
+pub fn libtrust_key_id(spki_der: &[u8]) -> String {
+    let digest = Sha256::digest(spki_der);
+    let b32 = base32_nopad(&digest[..30]);
+    b32.as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).expect("base32 is ASCII"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// RFC 4648 base32 (upper case) without `=` padding.
+pub fn base32_nopad(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::with_capacity(data.len().div_ceil(5) * 8);
+    let (mut buf, mut bits) = (0u64, 0u32);
+    for &b in data {
+        buf = (buf << 8) | u64::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buf >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buf << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+fn serve(server: &tiny_http::Server, issuer: &Issuer, log: &Mutex<Vec<TokenRequest>>) {
+    // `recv` returns an error once `unblock` was called by Drop.
+    while let Ok(mut req) = server.recv() {
+        let (record, status, body, extra) = handle(&mut req, issuer);
+        log.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+        let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
+        resp.add_header(header("Content-Type", "application/json"));
+        if let Some((k, v)) = extra {
+            resp.add_header(header(k, v));
+        }
+        let _ = req.respond(resp);
+    }
+}
+
+fn header(k: &str, v: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
+}
+
+type Handled = (TokenRequest, u16, String, Option<(&'static str, &'static str)>);
+
+fn handle(req: &mut tiny_http::Request, issuer: &Issuer) -> Handled {
+    let method = req.method().as_str().to_string();
+    let url = req.url().to_string();
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (url.clone(), String::new()),
+    };
+    let query_params = parse_form(&query);
+    let mut record = TokenRequest {
+        method: method.clone(),
+        path: path.clone(),
+        query,
+        scopes: Vec::new(),
+        service: None,
+        grant_type: None,
+        auth_present: false,
+        username: None,
+        status: 0,
+    };
+    let error = |record: &mut TokenRequest, status: u16, code: &str, msg: &str| {
+        record.status = status;
+        let body = serde_json::json!({"errors": [{"code": code, "message": msg}]}).to_string();
+        let extra = (status == 401).then_some(("WWW-Authenticate", "Basic realm=\"token\""));
+        (record.clone(), status, body, extra)
+    };
+    if path != "/token" {
+        return error(&mut record, 404, "NOT_FOUND", "only /token is served");
+    }
+
+    // Gather service, scopes and credentials from the query, the Authorization header and the form.
+    let mut params = query_params;
+    let mut creds: Option<(String, String)> = None;
+    if let Some(h) = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+    {
+        record.auth_present = true;
+        let v = h.value.as_str();
+        match v
+            .strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+            .and_then(|b| STANDARD.decode(b.trim()).ok())
+            .and_then(|d| String::from_utf8(d).ok())
+            .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
+        {
+            Some(c) => creds = Some(c),
+            None => {
+                return error(
+                    &mut record,
+                    401,
+                    "UNAUTHORIZED",
+                    "unsupported Authorization header",
+                )
+            }
+        }
+    }
+    match method.as_str() {
+        "GET" => {}
+        "POST" => {
+            let mut body = String::new();
+            if req.as_reader().read_to_string(&mut body).is_err() {
+                return error(&mut record, 400, "BAD_REQUEST", "unreadable body");
+            }
+            let form = parse_form(&body);
+            let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            record.grant_type = get("grant_type");
+            match record.grant_type.as_deref() {
+                Some("password") => match (get("username"), get("password")) {
+                    (Some(u), Some(p)) => {
+                        record.auth_present = true;
+                        creds = Some((u, p));
+                    }
+                    _ => {
+                        return error(
+                            &mut record,
+                            400,
+                            "BAD_REQUEST",
+                            "password grant needs username and password",
+                        )
+                    }
+                },
+                Some(other) => {
+                    let msg = format!("unsupported grant_type {other:?}");
+                    return error(&mut record, 400, "unsupported_grant_type", &msg);
+                }
+                None => {
+                    return error(&mut record, 400, "invalid_request", "missing grant_type");
+                }
+            }
+            // OAuth2 sends scopes space-separated in one `scope` field.
+            for (k, v) in form {
+                if k == "scope" {
+                    params.extend(v.split(' ').map(|s| ("scope".to_string(), s.to_string())));
+                } else if k == "service" {
+                    params.push((k, v));
+                }
+            }
+        }
+        _ => return error(&mut record, 405, "UNSUPPORTED", "use GET or POST"),
+    }
+    for (k, v) in &params {
+        match k.as_str() {
+            "scope" => record.scopes.extend(
+                v.split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.to_string()),
+            ),
+            "service" => record.service = Some(v.clone()),
+            _ => {}
+        }
+    }
+    record.username = creds.as_ref().map(|(u, _)| u.clone());
+
+    let subject = match &creds {
+        Some((u, p)) if *u == issuer.username && *p == issuer.password => Some(u.clone()),
+        Some(_) => return error(&mut record, 401, "UNAUTHORIZED", "invalid credentials"),
+        None => None,
+    };
+    // Right credentials: every requested action; anonymous: nothing.
+    let access: Vec<serde_json::Value> = if subject.is_some() {
+        record.scopes.iter().filter_map(|s| parse_scope(s)).collect()
+    } else {
+        Vec::new()
+    };
+    let service = record.service.clone().unwrap_or_else(|| SERVICE.to_string());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    let token = issuer.sign(subject.as_deref().unwrap_or(""), &service, access, now);
+    let issued_at = rfc3339(now);
+    record.status = 200;
+    let body = serde_json::json!({
+        "token": token,
+        "access_token": token,
+        "expires_in": EXPIRES_IN,
+        "issued_at": issued_at,
+    })
+    .to_string();
+    (record, 200, body, None)
+}
+
+/// `type:name:actions`; the name may itself contain `:` (e.g. a port), so split on the first and
+/// last colon.
+fn parse_scope(scope: &str) -> Option<serde_json::Value> {
+    let (typ, rest) = scope.split_once(':')?;
+    let (name, actions) = rest.rsplit_once(':')?;
+    let actions: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
+    Some(serde_json::json!({"type": typ, "name": name, "actions": actions}))
+}
+
+impl Issuer {
+    fn sign(&self, sub: &str, aud: &str, access: Vec<serde_json::Value>, now: u64) -> String {
+        let mut jti = [0u8; 16];
+        self.rng.fill(&mut jti).expect("system RNG");
+        let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": self.kid});
+        let claims = serde_json::json!({
+            "iss": ISSUER,
+            "sub": sub,
+            "aud": aud,
+            "exp": now + EXPIRES_IN,
+            "nbf": now.saturating_sub(10),
+            "iat": now,
+            "jti": jti,
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut sig = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &self.rng,
+                signing_input.as_bytes(),
+                &mut sig,
+            )
+            .expect("RSA signing");
+        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+}
+
+/// Parses `a=b&c=d` (query string or `application/x-www-form-urlencoded` body).
+pub fn parse_form(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// UTC RFC 3339 timestamp (`2024-01-02T03:04:05Z`) of a Unix time, without a date crate.
+fn rfc3339(unix: u64) -> String {
+    let (days, secs) = (unix / 86_400, unix % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
