@@ -74,6 +74,22 @@ store() {
   [[ $rc == 0 ]] || die "$name: \`store\` failed (exit $rc); stderr: $(head -c 2000 "$T/store.err")"
 }
 
+# keyring_items: number of items in the default Secret Service collection (the unlocked login one).
+keyring_items() {
+  dbus-send --session --print-reply --dest=org.freedesktop.secrets /org/freedesktop/secrets/aliases/default \
+    org.freedesktop.DBus.Properties.Get string:org.freedesktop.Secret.Collection string:Items 2>/dev/null \
+    | grep -c 'object path' || true
+}
+
+# store_in_keyring NAME EXE: `store` must add an item to the Secret Service (not fall back elsewhere).
+store_in_keyring() {
+  local before after
+  before=$(keyring_items)
+  store "$@"
+  after=$(keyring_items)
+  [[ $after -gt $before ]] || die "$1: \`store\` succeeded but added no item to the Secret Service (items: $before -> $after)"
+}
+
 # bench KEY EXE: hyperfine one candidate (env already set by the caller), JSON to $T/KEY.json.
 bench() {
   local key=$1 exe=$2 cmd
@@ -149,11 +165,13 @@ EOF
   if [[ -n $ours ]]; then
     mkdir -p "$T/cfg-file" "$T/cfg-ss"
     GDCLOUD_CONFIG=$T/cfg-file GDCLOUD_AUTH_CREDENTIAL_STORE=file store "ours (file)" "$ours"
+    [[ -n $(find "$T/cfg-file" -type f -print -quit) ]] \
+      || die "ours (file): \`store\` succeeded but wrote nothing under GDCLOUD_CONFIG"
     GDCLOUD_CONFIG=$T/cfg-file GDCLOUD_AUTH_CREDENTIAL_STORE=file check_get "ours (file)" "$ours"
-    GDCLOUD_CONFIG=$T/cfg-ss GDCLOUD_AUTH_CREDENTIAL_STORE=secret-service store "ours (secret-service)" "$ours"
+    GDCLOUD_CONFIG=$T/cfg-ss GDCLOUD_AUTH_CREDENTIAL_STORE=secret-service store_in_keyring "ours (secret-service)" "$ours"
     GDCLOUD_CONFIG=$T/cfg-ss GDCLOUD_AUTH_CREDENTIAL_STORE=secret-service check_get "ours (secret-service)" "$ours"
   fi
-  store docker-credential-secretservice "$sss"
+  store_in_keyring docker-credential-secretservice "$sss"
   check_get docker-credential-secretservice "$sss"
   store docker-credential-pass "$pass_helper"
   check_get docker-credential-pass "$pass_helper"

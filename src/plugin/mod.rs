@@ -1,0 +1,102 @@
+//! gdcloud plugin plumbing shared by every `gdcloud-<group>` binary: how a host finds and runs a
+//! plugin, the metadata a plugin reports, the global flags, and where output goes.
+//!
+//! A plugin is an executable `gdcloud-<group>` on `PATH` or in `<gdcloud config dir>/plugins`;
+//! `gdcloud <group> <command> [args]` runs `gdcloud-<group> <command> [args]` with `GDCLOUD_CONFIG`
+//! and `GDCLOUD_ACTIVE_CONFIG_NAME` set, and the same binary works when a person runs it directly.
+
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod output;
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+pub use output::{Format, Output};
+
+/// The metadata schema a host understands.
+pub const SCHEMA_VERSION: &str = "0.1.0";
+pub const VENDOR: &str = "gdcloud-kit";
+
+/// What `gdcloud-<group> gdcloud-plugin-metadata` prints: fixed data, no side effects.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Metadata {
+    pub schema_version: &'static str,
+    pub vendor: &'static str,
+    pub version: &'static str,
+    pub short_description: &'static str,
+    pub commands: Vec<CommandInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CommandInfo {
+    pub name: String,
+    pub short_description: String,
+}
+
+/// The hidden command a host runs to learn about a plugin.
+pub const METADATA_COMMAND: &str = "gdcloud-plugin-metadata";
+
+/// Where a host looks for `gdcloud-<group>`: the gdcloud `plugins` folder first (what the user
+/// installed for gdcloud), then `PATH`.
+pub fn locate(group: &str, config_dir: &Path) -> Option<PathBuf> {
+    let name = format!("gdcloud-{group}");
+    let plugins = config_dir.join("plugins");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(plugins)
+        .chain(std::env::split_paths(&path))
+        .map(|dir| dir.join(&name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// The command a host runs for `gdcloud <group> args…`: the plugin with the host's configuration
+/// directory and active configuration passed down, so both read the same properties.
+pub fn command<I, S>(plugin: &Path, config_dir: &Path, configuration: &str, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new(plugin);
+    cmd.args(args)
+        .env("GDCLOUD_CONFIG", config_dir)
+        .env("GDCLOUD_ACTIVE_CONFIG_NAME", configuration);
+    cmd
+}
+
+/// Every `gdcloud-*` plugin a host would find, first occurrence of each name winning.
+pub fn list(config_dir: &Path) -> Vec<(String, PathBuf)> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    for dir in std::iter::once(config_dir.join("plugins")).chain(std::env::split_paths(&path)) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut names: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        names.sort();
+        for p in names {
+            let Some(group) = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("gdcloud-"))
+            else {
+                continue;
+            };
+            if is_executable(&p) && !found.iter().any(|(g, _)| g == group) {
+                found.push((group.to_string(), p));
+            }
+        }
+    }
+    found
+}

@@ -161,7 +161,9 @@ impl Registry {
         let (tls, ca_cert) = if opts.tls {
             let (key, crt) = (d.join("server.key"), d.join("server.crt"));
             let out = Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                ])
                 .arg("-keyout")
                 .arg(&key)
                 .arg("-out")
@@ -227,9 +229,10 @@ impl Registry {
                     cmd.env_remove(k);
                 }
             }
-            let mut child = ChildGuard(Some(cmd.spawn().unwrap_or_else(|e| {
-                panic!("cannot run docker-registry: {e}; run tests/run.sh")
-            })));
+            let mut child =
+                ChildGuard(Some(cmd.spawn().unwrap_or_else(|e| {
+                    panic!("cannot run docker-registry: {e}; run tests/run.sh")
+                })));
             let addr: SocketAddr = host.parse().expect("socket address");
             let deadline = Instant::now() + READY_DEADLINE;
             loop {

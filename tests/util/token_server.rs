@@ -7,7 +7,6 @@
 //! stored for it.
 #![allow(dead_code)]
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -267,7 +266,12 @@ fn header(k: &str, v: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
 }
 
-type Handled = (TokenRequest, u16, String, Option<(&'static str, &'static str)>);
+type Handled = (
+    TokenRequest,
+    u16,
+    String,
+    Option<(&'static str, &'static str)>,
+);
 
 fn handle(req: &mut tiny_http::Request, issuer: &Issuer) -> Handled {
     let method = req.method().as_str().to_string();
@@ -313,8 +317,10 @@ fn handle(req: &mut tiny_http::Request, issuer: &Issuer) -> Handled {
             .or_else(|| v.strip_prefix("basic "))
             .and_then(|b| STANDARD.decode(b.trim()).ok())
             .and_then(|d| String::from_utf8(d).ok())
-            .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_string(), p.to_string())))
-        {
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+            }) {
             Some(c) => creds = Some(c),
             None => {
                 return error(
@@ -390,11 +396,18 @@ fn handle(req: &mut tiny_http::Request, issuer: &Issuer) -> Handled {
     };
     // Right credentials: every requested action; anonymous: nothing.
     let access: Vec<serde_json::Value> = if subject.is_some() {
-        record.scopes.iter().filter_map(|s| parse_scope(s)).collect()
+        record
+            .scopes
+            .iter()
+            .filter_map(|s| parse_scope(s))
+            .collect()
     } else {
         Vec::new()
     };
-    let service = record.service.clone().unwrap_or_else(|| SERVICE.to_string());
+    let service = record
+        .service
+        .clone()
+        .unwrap_or_else(|| SERVICE.to_string());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")

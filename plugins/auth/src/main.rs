@@ -1,1 +1,89 @@
-fn main(){}
+//! `gdcloud-auth`: the `gdcloud auth` plugin. Argument parsing and rendering only; the work is done
+//! by `gdcloud::ops`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
+use gdcloud::plugin::{CommandInfo, Metadata, METADATA_COMMAND};
+
+const ABOUT: &str = "Manage how Docker, podman, buildah and skopeo authenticate to the organisation's registries.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gdcloud-auth",
+    bin_name = "gdcloud-auth",
+    version,
+    about = ABOUT,
+    after_help = "Runs as `gdcloud auth COMMAND` or directly as `gdcloud-auth COMMAND`.\n\nExamples:\n  gdcloud auth configure-docker --registries harbor.example.com\n  gdcloud auth configure-docker --registries harbor.example.com --containers --config-cert --ca-cert-path org-ca.pem"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register docker-credential-gdcloud for registries in Docker's (and podman's) configuration.
+    ConfigureDocker(commands::configure_docker::Args),
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print plugin metadata for the gdcloud host (JSON).
+    #[command(name = METADATA_COMMAND, hide = true)]
+    Metadata,
+}
+
+fn metadata() -> Metadata {
+    let cmd = Cli::command();
+    Metadata {
+        schema_version: gdcloud::plugin::SCHEMA_VERSION,
+        vendor: gdcloud::plugin::VENDOR,
+        version: gdcloud::VERSION,
+        short_description: ABOUT,
+        commands: cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| CommandInfo {
+                name: c.get_name().to_string(),
+                short_description: c.get_about().map(|a| a.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let out = cli.global.output();
+    match cli.command {
+        Command::ConfigureDocker(args) => commands::configure_docker::run(&cli.global, &out, args),
+        Command::Completion { shell } => {
+            cli::completion(shell, &mut Cli::command());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Metadata => {
+            println!("{}", serde_json::to_string(&metadata())?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    cli::main(run)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

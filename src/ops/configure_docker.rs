@@ -1,0 +1,296 @@
+//! `gdcloud auth configure-docker`: point Docker (and optionally podman, buildah, skopeo) at
+//! `docker-credential-gdcloud` for the organisation's registries, and install the registry CA.
+//!
+//! All files are planned first and written only when every plan succeeded, so a refusal (another
+//! helper without `--overwrite`, malformed JSON) leaves everything as it was.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::certs;
+use crate::config::Config;
+use crate::credentials::key;
+use crate::docker_config::{self, JsonFile};
+
+/// The helper name in `credHelpers` (Docker runs `docker-credential-<name>`).
+pub const HELPER_NAME: &str = "gdcloud";
+/// The property naming the default registry.
+pub const REGISTRY_PROPERTY: &str = "artifacts/registry";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("no registry to configure: pass --registries HOST[,HOST…] or run `gdcloud config set {REGISTRY_PROPERTY} HOST`")]
+    NoRegistry,
+    #[error("invalid registry {0:?}: use a host name such as harbor.example.com[:PORT]")]
+    InvalidRegistry(String),
+    #[error("{path}: credHelpers[{host:?}] is {existing:?}, not {HELPER_NAME:?}; rerun with --overwrite to replace it (nothing was changed)")]
+    OtherHelper {
+        path: PathBuf,
+        host: String,
+        existing: String,
+    },
+    #[error("--config-cert needs --ca-cert-path FILE (the registry's CA certificate in PEM form)")]
+    NoCaFile,
+    #[error(transparent)]
+    DockerConfig(#[from] docker_config::Error),
+    #[error(transparent)]
+    Certs(#[from] certs::Error),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Hosts named on the command line; empty means the configured default.
+    pub registries: Vec<String>,
+    pub overwrite: bool,
+    pub dry_run: bool,
+    pub remove_stale_auths: bool,
+    /// Also write the containers auth file (podman, buildah, skopeo).
+    pub containers: bool,
+    pub config_cert: bool,
+    pub ca_cert_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum Change {
+    AddHelper { host: String },
+    ReplaceHelper { host: String, previous: String },
+    RemoveAuth { host: String, key: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub path: PathBuf,
+    pub changes: Vec<Change>,
+    pub written: bool,
+    pub backup: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "warning", rename_all = "kebab-case")]
+pub enum Warning {
+    /// Docker will fail to run the helper.
+    HelperNotOnPath,
+    /// An `auths` entry for a configured host: tools that read `auths` first would use it instead.
+    ShadowingAuth {
+        path: PathBuf,
+        host: String,
+        key: String,
+    },
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::HelperNotOnPath => write!(
+                f,
+                "docker-credential-gdcloud is not on PATH: Docker cannot run it until it is (run ./install.sh and add its bin directory to PATH)"
+            ),
+            Warning::ShadowingAuth { path, host, key } => write!(
+                f,
+                "{}: auths[{key:?}] holds a stored login for {host} that some tools use instead of the helper; rerun with --remove-stale-auths to remove it",
+                path.display()
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub registries: Vec<String>,
+    pub files: Vec<FileReport>,
+    pub certificates: Vec<PathBuf>,
+    pub warnings: Vec<Warning>,
+    pub dry_run: bool,
+}
+
+impl Report {
+    /// Nothing needed changing.
+    pub fn already_configured(&self) -> bool {
+        self.files.iter().all(|f| f.changes.is_empty())
+    }
+}
+
+/// Resolves the registries: the flag's hosts, else `artifacts/registry`.
+pub fn registries(config: &Config, flag: &[String]) -> Result<Vec<String>, Error> {
+    let raw: Vec<String> = if flag.is_empty() {
+        config
+            .get(REGISTRY_PROPERTY)
+            .map(|r| vec![r])
+            .ok_or(Error::NoRegistry)?
+    } else {
+        flag.to_vec()
+    };
+    let mut hosts = Vec::new();
+    for r in raw.iter().flat_map(|r| r.split(',')) {
+        if r.trim().is_empty() {
+            continue;
+        }
+        let host =
+            docker_config::registry_host(r).map_err(|_| Error::InvalidRegistry(r.to_string()))?;
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    if hosts.is_empty() {
+        return Err(Error::NoRegistry);
+    }
+    Ok(hosts)
+}
+
+/// Plans the edit of one file: which changes it needs, and the warnings it raises.
+fn plan(
+    file: &mut JsonFile,
+    hosts: &[String],
+    opts: &Options,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<Change>, Error> {
+    let mut changes = Vec::new();
+    let helpers = file.object("credHelpers")?.cloned().unwrap_or_default();
+    for host in hosts {
+        match helpers.get(host) {
+            Some(Value::String(h)) if h == HELPER_NAME => {}
+            Some(existing) => {
+                let existing = existing
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| existing.to_string());
+                if !opts.overwrite {
+                    return Err(Error::OtherHelper {
+                        path: file.path().to_path_buf(),
+                        host: host.clone(),
+                        existing,
+                    });
+                }
+                changes.push(Change::ReplaceHelper {
+                    host: host.clone(),
+                    previous: existing,
+                });
+            }
+            None => changes.push(Change::AddHelper { host: host.clone() }),
+        }
+    }
+    let auths = file.object("auths")?.cloned().unwrap_or_default();
+    for auth_key in auths.keys() {
+        let Ok(normalized) = key::normalize(auth_key) else {
+            continue;
+        };
+        if let Some(host) = hosts.iter().find(|h| **h == normalized) {
+            if opts.remove_stale_auths {
+                changes.push(Change::RemoveAuth {
+                    host: host.clone(),
+                    key: auth_key.clone(),
+                });
+            } else {
+                warnings.push(Warning::ShadowingAuth {
+                    path: file.path().to_path_buf(),
+                    host: host.clone(),
+                    key: auth_key.clone(),
+                });
+            }
+        }
+    }
+    for change in &changes {
+        match change {
+            Change::AddHelper { host } | Change::ReplaceHelper { host, .. } => {
+                file.object_mut("credHelpers")?
+                    .insert(host.clone(), Value::String(HELPER_NAME.into()));
+            }
+            Change::RemoveAuth { key, .. } => {
+                file.object_mut("auths")?.remove(key);
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Whether `docker-credential-gdcloud` can be found on `PATH`.
+pub fn helper_on_path() -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| is_executable(&dir.join("docker-credential-gdcloud")))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+pub fn run(config: &Config, opts: &Options) -> Result<Report, Error> {
+    let hosts = registries(config, &opts.registries)?;
+    let ca = match (&opts.ca_cert_path, opts.config_cert) {
+        (Some(p), _) => Some(certs::read_ca(p)?),
+        (None, true) => return Err(Error::NoCaFile),
+        (None, false) => None,
+    };
+
+    let mut paths = vec![docker_config::docker_config_path()?];
+    if opts.containers {
+        paths.push(docker_config::containers_auth_path());
+    }
+    let mut warnings = Vec::new();
+    if !helper_on_path() {
+        warnings.push(Warning::HelperNotOnPath);
+    }
+
+    // Lock every file's directory for the whole plan-and-write, so two runs cannot interleave. Two
+    // paths may share a directory: lock each directory once.
+    let mut locks = Vec::new();
+    let mut locked_dirs: Vec<PathBuf> = Vec::new();
+    if !opts.dry_run {
+        for p in &paths {
+            let target = crate::atomic::resolve_target(p).unwrap_or_else(|_| p.clone());
+            let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
+            if !locked_dirs.contains(&dir) {
+                locks.push(JsonFile::lock(p)?);
+                locked_dirs.push(dir);
+            }
+        }
+    }
+    let mut planned = Vec::new();
+    for p in &paths {
+        let mut file = JsonFile::load(p)?;
+        let changes = plan(&mut file, &hosts, opts, &mut warnings)?;
+        planned.push((file, changes));
+    }
+
+    let mut files = Vec::new();
+    for (file, changes) in planned {
+        let mut report = FileReport {
+            path: file.path().to_path_buf(),
+            written: false,
+            backup: None,
+            changes,
+        };
+        if !opts.dry_run && !report.changes.is_empty() {
+            report.backup = file.save()?;
+            report.written = true;
+        }
+        files.push(report);
+    }
+    drop(locks);
+
+    let mut certificates = Vec::new();
+    if let Some(ca) = &ca {
+        for host in &hosts {
+            if opts.dry_run {
+                certificates.extend(certs::targets(host)?);
+            } else {
+                certificates.extend(certs::install(host, ca)?);
+            }
+        }
+    }
+    Ok(Report {
+        registries: hosts,
+        files,
+        certificates,
+        warnings,
+        dry_run: opts.dry_run,
+    })
+}
