@@ -276,7 +276,7 @@ fi
 # Table.
 cpu=$(awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
 [[ -n $cpu ]] || cpu=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/{print $2; exit}' || true)
-os=$( . /etc/os-release 2>/dev/null && printf '%s' "${PRETTY_NAME:-}" || true)
+os=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || true)
 if [[ $HF_INPUT == 1 ]]; then
   how="hyperfine $HF_VERSION -N --input (no shell)"
   note=

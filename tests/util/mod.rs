@@ -1,3 +1,9 @@
+//! Fixtures shared by the integration tests: a private environment per test, real registries (with
+//! a token server of ours), a tiny image, and a headless keyring.
+#![allow(dead_code)]
+
+pub mod env;
 pub mod image;
+pub mod keyring;
 pub mod registry;
 pub mod token_server;
