@@ -37,7 +37,10 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Where a write to `path` must really go: a symlink is followed (to its final target) so that the
@@ -114,7 +117,9 @@ pub fn open_private_append(path: &Path) -> io::Result<File> {
 
 /// The permission bits of an existing file, if it exists.
 pub fn existing_mode(path: &Path) -> Option<u32> {
-    fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o7777)
+    fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o7777)
 }
 
 #[cfg(test)]
@@ -129,7 +134,11 @@ mod tests {
         write(&p, b"two", 0o640).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(existing_mode(&p), Some(0o640));
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 
     #[test]
@@ -140,7 +149,10 @@ mod tests {
         fs::write(&real, b"old").unwrap();
         std::os::unix::fs::symlink("real.json", &link).unwrap();
         write(&link, b"new", 0o600).unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(fs::read(&real).unwrap(), b"new");
     }
 

@@ -67,10 +67,7 @@ pub fn containers_auth_path() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("containers/auth.json");
     }
-    PathBuf::from(format!(
-        "/run/containers/{}/auth.json",
-        current_uid()
-    ))
+    PathBuf::from(format!("/run/containers/{}/auth.json", current_uid()))
 }
 
 /// The uid this process runs as.
@@ -216,7 +213,10 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(registry_host("https://Harbor.Org:443/v2/").unwrap(), "harbor.org:443");
+        assert_eq!(
+            registry_host("https://Harbor.Org:443/v2/").unwrap(),
+            "harbor.org:443"
+        );
         assert_eq!(registry_host("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
         assert!(registry_host("").is_err());
         assert!(registry_host("a b").is_err());

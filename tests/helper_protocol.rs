@@ -41,7 +41,10 @@ fn get_store_erase_list_round_trip() {
 #[test]
 fn every_form_of_a_host_finds_the_same_entry() {
     let env = TestEnv::new();
-    ok(&env.helper("store", &store_msg("https://Registry.Example.com:5000/", "u", "p")));
+    ok(&env.helper(
+        "store",
+        &store_msg("https://Registry.Example.com:5000/", "u", "p"),
+    ));
     for q in [
         "registry.example.com:5000",
         "registry.example.com:5000\n",
@@ -54,19 +57,35 @@ fn every_form_of_a_host_finds_the_same_entry() {
         assert_eq!(got["Username"], "u", "query {q:?}");
     }
     // A different port is a different registry.
-    assert_eq!(env.helper("get", "registry.example.com").status.code(), Some(1));
+    assert_eq!(
+        env.helper("get", "registry.example.com").status.code(),
+        Some(1)
+    );
 }
 
 #[test]
 fn docker_hub_forms_share_one_entry() {
     let env = TestEnv::new();
-    ok(&env.helper("store", &store_msg("https://index.docker.io/v1/", "hubuser", "p")));
-    for q in ["docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"] {
+    ok(&env.helper(
+        "store",
+        &store_msg("https://index.docker.io/v1/", "hubuser", "p"),
+    ));
+    for q in [
+        "docker.io",
+        "index.docker.io",
+        "registry-1.docker.io",
+        "https://index.docker.io/v1/",
+    ] {
         let got: Value = serde_json::from_str(&ok(&env.helper("get", q))).unwrap();
         assert_eq!(got["Username"], "hubuser", "query {q}");
     }
     ok(&env.helper("erase", "docker.io"));
-    assert_eq!(env.helper("get", "https://index.docker.io/v1/").status.code(), Some(1));
+    assert_eq!(
+        env.helper("get", "https://index.docker.io/v1/")
+            .status
+            .code(),
+        Some(1)
+    );
 }
 
 #[test]
@@ -75,8 +94,16 @@ fn protocol_errors_are_one_line_on_stdout() {
     let cases = [
         ("get", String::new(), "no credentials server URL\n"),
         ("erase", "   ".to_string(), "no credentials server URL\n"),
-        ("store", json!({"ServerURL":"h","Secret":"x"}).to_string(), "no credentials username\n"),
-        ("store", json!({"ServerURL":"","Username":"u","Secret":"x"}).to_string(), "no credentials server URL\n"),
+        (
+            "store",
+            json!({"ServerURL":"h","Secret":"x"}).to_string(),
+            "no credentials username\n",
+        ),
+        (
+            "store",
+            json!({"ServerURL":"","Username":"u","Secret":"x"}).to_string(),
+            "no credentials server URL\n",
+        ),
     ];
     for (action, input, want) in cases {
         let o = env.helper(action, &input);
@@ -101,7 +128,10 @@ fn argv_handling() {
     for args in [&[][..], &["bogus"][..], &["get", "extra"][..]] {
         let o = env.run(HELPER, args, b"");
         assert_eq!(o.status.code(), Some(1), "{args:?}");
-        assert!(stdout(&o).starts_with("Usage: docker-credential-gdcloud"), "{args:?}");
+        assert!(
+            stdout(&o).starts_with("Usage: docker-credential-gdcloud"),
+            "{args:?}"
+        );
         assert_eq!(stderr(&o), "");
     }
     for v in ["version", "--version"] {
@@ -114,7 +144,9 @@ fn argv_handling() {
 #[test]
 fn identity_token_and_large_secrets_round_trip() {
     let env = TestEnv::new();
-    let token: String = (0..100 * 1024).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let token: String = (0..100 * 1024)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
     ok(&env.helper("store", &store_msg("h.example", "<token>", &token)));
     let got: Value = serde_json::from_str(&ok(&env.helper("get", "h.example"))).unwrap();
     assert_eq!(got["Username"], "<token>");
@@ -142,13 +174,23 @@ fn corrupt_store_is_reported_and_kept() {
     let env = TestEnv::new();
     std::fs::create_dir_all(&env.config_dir).unwrap();
     let file = env.config_dir.join("docker_credentials.json");
-    std::fs::write(&file, b"{\"version\":1,\"credentials\":{\"h\":{\"Secret\":\"keepme\"").unwrap();
+    std::fs::write(
+        &file,
+        b"{\"version\":1,\"credentials\":{\"h\":{\"Secret\":\"keepme\"",
+    )
+    .unwrap();
     let o = env.helper("store", &store_msg("other", "u", "p"));
     assert_eq!(o.status.code(), Some(1));
     let msg = stdout(&o);
-    assert!(msg.contains("is not valid") && msg.contains("log in again"), "{msg}");
+    assert!(
+        msg.contains("is not valid") && msg.contains("log in again"),
+        "{msg}"
+    );
     assert!(!msg.contains("keepme"));
-    assert!(std::fs::read(&file).unwrap().ends_with(b"\"keepme\""), "nothing clobbered");
+    assert!(
+        std::fs::read(&file).unwrap().ends_with(b"\"keepme\""),
+        "nothing clobbered"
+    );
 }
 
 #[test]
@@ -164,11 +206,16 @@ fn store_property_selects_the_store() {
     c.arg("list").env("GDCLOUD_AUTH_CREDENTIAL_STORE", "bogus");
     let o = run_with_stdin(c, b"");
     assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("use auto, secret-service or file"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("use auto, secret-service or file"),
+        "{}",
+        stdout(&o)
+    );
 
     // Explicit secret-service with no session bus: a clear error at once, never a hang.
     let mut c = env.cmd(HELPER);
-    c.arg("get").env("GDCLOUD_AUTH_CREDENTIAL_STORE", "secret-service");
+    c.arg("get")
+        .env("GDCLOUD_AUTH_CREDENTIAL_STORE", "secret-service");
     let started = std::time::Instant::now();
     let o = run_with_stdin(c, b"h");
     assert_eq!(o.status.code(), Some(1));
@@ -192,7 +239,10 @@ fn named_configuration_selects_the_store_directory_settings() {
     let mut c = env.cmd(HELPER);
     c.arg("get").env("GDCLOUD_ACTIVE_CONFIG_NAME", "work");
     run_with_stdin(c, b"h");
-    assert!(log.exists(), "the named configuration's helper_log was used");
+    assert!(
+        log.exists(),
+        "the named configuration's helper_log was used"
+    );
 }
 
 #[test]
@@ -235,7 +285,12 @@ fn twenty_writers_of_different_hosts_keep_all_twenty() {
             let mut child = c.spawn().unwrap();
             use std::io::Write;
             let msg = store_msg(&format!("host{i}.example"), &format!("user{i}"), "p");
-            child.stdin.take().unwrap().write_all(msg.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(msg.as_bytes())
+                .unwrap();
             child
         })
         .collect();
@@ -264,7 +319,12 @@ fn twenty_writers_of_one_host_leave_one_valid_entry_and_readers_never_see_a_torn
             let mut child = c.spawn().unwrap();
             use std::io::Write;
             let msg = store_msg("same.example", &format!("user{i}"), &format!("pw{i}"));
-            child.stdin.take().unwrap().write_all(msg.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(msg.as_bytes())
+                .unwrap();
             child
         })
         .collect();
@@ -286,6 +346,10 @@ fn twenty_writers_of_one_host_leave_one_valid_entry_and_readers_never_see_a_torn
     let list: Value = serde_json::from_str(&ok(&env.helper("list", ""))).unwrap();
     assert_eq!(list.as_object().unwrap().len(), 1);
     let got: Value = serde_json::from_str(&ok(&env.helper("get", "same.example"))).unwrap();
-    let n = got["Username"].as_str().unwrap().trim_start_matches("user").to_string();
+    let n = got["Username"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("user")
+        .to_string();
     assert_eq!(got["Secret"], format!("pw{n}"));
 }

@@ -15,7 +15,12 @@ use util::image::seed_image;
 use util::registry::{require_tool, Registry, RegistryAuth, RegistryOptions};
 
 fn configure(env: &TestEnv, reg: &Registry, extra: &[&str]) {
-    let mut args = vec!["configure-docker", "--registries", &reg.host, "--containers"];
+    let mut args = vec![
+        "configure-docker",
+        "--registries",
+        &reg.host,
+        "--containers",
+    ];
     args.extend_from_slice(extra);
     ok(&env.run(AUTH, &args, b""));
 }
@@ -85,9 +90,15 @@ fn inspect_through_helper(auth: RegistryAuth, tls: bool) {
     // copy both ways through the helper: pull into a layout, push back under a new tag.
     let layout = env.path().join("layout");
     let dest = format!("oci:{}:v1", layout.display());
-    ok(&skopeo(&env, &["copy", &tls_flag(&reg, "src-"), &image, &dest]));
+    ok(&skopeo(
+        &env,
+        &["copy", &tls_flag(&reg, "src-"), &image, &dest],
+    ));
     let back = format!("docker://{}/proj/app:copied", reg.host);
-    ok(&skopeo(&env, &["copy", &tls_flag(&reg, "dest-"), &dest, &back]));
+    ok(&skopeo(
+        &env,
+        &["copy", &tls_flag(&reg, "dest-"), &dest, &back],
+    ));
     ok(&skopeo(&env, &["inspect", &tls_flag(&reg, ""), &back]));
 
     if let Some(ts) = reg.token_server() {
@@ -100,7 +111,9 @@ fn inspect_through_helper(auth: RegistryAuth, tls: bool) {
     }
     // After erase the client is anonymous again.
     ok(&env.helper("erase", &reg.host));
-    assert!(!skopeo(&env, &["inspect", &tls_flag(&reg, ""), &image]).status.success());
+    assert!(!skopeo(&env, &["inspect", &tls_flag(&reg, ""), &image])
+        .status
+        .success());
 }
 
 #[test]
@@ -155,13 +168,21 @@ fn docker_login_and_logout_drive_store_and_erase() {
     let env = TestEnv::new();
     configure(&env, &reg, &[]);
     let mut c = env.cmd("docker");
-    c.env("GDCLOUD_AUTH_CREDENTIAL_STORE", "file")
-        .args(["login", "--username", &reg.username, "--password-stdin", &reg.host]);
+    c.env("GDCLOUD_AUTH_CREDENTIAL_STORE", "file").args([
+        "login",
+        "--username",
+        &reg.username,
+        "--password-stdin",
+        &reg.host,
+    ]);
     let o = run_with_stdin(c, reg.password.as_bytes());
     let text = ok(&o);
     assert!(text.contains("Login Succeeded"), "{text}{}", stderr(&o));
     let config = std::fs::read_to_string(env.docker_config_file()).unwrap();
-    assert!(!config.contains(&reg.password), "docker kept no password in config.json");
+    assert!(
+        !config.contains(&reg.password),
+        "docker kept no password in config.json"
+    );
     let got: Value = serde_json::from_str(&ok(&env.helper("get", &reg.host))).unwrap();
     assert_eq!(got["Username"], reg.username.as_str());
     assert_eq!(got["Secret"], reg.password.as_str());

@@ -31,8 +31,18 @@ fn secret_service_round_trip() {
         stdout(&helper(&env, ss, "get", "127.0.0.1:5000")),
         "credentials not found in native keychain\n"
     );
-    ok(&helper(&env, ss, "store", &msg("https://127.0.0.1:5000/", "alice", "pw1")));
-    ok(&helper(&env, ss, "store", &msg("other.example", "<token>", "tok")));
+    ok(&helper(
+        &env,
+        ss,
+        "store",
+        &msg("https://127.0.0.1:5000/", "alice", "pw1"),
+    ));
+    ok(&helper(
+        &env,
+        ss,
+        "store",
+        &msg("other.example", "<token>", "tok"),
+    ));
     let got: Value =
         serde_json::from_str(&ok(&helper(&env, ss, "get", "127.0.0.1:5000/proj/repo"))).unwrap();
     assert_eq!(got["Username"], "alice");
@@ -40,25 +50,50 @@ fn secret_service_round_trip() {
     assert_eq!(got["ServerURL"], "127.0.0.1:5000/proj/repo");
 
     // Storing again replaces: one item per server, whatever the user.
-    ok(&helper(&env, ss, "store", &msg("127.0.0.1:5000", "bob", "pw2")));
+    ok(&helper(
+        &env,
+        ss,
+        "store",
+        &msg("127.0.0.1:5000", "bob", "pw2"),
+    ));
     let list: Value = serde_json::from_str(&ok(&helper(&env, ss, "list", ""))).unwrap();
-    assert_eq!(list, json!({"127.0.0.1:5000": "bob", "other.example": "<token>"}));
+    assert_eq!(
+        list,
+        json!({"127.0.0.1:5000": "bob", "other.example": "<token>"})
+    );
 
     // The item says what it is to anyone browsing the keyring.
     let o = env.run(
         "secret-tool",
-        &["search", "--all", "xdg:schema", "com.google.gdcloud.RegistryCredential", "server", "127.0.0.1:5000"],
+        &[
+            "search",
+            "--all",
+            "xdg:schema",
+            "com.google.gdcloud.RegistryCredential",
+            "server",
+            "127.0.0.1:5000",
+        ],
         b"",
     );
     let text = format!("{}{}", stdout(&o), stderr(&o));
     assert!(text.contains("attribute.application = gdcloud"), "{text}");
     assert!(text.contains("attribute.username = bob"), "{text}");
-    assert!(text.contains("label = gdcloud registry credential for bob"), "{text}");
-    assert_eq!(text.matches("attribute.server = 127.0.0.1:5000").count(), 1, "{text}");
+    assert!(
+        text.contains("label = gdcloud registry credential for bob"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("attribute.server = 127.0.0.1:5000").count(),
+        1,
+        "{text}"
+    );
 
     ok(&helper(&env, ss, "erase", "127.0.0.1:5000"));
     ok(&helper(&env, ss, "erase", "127.0.0.1:5000"));
-    assert_eq!(helper(&env, ss, "get", "127.0.0.1:5000").status.code(), Some(1));
+    assert_eq!(
+        helper(&env, ss, "get", "127.0.0.1:5000").status.code(),
+        Some(1)
+    );
     assert!(
         !env.config_dir.join("docker_credentials.json").exists(),
         "nothing went to the file store"
@@ -71,13 +106,21 @@ fn auto_uses_the_running_keyring_and_still_finds_file_entries() {
     // An entry written earlier, while no keyring ran.
     ok(&env.helper("store", &msg("old.example", "olduser", "oldpw")));
     let _kr = Keyring::start(&mut env);
-    ok(&helper(&env, None, "store", &msg("new.example", "newuser", "newpw")));
+    ok(&helper(
+        &env,
+        None,
+        "store",
+        &msg("new.example", "newuser", "newpw"),
+    ));
     let file = std::fs::read_to_string(env.config_dir.join("docker_credentials.json")).unwrap();
     assert!(!file.contains("new.example"), "auto stored in the keyring");
     let got: Value = serde_json::from_str(&ok(&helper(&env, None, "get", "old.example"))).unwrap();
     assert_eq!(got["Username"], "olduser", "file entries are still found");
     let list: Value = serde_json::from_str(&ok(&helper(&env, None, "list", ""))).unwrap();
-    assert_eq!(list, json!({"new.example": "newuser", "old.example": "olduser"}));
+    assert_eq!(
+        list,
+        json!({"new.example": "newuser", "old.example": "olduser"})
+    );
     // logout removes it wherever it is.
     ok(&helper(&env, None, "erase", "old.example"));
     assert_eq!(env.helper("get", "old.example").status.code(), Some(1));

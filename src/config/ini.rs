@@ -12,8 +12,15 @@ pub struct Document {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Line {
-    Section { raw: String, name: String },
-    Entry { raw: String, key: String, value: String },
+    Section {
+        raw: String,
+        name: String,
+    },
+    Entry {
+        raw: String,
+        key: String,
+        value: String,
+    },
     Other(String),
 }
 
@@ -196,7 +203,9 @@ mod tests {
     fn set_new_section_is_appended() {
         let mut d = Document::parse(SAMPLE);
         d.set("auth", "credential_store", "file");
-        assert!(d.render().ends_with("other = 1\n\n[auth]\ncredential_store = file\n"));
+        assert!(d
+            .render()
+            .ends_with("other = 1\n\n[auth]\ncredential_store = file\n"));
         assert_eq!(d.get("auth", "credential_store"), Some("file"));
     }
 

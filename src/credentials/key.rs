@@ -21,7 +21,9 @@ pub enum KeyError {
     Empty,
     #[error("unsupported scheme in server URL {0:?}: use a registry host such as registry.example.com[:PORT]")]
     Scheme(String),
-    #[error("no host in server URL {0:?}: use a registry host such as registry.example.com[:PORT]")]
+    #[error(
+        "no host in server URL {0:?}: use a registry host such as registry.example.com[:PORT]"
+    )]
     NoHost(String),
 }
 
@@ -63,10 +65,16 @@ mod tests {
         let cases = [
             ("127.0.0.1:5000", "127.0.0.1:5000"),
             ("  127.0.0.1:5000\n", "127.0.0.1:5000"),
-            ("https://Registry.Example.com:5000/", "registry.example.com:5000"),
+            (
+                "https://Registry.Example.com:5000/",
+                "registry.example.com:5000",
+            ),
             ("http://registry.example.com", "registry.example.com"),
             ("registry.example.com/proj/repo", "registry.example.com"),
-            ("https://registry.example.com/v2/proj/repo?x=1", "registry.example.com"),
+            (
+                "https://registry.example.com/v2/proj/repo?x=1",
+                "registry.example.com",
+            ),
             ("HARBOR.ORG.GOOG", "harbor.org.goog"),
             ("[::1]:5000/x", "[::1]:5000"),
             ("docker.io", DOCKER_HUB),
@@ -84,7 +92,10 @@ mod tests {
     fn rejects() {
         assert_eq!(normalize("  "), Err(KeyError::Empty));
         assert!(matches!(normalize("ftp://host"), Err(KeyError::Scheme(_))));
-        assert!(matches!(normalize("https:///path"), Err(KeyError::NoHost(_))));
+        assert!(matches!(
+            normalize("https:///path"),
+            Err(KeyError::NoHost(_))
+        ));
         assert!(matches!(normalize(":5000"), Err(KeyError::NoHost(_))));
     }
 }

@@ -160,22 +160,40 @@ mod tests {
             run(&s, "get", "127.0.0.1:5000").unwrap_err(),
             "credentials not found in native keychain"
         );
-        assert_eq!(run(&s, "get", "  \n").unwrap_err(), "no credentials server URL");
+        assert_eq!(
+            run(&s, "get", "  \n").unwrap_err(),
+            "no credentials server URL"
+        );
         assert_eq!(
             run(&s, "store", r#"{"ServerURL":"h:1","Secret":"x"}"#).unwrap_err(),
             "no credentials username"
         );
         assert_eq!(
-            run(&s, "store", r#"{"ServerURL":"","Username":"u","Secret":"x"}"#).unwrap_err(),
+            run(
+                &s,
+                "store",
+                r#"{"ServerURL":"","Username":"u","Secret":"x"}"#
+            )
+            .unwrap_err(),
             "no credentials server URL"
         );
-        assert!(run(&s, "store", "not json").unwrap_err().starts_with("invalid credentials"));
-        run(&s, "store", r#"{"ServerURL":"https://H:1/","Username":"<token>","Secret":"tok"}"#).unwrap();
+        assert!(run(&s, "store", "not json")
+            .unwrap_err()
+            .starts_with("invalid credentials"));
+        run(
+            &s,
+            "store",
+            r#"{"ServerURL":"https://H:1/","Username":"<token>","Secret":"tok"}"#,
+        )
+        .unwrap();
         assert_eq!(
             run(&s, "get", "h:1/proj/repo\n").unwrap(),
             r#"{"ServerURL":"h:1/proj/repo","Username":"<token>","Secret":"tok"}"#
         );
-        assert_eq!(run(&s, "list", "").unwrap(), r#"{"https://H:1/":"<token>"}"#);
+        assert_eq!(
+            run(&s, "list", "").unwrap(),
+            r#"{"https://H:1/":"<token>"}"#
+        );
         run(&s, "erase", "https://h:1").unwrap();
         run(&s, "erase", "https://h:1").unwrap();
         assert_eq!(run(&s, "list", "").unwrap(), "{}");

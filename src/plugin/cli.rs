@@ -34,7 +34,13 @@ pub enum Shell {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Named configuration to use for this invocation (default: the active one).
-    #[arg(long, global = true, value_name = "NAME", env = "GDCLOUD_ACTIVE_CONFIG_NAME", hide_env = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "GDCLOUD_ACTIVE_CONFIG_NAME",
+        hide_env = true
+    )]
     pub configuration: Option<String>,
     /// Output format of results on stdout.
     #[arg(long, global = true, value_enum, default_value = "text")]

@@ -40,7 +40,10 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub fn new() -> TestEnv {
-        let root = tempfile::Builder::new().prefix("gdk-test-").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("gdk-test-")
+            .tempdir()
+            .unwrap();
         let home = root.path().join("home");
         let config_dir = home.join(".config/gdcloud");
         let docker_config = home.join(".docker");

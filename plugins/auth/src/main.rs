@@ -10,7 +10,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
 use gdcloud::plugin::{CommandInfo, Metadata, METADATA_COMMAND};
 
-const ABOUT: &str = "Manage how Docker, podman, buildah and skopeo authenticate to the organisation's registries.";
+const ABOUT: &str =
+    "Manage how Docker, podman, buildah and skopeo authenticate to the organisation's registries.";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -176,7 +176,11 @@ mod tests {
     fn corrupt_file_is_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let s = FileStore::new(dir.path());
-        fs::write(s.path(), b"{\"version\":1,\"credentials\":{\"h\":{\"Secret\":\"topsecret\"").unwrap();
+        fs::write(
+            s.path(),
+            b"{\"version\":1,\"credentials\":{\"h\":{\"Secret\":\"topsecret\"",
+        )
+        .unwrap();
         let err = s.add("h:1", &creds("u")).unwrap_err().to_string();
         assert!(err.contains("not valid"), "{err}");
         assert!(!err.contains("topsecret"));

@@ -170,18 +170,22 @@ impl CredentialStore for SecretServiceStore {
     fn get(&self, key: &str) -> Result<Option<Credentials>> {
         let items = self.find(key)?;
         // Writers keep one item per server; should a foreign tool have added more, the newest wins.
-        let newest = items
-            .iter()
-            .max_by_key(|i| i.get_modified().unwrap_or(0));
+        let newest = items.iter().max_by_key(|i| i.get_modified().unwrap_or(0));
         let Some(item) = newest else {
             return Ok(None);
         };
         let attrs = item.get_attributes().map_err(ss_err)?;
         let secret = item.get_secret().map_err(ss_err)?;
-        let secret = String::from_utf8(secret)
-            .map_err(|_| StoreError::SecretService(format!("the secret stored for {key} is not UTF-8; log in again")))?;
+        let secret = String::from_utf8(secret).map_err(|_| {
+            StoreError::SecretService(format!(
+                "the secret stored for {key} is not UTF-8; log in again"
+            ))
+        })?;
         Ok(Some(Credentials {
-            server_url: attrs.get(ATTR_URL).cloned().unwrap_or_else(|| key.to_string()),
+            server_url: attrs
+                .get(ATTR_URL)
+                .cloned()
+                .unwrap_or_else(|| key.to_string()),
             username: attrs.get(ATTR_USER).cloned().unwrap_or_default(),
             secret: Secret::new(secret),
         }))

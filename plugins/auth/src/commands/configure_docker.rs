@@ -10,7 +10,9 @@ use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  gdcloud auth configure-docker --registries harbor.example.com\n  gdcloud auth configure-docker --registries a.example.com,b.example.com:8443 --containers\n  gdcloud auth configure-docker --config-cert --ca-cert-path org-ca.pem --dry-run")]
+#[command(
+    after_help = "Examples:\n  gdcloud auth configure-docker --registries harbor.example.com\n  gdcloud auth configure-docker --registries a.example.com,b.example.com:8443 --containers\n  gdcloud auth configure-docker --config-cert --ca-cert-path org-ca.pem --dry-run"
+)]
 pub struct Args {
     /// Registries to configure, comma-separated (default: the property artifacts/registry).
     #[arg(long, value_delimiter = ',', value_name = "HOST[,HOST…]")]
@@ -54,7 +56,11 @@ pub fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
         out.json(&report)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let verb = if report.dry_run { "would use" } else { "now uses" };
+    let verb = if report.dry_run {
+        "would use"
+    } else {
+        "now uses"
+    };
     for file in &report.files {
         if file.changes.is_empty() {
             out.line(&format!(
@@ -89,7 +95,11 @@ pub fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
     for c in &report.certificates {
         out.line(&format!(
             "{}CA certificate {}",
-            if report.dry_run { "would install " } else { "installed " },
+            if report.dry_run {
+                "would install "
+            } else {
+                "installed "
+            },
             c.display()
         ))?;
     }

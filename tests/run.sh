@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The one command that passes every test: installs what the tests need (Debian packages), checks
+# formatting and lints, then runs every unit and integration test of the workspace. The real services
+# (Distribution registries, our token server, private D-Bus sessions with gnome-keyring) are started
+# per test by the fixtures in tests/util/ on loopback and random ports, and stopped when each test ends.
+#   tests/run.sh [extra cargo test args]     e.g. tests/run.sh --test registry_clients
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Packages the integration tests drive (real registry, real clients, real keyring).
+packages=(docker-registry apache2-utils skopeo umoci podman buildah uidmap oci-image-tool
+          gnome-keyring libsecret-tools dbus dbus-x11 openssl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! command -v docker >/dev/null; then
+  # The docker CLI (client only: the tests never need an engine). Debian ships it in docker.io.
+  missing+=(docker.io)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The tests must not inherit a desktop session or the caller's Docker/gdcloud settings; the fixtures
+# give each test its own.
+unset DBUS_SESSION_BUS_ADDRESS DOCKER_CONFIG REGISTRY_AUTH_FILE GDCLOUD_CONFIG GDCLOUD_ACTIVE_CONFIG_NAME
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
+log "cargo build (every binary, so the integration tests can run them)"
+cargo build --workspace --locked --quiet
+log "cargo test"
+cargo test --workspace --locked "$@"
