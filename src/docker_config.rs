@@ -82,8 +82,10 @@ pub fn registry_host(input: &str) -> std::result::Result<String, key::KeyError> 
     let s = input.trim();
     let s = s.split_once("://").map(|(_, r)| r).unwrap_or(s);
     let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
-    let valid = !host.is_empty()
-        && !host.starts_with(':')
+    // The host becomes a directory name under certs.d: it must start like a host name or an IPv6
+    // literal, and `..` can never pass.
+    let valid = host.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '[')
+        && !host.contains("..")
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));

@@ -38,4 +38,4 @@ cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 log "cargo build (every binary, so the integration tests can run them)"
 cargo build --workspace --locked --quiet
 log "cargo test"
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
