@@ -89,10 +89,36 @@ pub fn registry_host(input: &str) -> std::result::Result<String, key::KeyError> 
         && host
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
-    if valid {
+    if valid && valid_port(&host) {
         Ok(host)
     } else {
         Err(key::KeyError::NoHost(input.to_string()))
+    }
+}
+
+/// A port, when present, is 1–65535 (`[v6]:port` for IPv6 literals).
+fn valid_port(host: &str) -> bool {
+    let after_bracket = host.rsplit_once(']').map(|(_, r)| r).unwrap_or(host);
+    let colons = after_bracket.matches(':').count();
+    if host.starts_with('[') {
+        if !host.contains(']') {
+            return false;
+        }
+        if colons == 0 {
+            return after_bracket.is_empty();
+        }
+    }
+    match after_bracket.split_once(':') {
+        None => true,
+        Some((_, port)) => {
+            colons == 1
+                && !port.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit())
+                && port
+                    .parse::<u32>()
+                    .map(|p| (1..=65535).contains(&p))
+                    .unwrap_or(false)
+        }
     }
 }
 
@@ -223,6 +249,13 @@ mod tests {
         assert!(registry_host("").is_err());
         assert!(registry_host("a b").is_err());
         assert!(registry_host("../x").is_err());
+        assert!(registry_host("h:").is_err());
+        assert!(registry_host("h:port").is_err());
+        assert!(registry_host("h:50:00").is_err());
+        assert!(registry_host("h:70000").is_err());
+        assert_eq!(registry_host("[::1]:5000").unwrap(), "[::1]:5000");
+        assert_eq!(registry_host("[::1]").unwrap(), "[::1]");
+        assert!(registry_host("[::1]x").is_err());
     }
 
     #[test]

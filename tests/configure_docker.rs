@@ -317,6 +317,28 @@ fn dot_segments_are_not_registry_hosts() {
     }
 }
 
+#[test]
+fn registry_with_malformed_port_is_refused() {
+    // The documented form is HOST[:PORT]; a colon must be followed by a port number.
+    for bad in ["h.example:", "h.example:port", "h.example:50:00"] {
+        let env = TestEnv::new();
+        let o = configure(&env, &["--registries", bad]);
+        assert!(
+            !o.status.success(),
+            "{bad:?} accepted: {}",
+            fs::read_to_string(env.docker_config_file()).unwrap_or_default()
+        );
+        assert!(!env.docker_config_file().exists());
+    }
+    // IPv6 literals with a port are fine.
+    let env = TestEnv::new();
+    ok(&configure(&env, &["--registries", "[::1]:5000"]));
+    assert_eq!(
+        cred_helpers(&env.docker_config_file())["[::1]:5000"],
+        "gdcloud"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The untyped edit
 // ---------------------------------------------------------------------------------------------

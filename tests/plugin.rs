@@ -741,22 +741,11 @@ fn run_into_closed_pipe(env: &TestEnv, args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-#[test]
-fn closed_stdout_counts_as_success() {
+/// Asserts that every run of `cases` into a closed pipe exits 0 without a panic.
+fn assert_closed_stdout_ok(cases: &[&[&str]]) {
     // src/plugin/cli.rs: "a closed stdout (`| head`) counted as success", with no panic message.
     let mut failures = Vec::new();
-    for args in [
-        &["configure-docker", "--registries", "h.example"][..],
-        &[
-            "configure-docker",
-            "--registries",
-            "j.example",
-            "--format",
-            "json",
-        ][..],
-        &["gdcloud-plugin-metadata"][..],
-        &["completion", "bash"][..],
-    ] {
+    for args in cases {
         let env = TestEnv::new();
         let o = run_into_closed_pipe(&env, args);
         let err = stderr(&o);
@@ -765,4 +754,28 @@ fn closed_stdout_counts_as_success() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn closed_stdout_configure_docker_is_success() {
+    assert_closed_stdout_ok(&[
+        &["configure-docker", "--registries", "h.example"],
+        &[
+            "configure-docker",
+            "--registries",
+            "j.example",
+            "--format",
+            "json",
+        ],
+    ]);
+}
+
+#[test]
+fn closed_stdout_metadata_and_completion_is_success() {
+    assert_closed_stdout_ok(&[
+        &["gdcloud-plugin-metadata"],
+        &["completion", "bash"],
+        &["completion", "zsh"],
+        &["completion", "fish"],
+    ]);
 }

@@ -34,6 +34,8 @@ pub enum Error {
     },
     #[error("--config-cert needs --ca-cert-path FILE (the registry's CA certificate in PEM form)")]
     NoCaFile,
+    #[error("--ca-cert-path installs a CA only together with --config-cert; add --config-cert")]
+    CaFileWithoutConfigCert,
     #[error(transparent)]
     DockerConfig(#[from] docker_config::Error),
     #[error(transparent)]
@@ -200,7 +202,8 @@ fn plan(
                     .insert(host.clone(), Value::String(HELPER_NAME.into()));
             }
             Change::RemoveAuth { key, .. } => {
-                file.object_mut("auths")?.remove(key);
+                // shift_remove keeps the order of the other logins (remove would swap the last one in).
+                file.object_mut("auths")?.shift_remove(key);
             }
         }
     }
@@ -224,9 +227,11 @@ fn is_executable(p: &Path) -> bool {
 
 pub fn run(config: &Config, opts: &Options) -> Result<Report, Error> {
     let hosts = registries(config, &opts.registries)?;
+    // Installing under /etc is only done when asked for by name.
     let ca = match (&opts.ca_cert_path, opts.config_cert) {
-        (Some(p), _) => Some(certs::read_ca(p)?),
+        (Some(p), true) => Some(certs::read_ca(p)?),
         (None, true) => return Err(Error::NoCaFile),
+        (Some(_), false) => return Err(Error::CaFileWithoutConfigCert),
         (None, false) => None,
     };
 

@@ -1,6 +1,7 @@
 //! The clap side of the plugin plumbing: global flags every plugin accepts anywhere on the command
 //! line, shell completion, and the `main` wrapper that prints one error line and picks the exit code.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
@@ -78,14 +79,19 @@ impl GlobalArgs {
 }
 
 /// Writes the completion script for `shell` to stdout.
-pub fn completion(shell: Shell, cmd: &mut clap::Command) {
+pub fn completion(shell: Shell, cmd: &mut clap::Command) -> std::io::Result<()> {
     let name = cmd.get_name().to_string();
-    let mut out = std::io::stdout();
-    match shell {
-        Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, cmd, name, &mut out),
-        Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, cmd, name, &mut out),
-        Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, cmd, name, &mut out),
-    }
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    // Generated into memory first: clap_complete panics on a write error, and `| head` is normal.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, cmd, name, &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)?;
+    out.flush()
 }
 
 /// Runs a plugin's `run` and turns its result into an exit code: the error chain as one line on

@@ -3,6 +3,7 @@
 
 mod commands;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -66,11 +67,13 @@ fn run() -> Result<ExitCode> {
     match cli.command {
         Command::ConfigureDocker(args) => commands::configure_docker::run(&cli.global, &out, args),
         Command::Completion { shell } => {
-            cli::completion(shell, &mut Cli::command());
+            cli::completion(shell, &mut Cli::command())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Metadata => {
-            println!("{}", serde_json::to_string(&metadata())?);
+            let mut line = serde_json::to_vec(&metadata())?;
+            line.push(b'\n');
+            std::io::stdout().write_all(&line)?;
             Ok(ExitCode::SUCCESS)
         }
     }
