@@ -9,6 +9,7 @@ pub mod certs;
 pub mod config;
 pub mod credentials;
 pub mod docker_config;
+pub mod oci;
 pub mod ops;
 pub mod plugin;
 pub mod secret;
