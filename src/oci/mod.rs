@@ -233,8 +233,8 @@ pub enum ParseError {
 /// A manifest or an index, as fetched: which one is decided by the media type (header or field).
 #[derive(Debug, Clone)]
 pub enum AnyManifest {
-    Image(Manifest),
-    Index(Index),
+    Image(Box<Manifest>),
+    Index(Box<Index>),
 }
 
 impl AnyManifest {
@@ -264,14 +264,14 @@ impl AnyManifest {
             });
         if is_index(&mt) {
             serde_json::from_slice(bytes)
-                .map(AnyManifest::Index)
+                .map(|i| AnyManifest::Index(Box::new(i)))
                 .map_err(|source| ParseError::Json {
                     what: "image index",
                     source,
                 })
         } else if is_manifest(&mt) {
             serde_json::from_slice(bytes)
-                .map(AnyManifest::Image)
+                .map(|m| AnyManifest::Image(Box::new(m)))
                 .map_err(|source| ParseError::Json {
                     what: "image manifest",
                     source,
