@@ -9,9 +9,11 @@ pub mod certs;
 pub mod config;
 pub mod credentials;
 pub mod docker_config;
+pub mod http;
 pub mod oci;
 pub mod ops;
 pub mod plugin;
+pub mod registry;
 pub mod secret;
 
 /// The version every binary reports.

@@ -1,0 +1,94 @@
+//! What can go wrong talking to a registry, each variant naming the reference or URL and saying
+//! what to do about it.
+
+use crate::oci::Digest;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot reach {url}: {detail}{hint}")]
+    Connect {
+        url: String,
+        detail: String,
+        hint: &'static str,
+    },
+    #[error("{registry} refused the credentials for {what} (401); tried {tried}. Log in with `docker login {registry}` (or `gdcloud auth login`), or pass --username with --password-stdin")]
+    Unauthorized {
+        registry: String,
+        what: String,
+        tried: String,
+    },
+    #[error("{registry} denied access to {what} (403) for the credentials from {tried}: ask the project admin for access (Harbor: a project member role)")]
+    Denied {
+        registry: String,
+        what: String,
+        tried: String,
+    },
+    #[error("manifest unknown: {0}: check the repository and tag (gdcloud artifacts list-versions REPO lists the tags)")]
+    ManifestUnknown(String),
+    #[error("blob unknown: {digest} in {repository}: the registry lost it or the manifest is broken")]
+    BlobUnknown { repository: String, digest: Digest },
+    #[error("{method} {url} failed: HTTP {status}: {message}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{what} from {url} does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        url: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{what} is larger than {limit} bytes; refusing to load it into memory")]
+    TooLarge { what: String, limit: u64 },
+    #[error("invalid answer from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+    #[error("token service {realm} refused the credentials from {tried} (HTTP {status}): log in again (`docker login` / `gdcloud auth login`)")]
+    Token {
+        realm: String,
+        status: u16,
+        tried: String,
+    },
+    #[error(transparent)]
+    Auth(#[from] super::auth::AuthError),
+    #[error(transparent)]
+    Http(#[from] crate::http::Error),
+    #[error(transparent)]
+    Parse(#[from] crate::oci::ParseError),
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Describes a transport failure with a hint: certificate problems point at the CA options.
+pub fn connect_error(url: &str, e: &reqwest::Error) -> Error {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    let lower = detail.to_ascii_lowercase();
+    let hint = if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("invalid peer") {
+        "; trust the registry's CA with --ca-cert-path FILE or `gdcloud auth configure-docker --config-cert --ca-cert-path FILE` (--insecure skips verification)"
+    } else if lower.contains("connection refused") || lower.contains("dns") || lower.contains("resolve") {
+        "; check the registry address and that it is running"
+    } else {
+        ""
+    };
+    Error::Connect {
+        url: crate::http::redact_url(url),
+        detail,
+        hint,
+    }
+}

@@ -1,0 +1,162 @@
+//! Harbor's REST API (v2.0), for what the distribution API cannot answer: which tag was pushed
+//! when. Follows Harbor's published swagger: `GET /api/v2.0/projects/{project_name}/repositories/
+//! {repository_name}/artifacts?with_tag=true&page=N&page_size=M`, Basic auth, `repository_name`
+//! URL-encoded twice when it holds `/`, paged with `Link: <…>; rel="next"` (and `X-Total-Count`).
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::StatusCode;
+use serde::Deserialize;
+use url::Url;
+
+use super::auth::Credentials;
+use super::client::{next_link, Client};
+use super::error::{connect_error, Error, Result};
+use crate::http;
+
+const PAGE_SIZE: u32 = 100;
+
+/// Characters left alone when encoding a path segment (RFC 3986 unreserved).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// Harbor's double encoding of a repository name inside a project: `a/b` → `a%252Fb`.
+pub fn encode_repository(name: &str) -> String {
+    let once = utf8_percent_encode(name, SEGMENT).to_string();
+    utf8_percent_encode(&once, SEGMENT).to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tag {
+    pub name: String,
+    #[serde(default)]
+    pub push_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Artifact {
+    pub digest: String,
+    #[serde(default)]
+    pub push_time: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<Tag>>,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+/// A tag with when it was pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagInfo {
+    pub name: String,
+    pub push_time: String,
+    pub digest: String,
+}
+
+fn basic(creds: &Credentials) -> Option<HeaderValue> {
+    use base64::Engine as _;
+    match creds {
+        Credentials::Basic { username, password } => {
+            let raw = format!("{username}:{}", password.expose());
+            let mut v = HeaderValue::from_str(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        }
+        _ => None,
+    }
+}
+
+/// Whether the registry behind `client` is a Harbor (answers `/api/v2.0/ping` with `Pong`).
+pub async fn is_harbor(client: &Client) -> bool {
+    let Ok(url) = client.base_url().join("api/v2.0/ping") else {
+        return false;
+    };
+    match client.http().get(url).send().await {
+        Ok(r) if r.status().is_success() => r.text().await.map(|t| t.contains("Pong")).unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// Every tag of `project/repository` with its push time, newest first.
+pub async fn tags(client: &Client, creds: &Credentials, project: &str, repository: &str, log_http: bool) -> Result<Vec<TagInfo>> {
+    let path = format!(
+        "api/v2.0/projects/{}/repositories/{}/artifacts",
+        utf8_percent_encode(project, SEGMENT),
+        encode_repository(repository)
+    );
+    let mut url: Url = client.base_url().join(&path).map_err(|e| Error::Protocol { url: path.clone(), reason: e.to_string() })?;
+    url.query_pairs_mut()
+        .append_pair("with_tag", "true")
+        .append_pair("page", "1")
+        .append_pair("page_size", &PAGE_SIZE.to_string());
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    if let Some(h) = basic(creds) {
+        headers.insert(AUTHORIZATION, h);
+    }
+    let mut out = Vec::new();
+    for page in 1..=10_000u32 {
+        if log_http {
+            http::log_exchange("GET", url.as_str(), None, &headers);
+        }
+        let resp = client
+            .http()
+            .get(url.clone())
+            .headers(headers.clone())
+            .send()
+            .await
+            .map_err(|e| connect_error(url.as_str(), &e))?;
+        if log_http {
+            http::log_exchange("GET", url.as_str(), Some(resp.status().as_u16()), resp.headers());
+        }
+        let what = format!("{}/{project}/{repository}", client.registry());
+        match resp.status() {
+            s if s.is_success() => {}
+            StatusCode::NOT_FOUND => return Err(Error::ManifestUnknown(format!("{project}/{repository} (no such Harbor repository)"))),
+            _ => return Err(client.fail("GET", &url, &what, resp).await),
+        }
+        let next = resp
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link)
+            .and_then(|l| url.join(&l).ok());
+        let artifacts: Vec<Artifact> = resp.json().await.map_err(|e| Error::Protocol {
+            url: url.to_string(),
+            reason: format!("not a Harbor artifact list: {e}"),
+        })?;
+        let count = artifacts.len();
+        for a in artifacts {
+            for t in a.tags.unwrap_or_default() {
+                out.push(TagInfo {
+                    push_time: t.push_time.or_else(|| a.push_time.clone()).unwrap_or_default(),
+                    name: t.name,
+                    digest: a.digest.clone(),
+                });
+            }
+        }
+        match next {
+            Some(n) => url = n,
+            None if count as u32 == PAGE_SIZE => {
+                url.query_pairs_mut().clear()
+                    .append_pair("with_tag", "true")
+                    .append_pair("page", &(page + 1).to_string())
+                    .append_pair("page_size", &PAGE_SIZE.to_string());
+            }
+            None => break,
+        }
+    }
+    // RFC 3339 times in UTC sort as strings; Harbor writes them so.
+    out.sort_by(|a, b| b.push_time.cmp(&a.push_time).then_with(|| a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn double_encoding() {
+        assert_eq!(encode_repository("app"), "app");
+        assert_eq!(encode_repository("team/app"), "team%252Fapp");
+        assert_eq!(encode_repository("a b"), "a%2520b");
+    }
+}
