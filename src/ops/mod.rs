@@ -2,3 +2,4 @@
 //! the plugin decides how to render it (text or JSON).
 
 pub mod configure_docker;
+pub mod list_versions;

@@ -1,0 +1,70 @@
+//! `gdcloud artifacts list-versions REPOSITORY`: flags → `ops::list_versions::Options`; tags one per
+//! line (with `--latest`, just the newest) or JSON.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use gdcloud::config::Config;
+use gdcloud::ops::list_versions::{self, Api, Options};
+use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::{Format, Output};
+
+use super::registry_args::{default_registry, RegistryArgs};
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ApiArg {
+    Auto,
+    Harbor,
+    Registry,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  gdcloud artifacts list-versions harbor.example.com/project/app\n  gdcloud artifacts list-versions project/app --latest            # host from artifacts/registry\n  gdcloud artifacts list-versions harbor.example.com/project/app --format json")]
+pub struct Args {
+    /// The repository: [HOST/]PROJECT/REPO.
+    repository: String,
+    /// Print only the newest tag.
+    #[arg(long)]
+    latest: bool,
+    /// Include cosign signature, attestation and SBOM tags (sha256-….sig/.att/.sbom).
+    #[arg(long)]
+    include_signatures: bool,
+    /// Where the order comes from: Harbor's API (push time) or the registry's tag list (image creation time).
+    #[arg(long, value_enum, default_value = "auto")]
+    api: ApiArg,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
+    let config = Config::load(global.configuration.as_deref())?;
+    let opts = Options {
+        repository: args.repository.clone(),
+        default_registry: default_registry(&config),
+        include_signatures: args.include_signatures,
+        api: match args.api {
+            ApiArg::Auto => Api::Auto,
+            ApiArg::Harbor => Api::Harbor,
+            ApiArg::Registry => Api::Registry,
+        },
+        client: args.registry.client_options(global)?,
+        harbor_credentials: None,
+        concurrency: 8,
+    };
+    let mut listing = list_versions::run(&opts)
+        .await
+        .with_context(|| format!("list-versions {}", args.repository))?;
+    if args.latest {
+        listing.versions.truncate(1);
+    }
+    if out.format == Format::Json {
+        out.json(&listing)?;
+    } else if args.latest {
+        out.line(&listing.versions[0].tag)?;
+    } else {
+        for v in &listing.versions {
+            out.line(&format!("{}\t{}\t{}", v.tag, v.time.as_deref().unwrap_or("-"), v.digest))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

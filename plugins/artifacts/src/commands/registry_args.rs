@@ -1,0 +1,63 @@
+//! Flags every command that talks to a registry shares, and how they become client options.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use gdcloud::config::Config;
+use gdcloud::http::TlsOptions;
+use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::registry::auth::Credentials;
+use gdcloud::registry::ClientOptions;
+use gdcloud::secret::Secret;
+
+/// The property naming the organisation's registry, used for references without a host.
+pub const REGISTRY_PROPERTY: &str = "artifacts/registry";
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryArgs {
+    /// Skip TLS verification and allow plain HTTP (use only for testing).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Trust this CA (PEM) for the registry, besides the system roots and certs.d.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert_path: Option<PathBuf>,
+    /// Log in as USER (the password is read from stdin with --password-stdin).
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password for --username from stdin.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+impl RegistryArgs {
+    pub fn client_options(&self, global: &GlobalArgs) -> Result<ClientOptions> {
+        let credentials = match &self.username {
+            Some(user) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut password)
+                    .context("read the password from stdin")?;
+                let password = password.trim_end_matches(['\n', '\r']).to_string();
+                if password.is_empty() {
+                    bail!("--password-stdin read an empty password; pipe the password in, e.g. `echo \"$PW\" | gdcloud artifacts … --password-stdin`");
+                }
+                Some(Credentials::Basic { username: user.clone(), password: Secret::new(password) })
+            }
+            None => None,
+        };
+        Ok(ClientOptions {
+            tls: TlsOptions {
+                insecure: self.insecure,
+                ca_files: self.ca_cert_path.iter().cloned().collect(),
+                log_http: global.log_http,
+            },
+            credentials,
+        })
+    }
+}
+
+/// The configured default registry, for references without a host.
+pub fn default_registry(config: &Config) -> Option<String> {
+    config.get(REGISTRY_PROPERTY)
+}

@@ -1,0 +1,98 @@
+//! `gdcloud-artifacts`: the `gdcloud artifacts` plugin. Moves images and bundles between OCI
+//! registries (Harbor), local OCI layouts and tarballs without a Docker daemon. Argument parsing and
+//! rendering only; the work is done by `gdcloud::ops`.
+
+mod commands;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
+use gdcloud::plugin::{CommandInfo, Metadata, METADATA_COMMAND};
+
+const ABOUT: &str = "Pull, push, inspect and extract container images and OCI artifacts, daemonless.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gdcloud-artifacts",
+    bin_name = "gdcloud-artifacts",
+    version,
+    about = ABOUT,
+    after_help = "Runs as `gdcloud artifacts COMMAND` or directly as `gdcloud-artifacts COMMAND`.\n\nExamples:\n  gdcloud artifacts list-versions harbor.example.com/project/app --latest"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List a repository's tags, newest first (Harbor push time, else image creation time).
+    ListVersions(commands::list_versions::Args),
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print plugin metadata for the gdcloud host (JSON).
+    #[command(name = METADATA_COMMAND, hide = true)]
+    Metadata,
+}
+
+fn metadata() -> Metadata {
+    let cmd = Cli::command();
+    Metadata {
+        schema_version: gdcloud::plugin::SCHEMA_VERSION,
+        vendor: gdcloud::plugin::VENDOR,
+        version: gdcloud::VERSION,
+        short_description: ABOUT,
+        commands: cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| CommandInfo {
+                name: c.get_name().to_string(),
+                short_description: c.get_about().map(|a| a.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let out = cli.global.output();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match cli.command {
+        Command::ListVersions(args) => runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args)),
+        Command::Completion { shell } => {
+            cli::completion(shell, &mut Cli::command())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Metadata => {
+            let mut line = serde_json::to_vec(&metadata())?;
+            line.push(b'\n');
+            std::io::stdout().write_all(&line)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    cli::main(run)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,176 @@
+//! `gdcloud artifacts list-versions REPOSITORY`: the tags of a repository, newest first — what the
+//! runbook's method 2 does by hand with `curl | jq` against Harbor.
+//!
+//! Against Harbor the order is each tag's `push_time` from its REST API; against any other registry
+//! it is the image config's `created` (the tags list has no dates). Cosign's signature, attestation
+//! and SBOM tags are left out unless asked for.
+
+use futures_util::{stream, StreamExt};
+use serde::Serialize;
+
+use crate::oci::{self, AnyManifest, ImageConfig};
+use crate::registry::{harbor, Client, ClientOptions, Reference};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Reference(#[from] crate::registry::reference::ReferenceError),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::Error),
+    #[error("{0} has no tags")]
+    NoTags(String),
+    #[error("REPOSITORY takes no tag or digest ({0}); name the repository only, e.g. harbor.example.com/project/app")]
+    TagGiven(String),
+    #[error("{0} is not a Harbor registry (no /api/v2.0/ping); drop --api harbor to use the registry's tag list")]
+    NotHarbor(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Api {
+    /// Harbor's API when the registry answers as Harbor, else the distribution tag list.
+    #[default]
+    Auto,
+    Harbor,
+    Registry,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub repository: String,
+    pub default_registry: Option<String>,
+    pub include_signatures: bool,
+    pub api: Api,
+    pub client: ClientOptions,
+    /// Credentials for Harbor's API when not the registry login (e.g. the cluster's admin secret).
+    pub harbor_credentials: Option<crate::registry::auth::Credentials>,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Version {
+    pub tag: String,
+    pub digest: String,
+    /// Harbor: when the tag was pushed; otherwise when the image was built (config `created`).
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub repository: String,
+    /// `harbor` or `registry`: where the order comes from.
+    pub source: &'static str,
+    pub versions: Vec<Version>,
+}
+
+/// Cosign's `sha256-<hex>.sig` / `.att` / `.sbom` tags.
+pub fn is_signature_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let Some((hex, suffix)) = rest.split_once('.') else {
+        return false;
+    };
+    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && matches!(suffix, "sig" | "att" | "sbom")
+}
+
+pub async fn run(opts: &Options) -> Result<Listing, Error> {
+    let reference = Reference::parse(&opts.repository, opts.default_registry.as_deref())?;
+    if reference.tag.is_some() || reference.digest.is_some() {
+        return Err(Error::TagGiven(opts.repository.clone()));
+    }
+    let client = Client::connect(&reference.registry, &opts.client).await?;
+    let use_harbor = match opts.api {
+        Api::Registry => false,
+        Api::Harbor => {
+            if !harbor::is_harbor(&client).await {
+                return Err(Error::NotHarbor(reference.registry.clone()));
+            }
+            true
+        }
+        Api::Auto => reference.harbor_project().is_some() && harbor::is_harbor(&client).await,
+    };
+    let name = format!("{}/{}", reference.registry, reference.repository);
+    let mut versions = if use_harbor {
+        let (project, repo) = reference.harbor_project().expect("checked above");
+        let creds = opts.harbor_credentials.clone().unwrap_or_else(|| client.credentials().clone());
+        harbor::tags(&client, &creds, project, repo, opts.client.tls.log_http)
+            .await?
+            .into_iter()
+            .map(|t| Version { tag: t.name, digest: t.digest, time: Some(t.push_time).filter(|s| !s.is_empty()) })
+            .collect()
+    } else {
+        registry_versions(&client, &reference.repository, opts).await?
+    };
+    if !opts.include_signatures {
+        versions.retain(|v| !is_signature_tag(&v.tag));
+    }
+    if versions.is_empty() {
+        return Err(Error::NoTags(name));
+    }
+    Ok(Listing { repository: name, source: if use_harbor { "harbor" } else { "registry" }, versions })
+}
+
+/// Tags from `/v2/<name>/tags/list`, each dated by its image config's `created`.
+async fn registry_versions(client: &Client, repo: &str, opts: &Options) -> Result<Vec<Version>, Error> {
+    let tags: Vec<String> = client
+        .tags(repo)
+        .await?
+        .into_iter()
+        .filter(|t| opts.include_signatures || !is_signature_tag(t))
+        .collect();
+    let concurrency = opts.concurrency.max(1);
+    let results: Vec<Result<Version, Error>> = stream::iter(tags)
+        .map(|tag| async move {
+            let fetched = client.get_manifest(repo, &tag).await?;
+            let created = created_of(client, repo, &fetched).await?;
+            Ok(Version { tag, digest: fetched.digest.to_string(), time: created })
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut versions = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // Newest first; undated last; ties by tag name, highest first, so the order is stable.
+    versions.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.tag.cmp(&a.tag)));
+    Ok(versions)
+}
+
+/// The `created` time of an image; for an index, of its first linux/amd64 (else first) image.
+async fn created_of(client: &Client, repo: &str, fetched: &crate::registry::Fetched) -> Result<Option<String>, Error> {
+    let manifest = match oci::AnyManifest::parse(Some(&fetched.media_type), &fetched.bytes).map_err(crate::registry::Error::from)? {
+        AnyManifest::Image(m) => *m,
+        AnyManifest::Index(i) => {
+            let child = i
+                .manifests
+                .iter()
+                .find(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64"))
+                .or_else(|| i.manifests.first());
+            let Some(child) = child else { return Ok(None) };
+            let f = client.get_manifest(repo, &child.digest.to_string()).await?;
+            match oci::AnyManifest::parse(Some(&f.media_type), &f.bytes).map_err(crate::registry::Error::from)? {
+                AnyManifest::Image(m) => *m,
+                AnyManifest::Index(_) => return Ok(None),
+            }
+        }
+    };
+    if manifest.config.media_type != oci::OCI_CONFIG && manifest.config.media_type != oci::DOCKER_CONFIG {
+        return Ok(None);
+    }
+    let bytes = client.get_small_blob(repo, &manifest.config).await?;
+    Ok(serde_json::from_slice::<ImageConfig>(&bytes).ok().and_then(|c| c.created))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_tags() {
+        let hex = "a".repeat(64);
+        assert!(is_signature_tag(&format!("sha256-{hex}.sig")));
+        assert!(is_signature_tag(&format!("sha256-{hex}.att")));
+        assert!(!is_signature_tag("v1.sig"));
+        assert!(!is_signature_tag(&format!("sha256-{hex}")));
+        assert!(!is_signature_tag("1.0"));
+    }
+}
