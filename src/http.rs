@@ -148,7 +148,14 @@ pub fn redact_url(url: &str) -> String {
                 || lower.contains("token")
                 || lower.contains("credential")
                 || lower == "password";
-            (k, if secret { "<redacted>".into() } else { v.into_owned() })
+            (
+                k,
+                if secret {
+                    "<redacted>".into()
+                } else {
+                    v.into_owned()
+                },
+            )
         })
         .collect();
     if pairs.is_empty() {

@@ -11,8 +11,8 @@ use sha2::{Digest as _, Sha256};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Digest {
-    algorithm: String,
-    hex: String,
+    /// `algorithm:hex`, validated; one allocation keeps errors that carry digests small.
+    text: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,36 +37,34 @@ impl Digest {
             return Err(DigestError(s.to_string()));
         }
         Ok(Digest {
-            algorithm: algorithm.to_string(),
-            hex: hex.to_string(),
+            text: format!("{algorithm}:{hex}"),
         })
     }
 
     /// The SHA-256 digest of `data`.
     pub fn sha256_of(data: &[u8]) -> Digest {
         Digest {
-            algorithm: "sha256".into(),
-            hex: hex::encode(Sha256::digest(data)),
+            text: format!("sha256:{}", hex::encode(Sha256::digest(data))),
         }
     }
 
     pub fn algorithm(&self) -> &str {
-        &self.algorithm
+        self.text.split_once(':').map(|(a, _)| a).unwrap_or("")
     }
 
     pub fn hex(&self) -> &str {
-        &self.hex
+        self.text.split_once(':').map(|(_, h)| h).unwrap_or("")
     }
 
     /// A short form for people: `sha256:0123456789ab`.
     pub fn short(&self) -> String {
-        format!("{}:{}", self.algorithm, &self.hex[..12])
+        format!("{}:{}", self.algorithm(), &self.hex()[..12])
     }
 }
 
 impl std::fmt::Display for Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.algorithm, self.hex)
+        f.write_str(&self.text)
     }
 }
 
@@ -117,8 +115,7 @@ impl Hasher {
 
     pub fn finish(self) -> Digest {
         Digest {
-            algorithm: "sha256".into(),
-            hex: hex::encode(self.sha.finalize()),
+            text: format!("sha256:{}", hex::encode(self.sha.finalize())),
         }
     }
 }

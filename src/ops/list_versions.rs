@@ -71,7 +71,9 @@ pub fn is_signature_tag(tag: &str) -> bool {
     let Some((hex, suffix)) = rest.split_once('.') else {
         return false;
     };
-    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) && matches!(suffix, "sig" | "att" | "sbom")
+    hex.len() == 64
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && matches!(suffix, "sig" | "att" | "sbom")
 }
 
 pub async fn run(opts: &Options) -> Result<Listing, Error> {
@@ -93,11 +95,18 @@ pub async fn run(opts: &Options) -> Result<Listing, Error> {
     let name = format!("{}/{}", reference.registry, reference.repository);
     let mut versions = if use_harbor {
         let (project, repo) = reference.harbor_project().expect("checked above");
-        let creds = opts.harbor_credentials.clone().unwrap_or_else(|| client.credentials().clone());
+        let creds = opts
+            .harbor_credentials
+            .clone()
+            .unwrap_or_else(|| client.credentials().clone());
         harbor::tags(&client, &creds, project, repo, opts.client.tls.log_http)
             .await?
             .into_iter()
-            .map(|t| Version { tag: t.name, digest: t.digest, time: Some(t.push_time).filter(|s| !s.is_empty()) })
+            .map(|t| Version {
+                tag: t.name,
+                digest: t.digest,
+                time: Some(t.push_time).filter(|s| !s.is_empty()),
+            })
             .collect()
     } else {
         registry_versions(&client, &reference.repository, opts).await?
@@ -108,11 +117,19 @@ pub async fn run(opts: &Options) -> Result<Listing, Error> {
     if versions.is_empty() {
         return Err(Error::NoTags(name));
     }
-    Ok(Listing { repository: name, source: if use_harbor { "harbor" } else { "registry" }, versions })
+    Ok(Listing {
+        repository: name,
+        source: if use_harbor { "harbor" } else { "registry" },
+        versions,
+    })
 }
 
 /// Tags from `/v2/<name>/tags/list`, each dated by its image config's `created`.
-async fn registry_versions(client: &Client, repo: &str, opts: &Options) -> Result<Vec<Version>, Error> {
+async fn registry_versions(
+    client: &Client,
+    repo: &str,
+    opts: &Options,
+) -> Result<Vec<Version>, Error> {
     let tags: Vec<String> = client
         .tags(repo)
         .await?
@@ -124,7 +141,11 @@ async fn registry_versions(client: &Client, repo: &str, opts: &Options) -> Resul
         .map(|tag| async move {
             let fetched = client.get_manifest(repo, &tag).await?;
             let created = created_of(client, repo, &fetched).await?;
-            Ok(Version { tag, digest: fetched.digest.to_string(), time: created })
+            Ok(Version {
+                tag,
+                digest: fetched.digest.to_string(),
+                time: created,
+            })
         })
         .buffer_unordered(concurrency)
         .collect()
@@ -136,28 +157,44 @@ async fn registry_versions(client: &Client, repo: &str, opts: &Options) -> Resul
 }
 
 /// The `created` time of an image; for an index, of its first linux/amd64 (else first) image.
-async fn created_of(client: &Client, repo: &str, fetched: &crate::registry::Fetched) -> Result<Option<String>, Error> {
-    let manifest = match oci::AnyManifest::parse(Some(&fetched.media_type), &fetched.bytes).map_err(crate::registry::Error::from)? {
+async fn created_of(
+    client: &Client,
+    repo: &str,
+    fetched: &crate::registry::Fetched,
+) -> Result<Option<String>, Error> {
+    let manifest = match oci::AnyManifest::parse(Some(&fetched.media_type), &fetched.bytes)
+        .map_err(crate::registry::Error::from)?
+    {
         AnyManifest::Image(m) => *m,
         AnyManifest::Index(i) => {
             let child = i
                 .manifests
                 .iter()
-                .find(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == "amd64"))
+                .find(|d| {
+                    d.platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+                })
                 .or_else(|| i.manifests.first());
             let Some(child) = child else { return Ok(None) };
             let f = client.get_manifest(repo, &child.digest.to_string()).await?;
-            match oci::AnyManifest::parse(Some(&f.media_type), &f.bytes).map_err(crate::registry::Error::from)? {
+            match oci::AnyManifest::parse(Some(&f.media_type), &f.bytes)
+                .map_err(crate::registry::Error::from)?
+            {
                 AnyManifest::Image(m) => *m,
                 AnyManifest::Index(_) => return Ok(None),
             }
         }
     };
-    if manifest.config.media_type != oci::OCI_CONFIG && manifest.config.media_type != oci::DOCKER_CONFIG {
+    if manifest.config.media_type != oci::OCI_CONFIG
+        && manifest.config.media_type != oci::DOCKER_CONFIG
+    {
         return Ok(None);
     }
     let bytes = client.get_small_blob(repo, &manifest.config).await?;
-    Ok(serde_json::from_slice::<ImageConfig>(&bytes).ok().and_then(|c| c.created))
+    Ok(serde_json::from_slice::<ImageConfig>(&bytes)
+        .ok()
+        .and_then(|c| c.created))
 }
 
 #[cfg(test)]

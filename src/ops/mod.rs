@@ -3,3 +3,6 @@
 
 pub mod configure_docker;
 pub mod list_versions;
+pub mod pull;
+pub mod push;
+pub mod tree;

@@ -18,7 +18,9 @@ impl Default for Progress {
 
 impl std::fmt::Debug for Progress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress").field("visible", &self.multi.is_some()).finish()
+        f.debug_struct("Progress")
+            .field("visible", &self.multi.is_some())
+            .finish()
     }
 }
 
@@ -33,14 +35,22 @@ impl Progress {
     pub fn stderr(total_label: &str) -> Progress {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
         let total = multi.add(ProgressBar::new(0));
-        total.set_style(bytes_style("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}"));
+        total.set_style(bytes_style(
+            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
+        ));
         total.set_prefix(total_label.to_string());
-        Progress { multi: Some(multi), total }
+        Progress {
+            multi: Some(multi),
+            total,
+        }
     }
 
     /// No output at all.
     pub fn hidden() -> Progress {
-        Progress { multi: None, total: ProgressBar::hidden() }
+        Progress {
+            multi: None,
+            total: ProgressBar::hidden(),
+        }
     }
 
     /// Visible when `enabled` (see [`super::Output::progress_enabled`]).
@@ -62,13 +72,18 @@ impl Progress {
         let bar = match &self.multi {
             Some(m) => {
                 let b = m.add(ProgressBar::new(size));
-                b.set_style(bytes_style("{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}"));
+                b.set_style(bytes_style(
+                    "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                ));
                 b.set_prefix(name.to_string());
                 b
             }
             None => ProgressBar::hidden(),
         };
-        BlobProgress { bar, total: self.total.clone() }
+        BlobProgress {
+            bar,
+            total: self.total.clone(),
+        }
     }
 
     pub fn finish(&self) {
@@ -100,7 +115,18 @@ impl BlobProgress {
     pub fn reset(&self) {
         let done = self.bar.position();
         self.bar.set_position(0);
-        self.total.set_position(self.total.position().saturating_sub(done));
+        self.total
+            .set_position(self.total.position().saturating_sub(done));
+    }
+
+    /// A `Send` closure that counts bytes, for code running off the async runtime.
+    pub fn counter(&self) -> impl Fn(u64) + Send + 'static {
+        let bar = self.bar.clone();
+        let total = self.total.clone();
+        move |n| {
+            bar.inc(n);
+            total.inc(n);
+        }
     }
 
     pub fn done(&self) {

@@ -19,7 +19,10 @@ use crate::secret::Secret;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     Anonymous,
-    Basic { username: String, password: Secret },
+    Basic {
+        username: String,
+        password: Secret,
+    },
     /// An OAuth2 refresh token (`Username: <token>` in helper answers, `identitytoken` in `auths`).
     IdentityToken(Secret),
 }
@@ -98,11 +101,21 @@ fn from_helper(helper: &str, host: &str) -> Result<Credentials, AuthError> {
 /// Decodes one `auths` entry (`auth` = base64 "user:password", or `username`/`password`,
 /// or `identitytoken`).
 pub fn from_auth_entry(entry: &serde_json::Value) -> Option<Credentials> {
-    if let Some(tok) = entry.get("identitytoken").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+    if let Some(tok) = entry
+        .get("identitytoken")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+    {
         return Some(Credentials::IdentityToken(Secret::new(tok)));
     }
-    if let Some(auth) = entry.get("auth").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(auth.trim()).ok()?;
+    if let Some(auth) = entry
+        .get("auth")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+    {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (u, p) = text.split_once(':')?;
         return Some(Credentials::Basic {
@@ -142,7 +155,11 @@ pub fn lookup(host: &str) -> Result<Found, AuthError> {
     }
     let store = file.render();
     let store: serde_json::Value = serde_json::from_slice(&store).unwrap_or_default();
-    if let Some(helper) = store.get("credsStore").and_then(|v| v.as_str()).filter(|s| !s.is_empty()) {
+    if let Some(helper) = store
+        .get("credsStore")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+    {
         let creds = from_helper(helper, host)?;
         if creds != Credentials::Anonymous {
             return Ok(Found {
@@ -184,7 +201,9 @@ pub enum Challenge {
 /// hold commas (`scope="repository:a:pull,push"`).
 pub fn parse_challenge(header: &str) -> Option<Challenge> {
     let header = header.trim();
-    let (scheme, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
+    let (scheme, rest) = header
+        .split_once(char::is_whitespace)
+        .unwrap_or((header, ""));
     let params = parse_params(rest);
     let get = |k: &str| {
         params
@@ -258,17 +277,26 @@ mod tests {
     #[test]
     fn challenges() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull,push""#),
+            parse_challenge(
+                r#"Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull,push""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://auth.example/token".into(),
                 service: Some("registry".into()),
                 scope: Some("repository:a/b:pull,push".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="basic-realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="basic-realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             parse_challenge("bearer realm=http://h/t"),
-            Some(Challenge::Bearer { realm: "http://h/t".into(), service: None, scope: None })
+            Some(Challenge::Bearer {
+                realm: "http://h/t".into(),
+                service: None,
+                scope: None
+            })
         );
         assert_eq!(parse_challenge("Bearer service=x"), None);
         assert_eq!(parse_challenge("Negotiate"), None);
@@ -279,10 +307,16 @@ mod tests {
         let v = serde_json::json!({"auth": "dXNlcjpwYTpzcw=="});
         assert_eq!(
             from_auth_entry(&v),
-            Some(Credentials::Basic { username: "user".into(), password: Secret::new("pa:ss") })
+            Some(Credentials::Basic {
+                username: "user".into(),
+                password: Secret::new("pa:ss")
+            })
         );
         let v = serde_json::json!({"identitytoken": "rt"});
-        assert_eq!(from_auth_entry(&v), Some(Credentials::IdentityToken(Secret::new("rt"))));
+        assert_eq!(
+            from_auth_entry(&v),
+            Some(Credentials::IdentityToken(Secret::new("rt")))
+        );
         assert_eq!(from_auth_entry(&serde_json::json!({})), None);
     }
 }

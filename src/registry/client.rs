@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::Stream;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE, WWW_AUTHENTICATE};
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
+    WWW_AUTHENTICATE,
+};
 use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -46,7 +49,9 @@ impl Scope {
     }
     /// Push to `repo` and mount from `from`.
     pub fn push_mount(repo: &str, from: &str) -> Scope {
-        Scope(format!("repository:{repo}:pull,push repository:{from}:pull"))
+        Scope(format!(
+            "repository:{repo}:pull,push repository:{from}:pull"
+        ))
     }
     pub fn catalog() -> Scope {
         Scope("registry:catalog:*".into())
@@ -95,6 +100,15 @@ impl Fetched {
     }
 }
 
+/// What [`Client::upload`] sends: `size` bytes of `digest`, in PATCH chunks of `chunk_size` when
+/// larger than that.
+#[derive(Debug, Clone, Copy)]
+pub struct BlobUpload<'a> {
+    pub digest: &'a Digest,
+    pub size: u64,
+    pub chunk_size: u64,
+}
+
 pub enum Mount {
     Mounted,
     /// The registry did not mount; it opened an upload session at this location instead.
@@ -108,7 +122,11 @@ fn is_loopback(registry: &str) -> bool {
         .map(|(h, _)| h)
         .unwrap_or(registry);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost" || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+    host == "localhost"
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -197,8 +215,11 @@ impl Client {
         }
         let mut last_err = None;
         for scheme in schemes {
-            let base = Url::parse(&format!("{scheme}://{registry}/"))
-                .map_err(|e| Error::Protocol { url: registry.into(), reason: e.to_string() })?;
+            let base =
+                Url::parse(&format!("{scheme}://{registry}/")).map_err(|e| Error::Protocol {
+                    url: registry.into(),
+                    reason: e.to_string(),
+                })?;
             let client = Client {
                 http: http.clone(),
                 registry: registry.to_string(),
@@ -239,7 +260,9 @@ impl Client {
 
     async fn ping(&self) -> Result<()> {
         let url = self.base.join("v2/").expect("static path");
-        let resp = self.send_raw(Method::GET, url.clone(), HeaderMap::new()).await?;
+        let resp = self
+            .send_raw(Method::GET, url.clone(), HeaderMap::new())
+            .await?;
         match resp.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
@@ -255,7 +278,11 @@ impl Client {
                 method: "GET".into(),
                 url: url.to_string(),
                 status: s.as_u16(),
-                message: format!("{} is not an OCI registry here ({})", self.registry, error_message(resp).await),
+                message: format!(
+                    "{} is not an OCI registry here ({})",
+                    self.registry,
+                    error_message(resp).await
+                ),
             }),
         }
     }
@@ -276,7 +303,12 @@ impl Client {
             match result {
                 Ok(resp) => {
                     if self.log_http {
-                        http::log_exchange(method.as_str(), url.as_str(), Some(resp.status().as_u16()), resp.headers());
+                        http::log_exchange(
+                            method.as_str(),
+                            url.as_str(),
+                            Some(resp.status().as_u16()),
+                            resp.headers(),
+                        );
                     }
                     if retryable(resp.status()) && attempt + 1 < ATTEMPTS {
                         tokio::time::sleep(backoff(attempt, retry_after(&resp))).await;
@@ -289,7 +321,9 @@ impl Client {
                     // A refused connection or a TLS failure will not heal by retrying.
                     let permanent = e.is_builder() || {
                         let text = format!("{e:?}").to_ascii_lowercase();
-                        text.contains("certificate") || text.contains("connection refused") || text.contains("invalidcontenttype")
+                        text.contains("certificate")
+                            || text.contains("connection refused")
+                            || text.contains("invalidcontenttype")
                     };
                     if permanent || attempt + 1 >= ATTEMPTS {
                         return Err(connect_error(url.as_str(), &e));
@@ -340,14 +374,20 @@ impl Client {
 
     /// Gets a bearer token: GET with Basic auth (Docker's way), falling back to the OAuth2 POST
     /// password grant where the GET form is not served; identity tokens use the refresh-token grant.
-    async fn fetch_token(&self, realm: &str, service: Option<&str>, scope: &Scope) -> Result<Token> {
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &Scope,
+    ) -> Result<Token> {
         let mut url = Url::parse(realm).map_err(|e| Error::Protocol {
             url: realm.to_string(),
             reason: format!("bad token realm: {e}"),
         })?;
         let scopes: Vec<&str> = scope.0.split(' ').collect();
         let form = |grant: Vec<(&str, String)>| {
-            let mut f: Vec<(String, String)> = grant.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let mut f: Vec<(String, String)> =
+                grant.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             f.push(("client_id".into(), "gdcloud-kit".into()));
             if let Some(s) = service {
                 f.push(("service".into(), s.to_string()));
@@ -357,8 +397,14 @@ impl Client {
         };
         let resp = match &self.creds.credentials {
             Credentials::IdentityToken(rt) => {
-                self.post_form(&url, form(vec![("grant_type", "refresh_token".into()), ("refresh_token", rt.expose().to_string())]))
-                    .await?
+                self.post_form(
+                    &url,
+                    form(vec![
+                        ("grant_type", "refresh_token".into()),
+                        ("refresh_token", rt.expose().to_string()),
+                    ]),
+                )
+                .await?
             }
             creds => {
                 {
@@ -407,10 +453,14 @@ impl Client {
             url: http::redact_url(realm),
             reason: format!("token answer is not JSON: {e}"),
         })?;
-        let value = answer.token.or(answer.access_token).filter(|t| !t.is_empty()).ok_or_else(|| Error::Protocol {
-            url: http::redact_url(realm),
-            reason: "token answer holds no token".into(),
-        })?;
+        let value = answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Protocol {
+                url: http::redact_url(realm),
+                reason: "token answer holds no token".into(),
+            })?;
         // Renew a little early so a token never expires mid-request.
         let life = answer.expires_in.unwrap_or(60).max(10);
         Ok(Token {
@@ -431,19 +481,32 @@ impl Client {
             .await
             .map_err(|e| connect_error(url.as_str(), &e))?;
         if self.log_http {
-            http::log_exchange("POST", url.as_str(), Some(resp.status().as_u16()), resp.headers());
+            http::log_exchange(
+                "POST",
+                url.as_str(),
+                Some(resp.status().as_u16()),
+                resp.headers(),
+            );
         }
         Ok(resp)
     }
 
     /// An authenticated request without a body. A 401 drops the cached token and retries once (the
     /// registry may have asked for another scope or the token expired).
-    pub async fn request(&self, method: Method, url: Url, scope: &Scope, mut headers: HeaderMap) -> Result<Response> {
+    pub async fn request(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &Scope,
+        mut headers: HeaderMap,
+    ) -> Result<Response> {
         for round in 0..2 {
             if let Some(h) = self.authorization(scope).await? {
                 headers.insert(AUTHORIZATION, h);
             }
-            let resp = self.send_raw(method.clone(), url.clone(), headers.clone()).await?;
+            let resp = self
+                .send_raw(method.clone(), url.clone(), headers.clone())
+                .await?;
             if resp.status() == StatusCode::UNAUTHORIZED && round == 0 {
                 self.learn_challenge(&resp, scope).await;
                 continue;
@@ -491,7 +554,12 @@ impl Client {
             .await
             .map_err(|e| connect_error(url.as_str(), &e))?;
         if self.log_http {
-            http::log_exchange(method.as_str(), url.as_str(), Some(resp.status().as_u16()), resp.headers());
+            http::log_exchange(
+                method.as_str(),
+                url.as_str(),
+                Some(resp.status().as_u16()),
+                resp.headers(),
+            );
         }
         Ok(resp)
     }
@@ -527,11 +595,23 @@ impl Client {
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<Fetched> {
         let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
         let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_str(&oci::MANIFEST_ACCEPT.join(", ")).expect("static"));
-        let resp = self.request(Method::GET, url.clone(), &Scope::pull(repo), headers).await?;
-        let what = format!("{}/{repo}{}{reference}", self.registry, if reference.contains(':') { "@" } else { ":" });
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_str(&oci::MANIFEST_ACCEPT.join(", ")).expect("static"),
+        );
+        let resp = self
+            .request(Method::GET, url.clone(), &Scope::pull(repo), headers)
+            .await?;
+        let what = format!(
+            "{}/{repo}{}{reference}",
+            self.registry,
+            if reference.contains(':') { "@" } else { ":" }
+        );
         if resp.status() == StatusCode::NOT_FOUND {
-            return Err(Error::ManifestUnknown(format!("{repo}{}{reference}", if reference.contains(':') { "@" } else { ":" })));
+            return Err(Error::ManifestUnknown(format!(
+                "{repo}{}{reference}",
+                if reference.contains(':') { "@" } else { ":" }
+            )));
         }
         if !resp.status().is_success() {
             return Err(self.fail("GET", &url, &what, resp).await);
@@ -547,7 +627,10 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| Digest::parse(s).ok());
         if resp.content_length().unwrap_or(0) > MAX_MANIFEST_BYTES {
-            return Err(Error::TooLarge { what, limit: MAX_MANIFEST_BYTES });
+            return Err(Error::TooLarge {
+                what,
+                limit: MAX_MANIFEST_BYTES,
+            });
         }
         let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
         let actual = Digest::sha256_of(&bytes);
@@ -566,17 +649,26 @@ impl Client {
             Some(c) => c,
             None => match oci::AnyManifest::parse(None, &bytes)? {
                 oci::AnyManifest::Index(i) => i.media_type.unwrap_or_else(|| oci::OCI_INDEX.into()),
-                oci::AnyManifest::Image(m) => m.media_type.unwrap_or_else(|| oci::OCI_MANIFEST.into()),
+                oci::AnyManifest::Image(m) => {
+                    m.media_type.unwrap_or_else(|| oci::OCI_MANIFEST.into())
+                }
             },
         };
-        Ok(Fetched { bytes, media_type, digest: actual })
+        Ok(Fetched {
+            bytes,
+            media_type,
+            digest: actual,
+        })
     }
 
     /// Reads a small blob (a config) fully, verified against its digest.
     pub async fn get_small_blob(&self, repo: &str, desc: &oci::Descriptor) -> Result<Vec<u8>> {
         let what = format!("blob {} of {repo}", desc.digest);
         if desc.size > MAX_MANIFEST_BYTES {
-            return Err(Error::TooLarge { what, limit: MAX_MANIFEST_BYTES });
+            return Err(Error::TooLarge {
+                what,
+                limit: MAX_MANIFEST_BYTES,
+            });
         }
         let (resp, _) = self.get_blob(repo, &desc.digest, 0).await?;
         let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
@@ -584,7 +676,9 @@ impl Client {
         if actual != desc.digest {
             return Err(Error::DigestMismatch {
                 what,
-                url: self.url(&format!("v2/{repo}/blobs/{}", desc.digest)).to_string(),
+                url: self
+                    .url(&format!("v2/{repo}/blobs/{}", desc.digest))
+                    .to_string(),
                 expected: desc.digest.clone(),
                 actual,
             });
@@ -594,35 +688,64 @@ impl Client {
 
     /// Starts a blob download at `offset` (HTTP Range). Returns the response and whether the
     /// registry honoured the range (206); on `false` the body starts at byte 0.
-    pub async fn get_blob(&self, repo: &str, digest: &Digest, offset: u64) -> Result<(Response, bool)> {
+    pub async fn get_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Response, bool)> {
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
         let mut headers = HeaderMap::new();
         if offset > 0 {
-            headers.insert(RANGE, HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii"));
+            headers.insert(
+                RANGE,
+                HeaderValue::from_str(&format!("bytes={offset}-")).expect("ascii"),
+            );
         }
-        let resp = self.request(Method::GET, url.clone(), &Scope::pull(repo), headers).await?;
+        let resp = self
+            .request(Method::GET, url.clone(), &Scope::pull(repo), headers)
+            .await?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => Ok((resp, true)),
             s if s.is_success() => Ok((resp, false)),
-            StatusCode::NOT_FOUND => Err(Error::BlobUnknown { repository: repo.to_string(), digest: digest.clone() }),
-            _ => Err(self.fail("GET", &url, &format!("blob {digest} of {repo}"), resp).await),
+            StatusCode::NOT_FOUND => Err(Error::BlobUnknown {
+                repository: repo.to_string(),
+                digest: digest.clone(),
+            }),
+            _ => Err(self
+                .fail("GET", &url, &format!("blob {digest} of {repo}"), resp)
+                .await),
         }
     }
 
     /// The blob's size when the repository has it.
-    pub async fn blob_exists(&self, repo: &str, digest: &Digest, scope: &Scope) -> Result<Option<u64>> {
+    pub async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        scope: &Scope,
+    ) -> Result<Option<u64>> {
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
-        let resp = self.request(Method::HEAD, url.clone(), scope, HeaderMap::new()).await?;
+        let resp = self
+            .request(Method::HEAD, url.clone(), scope, HeaderMap::new())
+            .await?;
         match resp.status() {
             s if s.is_success() => Ok(Some(resp.content_length().unwrap_or(0))),
             StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(self.fail("HEAD", &url, &format!("blob {digest} of {repo}"), resp).await),
+            _ => Err(self
+                .fail("HEAD", &url, &format!("blob {digest} of {repo}"), resp)
+                .await),
         }
     }
 
     /// Opens an upload session, trying a cross-repository mount of `digest` first (from `from`
     /// when known; registries that support it may also mount without).
-    pub async fn start_upload(&self, repo: &str, mount: Option<(&Digest, Option<&str>)>, scope: &Scope) -> Result<Mount> {
+    pub async fn start_upload(
+        &self,
+        repo: &str,
+        mount: Option<(&Digest, Option<&str>)>,
+        scope: &Scope,
+    ) -> Result<Mount> {
         let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"));
         if let Some((digest, from)) = mount {
             let mut q = url.query_pairs_mut();
@@ -633,11 +756,17 @@ impl Client {
         }
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        let resp = self.request(Method::POST, url.clone(), scope, headers).await?;
+        let resp = self
+            .request(Method::POST, url.clone(), scope, headers)
+            .await?;
         match resp.status() {
             StatusCode::CREATED if mount.is_some() => Ok(Mount::Mounted),
-            StatusCode::ACCEPTED | StatusCode::CREATED => Ok(Mount::Upload(self.location(&url, &resp)?)),
-            _ => Err(self.fail("POST", &url, &format!("upload to {repo}"), resp).await),
+            StatusCode::ACCEPTED | StatusCode::CREATED => {
+                Ok(Mount::Upload(self.location(&url, &resp)?))
+            }
+            _ => Err(self
+                .fail("POST", &url, &format!("upload to {repo}"), resp)
+                .await),
         }
     }
 
@@ -647,25 +776,55 @@ impl Client {
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Error::Protocol { url: url.to_string(), reason: "no Location header".into() })?;
-        url.join(loc).map_err(|e| Error::Protocol { url: url.to_string(), reason: format!("bad Location {loc:?}: {e}") })
+            .ok_or_else(|| Error::Protocol {
+                url: url.to_string(),
+                reason: "no Location header".into(),
+            })?;
+        url.join(loc).map_err(|e| Error::Protocol {
+            url: url.to_string(),
+            reason: format!("bad Location {loc:?}: {e}"),
+        })
     }
 
     /// Uploads `size` bytes from `stream` to an open session: one streamed PUT when the blob fits in
     /// `chunk_size`, else PATCH chunks of `chunk_size` (with Content-Range) and a closing PUT.
     /// `chunks` yields exactly `size` bytes split at multiples of its item size.
-    pub async fn upload<S>(&self, repo: &str, mut location: Url, digest: &Digest, size: u64, chunk_size: u64, scope: &Scope, stream: S) -> Result<()>
+    pub async fn upload<S>(
+        &self,
+        repo: &str,
+        mut location: Url,
+        blob: BlobUpload<'_>,
+        scope: &Scope,
+        stream: S,
+    ) -> Result<()>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
     {
+        let BlobUpload {
+            digest,
+            size,
+            chunk_size,
+        } = blob;
         let what = format!("blob {digest} to {repo}");
         if size <= chunk_size {
             let mut url = location.clone();
-            url.query_pairs_mut().append_pair("digest", &digest.to_string());
+            url.query_pairs_mut()
+                .append_pair("digest", &digest.to_string());
             let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
             headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
-            let resp = self.send_body(Method::PUT, url.clone(), scope, headers, reqwest::Body::wrap_stream(stream)).await?;
+            let resp = self
+                .send_body(
+                    Method::PUT,
+                    url.clone(),
+                    scope,
+                    headers,
+                    reqwest::Body::wrap_stream(stream),
+                )
+                .await?;
             if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
                 return Err(self.fail("PUT", &url, &what, resp).await);
             }
@@ -677,10 +836,24 @@ impl Client {
             let len = chunk_size.min(size - sent);
             let part = take_stream(shared.clone(), len);
             let mut headers = HeaderMap::new();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
             headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-            headers.insert("content-range", HeaderValue::from_str(&format!("{}-{}", sent, sent + len - 1)).expect("ascii"));
-            let resp = self.send_body(Method::PATCH, location.clone(), scope, headers, reqwest::Body::wrap_stream(part)).await?;
+            headers.insert(
+                "content-range",
+                HeaderValue::from_str(&format!("{}-{}", sent, sent + len - 1)).expect("ascii"),
+            );
+            let resp = self
+                .send_body(
+                    Method::PATCH,
+                    location.clone(),
+                    scope,
+                    headers,
+                    reqwest::Body::wrap_stream(part),
+                )
+                .await?;
             if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
                 return Err(self.fail("PATCH", &location, &what, resp).await);
             }
@@ -688,10 +861,13 @@ impl Client {
             sent += len;
         }
         let mut url = location.clone();
-        url.query_pairs_mut().append_pair("digest", &digest.to_string());
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        let resp = self.request(Method::PUT, url.clone(), scope, headers).await?;
+        let resp = self
+            .request(Method::PUT, url.clone(), scope, headers)
+            .await?;
         if !resp.status().is_success() {
             return Err(self.fail("PUT", &url, &what, resp).await);
         }
@@ -699,22 +875,48 @@ impl Client {
     }
 
     /// Uploads a manifest under `reference` (a tag or its digest).
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Vec<u8>) -> Result<()> {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
         let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
-            HeaderValue::from_str(media_type).map_err(|_| Error::Protocol { url: url.to_string(), reason: format!("bad media type {media_type:?}") })?,
+            HeaderValue::from_str(media_type).map_err(|_| Error::Protocol {
+                url: url.to_string(),
+                reason: format!("bad media type {media_type:?}"),
+            })?,
         );
-        let resp = self.send_body(Method::PUT, url.clone(), &Scope::push(repo), headers.clone(), bytes.clone().into()).await?;
+        let resp = self
+            .send_body(
+                Method::PUT,
+                url.clone(),
+                &Scope::push(repo),
+                headers.clone(),
+                bytes.clone().into(),
+            )
+            .await?;
         let resp = if resp.status() == StatusCode::UNAUTHORIZED {
             self.learn_challenge(&resp, &Scope::push(repo)).await;
-            self.send_body(Method::PUT, url.clone(), &Scope::push(repo), headers, bytes.into()).await?
+            self.send_body(
+                Method::PUT,
+                url.clone(),
+                &Scope::push(repo),
+                headers,
+                bytes.into(),
+            )
+            .await?
         } else {
             resp
         };
         if !resp.status().is_success() {
-            return Err(self.fail("PUT", &url, &format!("manifest {repo}:{reference}"), resp).await);
+            return Err(self
+                .fail("PUT", &url, &format!("manifest {repo}:{reference}"), resp)
+                .await);
         }
         Ok(())
     }
@@ -730,12 +932,23 @@ impl Client {
         url.query_pairs_mut().append_pair("n", "1000");
         let mut all = Vec::new();
         for _ in 0..10_000 {
-            let resp = self.request(Method::GET, url.clone(), &Scope::pull(repo), HeaderMap::new()).await?;
+            let resp = self
+                .request(
+                    Method::GET,
+                    url.clone(),
+                    &Scope::pull(repo),
+                    HeaderMap::new(),
+                )
+                .await?;
             if resp.status() == StatusCode::NOT_FOUND {
-                return Err(Error::ManifestUnknown(format!("{repo} (no such repository)")));
+                return Err(Error::ManifestUnknown(format!(
+                    "{repo} (no such repository)"
+                )));
             }
             if !resp.status().is_success() {
-                return Err(self.fail("GET", &url, &format!("tags of {repo}"), resp).await);
+                return Err(self
+                    .fail("GET", &url, &format!("tags of {repo}"), resp)
+                    .await);
             }
             let next = resp
                 .headers()
@@ -743,7 +956,10 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link)
                 .and_then(|l| url.join(&l).ok());
-            let list: TagList = resp.json().await.map_err(|e| Error::Protocol { url: url.to_string(), reason: e.to_string() })?;
+            let list: TagList = resp.json().await.map_err(|e| Error::Protocol {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
             all.extend(list.tags.unwrap_or_default());
             match next {
                 Some(n) => url = n,
@@ -755,7 +971,8 @@ impl Client {
 }
 
 fn bearer(token: &str) -> HeaderValue {
-    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
     v.set_sensitive(true);
     v
 }
@@ -764,8 +981,17 @@ fn bearer(token: &str) -> HeaderValue {
 pub fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;
-        if params.split(';').any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next") {
-            Some(target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        if params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next")
+        {
+            Some(
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string(),
+            )
         } else {
             None
         }
@@ -780,7 +1006,10 @@ async fn read_limited(resp: Response, limit: u64, what: &str) -> Result<Vec<u8>>
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| connect_error(&url, &e))?;
         if out.len() as u64 + chunk.len() as u64 > limit {
-            return Err(Error::TooLarge { what: what.to_string(), limit });
+            return Err(Error::TooLarge {
+                what: what.to_string(),
+                limit,
+            });
         }
         out.extend_from_slice(&chunk);
     }
@@ -788,7 +1017,10 @@ async fn read_limited(resp: Response, limit: u64, what: &str) -> Result<Vec<u8>>
 }
 
 /// A stream of exactly `len` bytes taken from `shared` (whose items never straddle the boundary).
-fn take_stream<S>(shared: std::sync::Arc<Mutex<S>>, len: u64) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static
+fn take_stream<S>(
+    shared: std::sync::Arc<Mutex<S>>,
+    len: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static
 where
     S: Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
 {
@@ -805,7 +1037,10 @@ where
             }
             Some(Err(e)) => Some((Err(e), (shared, len))),
             None => Some((
-                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob source ended early")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "blob source ended early",
+                )),
                 (shared, len),
             )),
         }

@@ -26,7 +26,9 @@ pub enum Error {
     },
     #[error("manifest unknown: {0}: check the repository and tag (gdcloud artifacts list-versions REPO lists the tags)")]
     ManifestUnknown(String),
-    #[error("blob unknown: {digest} in {repository}: the registry lost it or the manifest is broken")]
+    #[error(
+        "blob unknown: {digest} in {repository}: the registry lost it or the manifest is broken"
+    )]
     BlobUnknown { repository: String, digest: Digest },
     #[error("{method} {url} failed: HTTP {status}: {message}")]
     Status {
@@ -79,9 +81,15 @@ pub fn connect_error(url: &str, e: &reqwest::Error) -> Error {
         source = s.source();
     }
     let lower = detail.to_ascii_lowercase();
-    let hint = if lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("invalid peer") {
+    let hint = if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("invalid peer")
+    {
         "; trust the registry's CA with --ca-cert-path FILE or `gdcloud auth configure-docker --config-cert --ca-cert-path FILE` (--insecure skips verification)"
-    } else if lower.contains("connection refused") || lower.contains("dns") || lower.contains("resolve") {
+    } else if lower.contains("connection refused")
+        || lower.contains("dns")
+        || lower.contains("resolve")
+    {
         "; check the registry address and that it is running"
     } else {
         ""

@@ -17,7 +17,11 @@ use crate::http;
 const PAGE_SIZE: u32 = 100;
 
 /// Characters left alone when encoding a path segment (RFC 3986 unreserved).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Harbor's double encoding of a repository name inside a project: `a/b` → `a%252Fb`.
 pub fn encode_repository(name: &str) -> String {
@@ -56,7 +60,11 @@ fn basic(creds: &Credentials) -> Option<HeaderValue> {
     match creds {
         Credentials::Basic { username, password } => {
             let raw = format!("{username}:{}", password.expose());
-            let mut v = HeaderValue::from_str(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))).ok()?;
+            let mut v = HeaderValue::from_str(&format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            ))
+            .ok()?;
             v.set_sensitive(true);
             Some(v)
         }
@@ -70,19 +78,30 @@ pub async fn is_harbor(client: &Client) -> bool {
         return false;
     };
     match client.http().get(url).send().await {
-        Ok(r) if r.status().is_success() => r.text().await.map(|t| t.contains("Pong")).unwrap_or(false),
+        Ok(r) if r.status().is_success() => {
+            r.text().await.map(|t| t.contains("Pong")).unwrap_or(false)
+        }
         _ => false,
     }
 }
 
 /// Every tag of `project/repository` with its push time, newest first.
-pub async fn tags(client: &Client, creds: &Credentials, project: &str, repository: &str, log_http: bool) -> Result<Vec<TagInfo>> {
+pub async fn tags(
+    client: &Client,
+    creds: &Credentials,
+    project: &str,
+    repository: &str,
+    log_http: bool,
+) -> Result<Vec<TagInfo>> {
     let path = format!(
         "api/v2.0/projects/{}/repositories/{}/artifacts",
         utf8_percent_encode(project, SEGMENT),
         encode_repository(repository)
     );
-    let mut url: Url = client.base_url().join(&path).map_err(|e| Error::Protocol { url: path.clone(), reason: e.to_string() })?;
+    let mut url: Url = client.base_url().join(&path).map_err(|e| Error::Protocol {
+        url: path.clone(),
+        reason: e.to_string(),
+    })?;
     url.query_pairs_mut()
         .append_pair("with_tag", "true")
         .append_pair("page", "1")
@@ -105,12 +124,21 @@ pub async fn tags(client: &Client, creds: &Credentials, project: &str, repositor
             .await
             .map_err(|e| connect_error(url.as_str(), &e))?;
         if log_http {
-            http::log_exchange("GET", url.as_str(), Some(resp.status().as_u16()), resp.headers());
+            http::log_exchange(
+                "GET",
+                url.as_str(),
+                Some(resp.status().as_u16()),
+                resp.headers(),
+            );
         }
         let what = format!("{}/{project}/{repository}", client.registry());
         match resp.status() {
             s if s.is_success() => {}
-            StatusCode::NOT_FOUND => return Err(Error::ManifestUnknown(format!("{project}/{repository} (no such Harbor repository)"))),
+            StatusCode::NOT_FOUND => {
+                return Err(Error::ManifestUnknown(format!(
+                    "{project}/{repository} (no such Harbor repository)"
+                )))
+            }
             _ => return Err(client.fail("GET", &url, &what, resp).await),
         }
         let next = resp
@@ -127,7 +155,10 @@ pub async fn tags(client: &Client, creds: &Credentials, project: &str, repositor
         for a in artifacts {
             for t in a.tags.unwrap_or_default() {
                 out.push(TagInfo {
-                    push_time: t.push_time.or_else(|| a.push_time.clone()).unwrap_or_default(),
+                    push_time: t
+                        .push_time
+                        .or_else(|| a.push_time.clone())
+                        .unwrap_or_default(),
                     name: t.name,
                     digest: a.digest.clone(),
                 });
@@ -136,7 +167,8 @@ pub async fn tags(client: &Client, creds: &Credentials, project: &str, repositor
         match next {
             Some(n) => url = n,
             None if count as u32 == PAGE_SIZE => {
-                url.query_pairs_mut().clear()
+                url.query_pairs_mut()
+                    .clear()
                     .append_pair("with_tag", "true")
                     .append_pair("page", &(page + 1).to_string())
                     .append_pair("page_size", &PAGE_SIZE.to_string());
@@ -145,7 +177,11 @@ pub async fn tags(client: &Client, creds: &Credentials, project: &str, repositor
         }
     }
     // RFC 3339 times in UTC sort as strings; Harbor writes them so.
-    out.sort_by(|a, b| b.push_time.cmp(&a.push_time).then_with(|| a.name.cmp(&b.name)));
+    out.sort_by(|a, b| {
+        b.push_time
+            .cmp(&a.push_time)
+            .then_with(|| a.name.cmp(&b.name))
+    });
     Ok(out)
 }
 

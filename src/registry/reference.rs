@@ -29,14 +29,19 @@ pub struct Reference {
 }
 
 fn looks_like_host(component: &str) -> bool {
-    component.contains('.') || component.contains(':') || component == "localhost" || component.starts_with('[')
+    component.contains('.')
+        || component.contains(':')
+        || component == "localhost"
+        || component.starts_with('[')
 }
 
 fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn valid_repository(repo: &str) -> bool {
@@ -45,9 +50,9 @@ fn valid_repository(repo: &str) -> bool {
             !part.is_empty()
                 && part.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && part.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                })
         })
 }
 
@@ -72,8 +77,11 @@ impl Reference {
         let (registry, repository) = match name.split_once('/') {
             Some((first, rest)) if looks_like_host(first) => (first.to_ascii_lowercase(), rest),
             _ => match default_registry {
-                Some(r) => (crate::docker_config::registry_host(r)
-                    .map_err(|_| ReferenceError::Invalid(r.to_string()))?, name),
+                Some(r) => (
+                    crate::docker_config::registry_host(r)
+                        .map_err(|_| ReferenceError::Invalid(r.to_string()))?,
+                    name,
+                ),
                 None => return Err(ReferenceError::NoRegistry(input.to_string())),
             },
         };
@@ -165,9 +173,18 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert!(matches!(Reference::parse("proj/app:v1", None), Err(ReferenceError::NoRegistry(_))));
-        assert!(matches!(Reference::parse("h.io/Proj/app", None), Err(ReferenceError::Repository { .. })));
-        assert!(matches!(Reference::parse("h.io/p/app:-bad", None), Err(ReferenceError::Tag { .. })));
+        assert!(matches!(
+            Reference::parse("proj/app:v1", None),
+            Err(ReferenceError::NoRegistry(_))
+        ));
+        assert!(matches!(
+            Reference::parse("h.io/Proj/app", None),
+            Err(ReferenceError::Repository { .. })
+        ));
+        assert!(matches!(
+            Reference::parse("h.io/p/app:-bad", None),
+            Err(ReferenceError::Tag { .. })
+        ));
         assert!(Reference::parse("h.io/p/app@sha256:xyz", None).is_err());
         assert!(Reference::parse("h.io/p/../app", None).is_err());
         assert!(Reference::parse("", None).is_err());

@@ -12,7 +12,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
 use gdcloud::plugin::{CommandInfo, Metadata, METADATA_COMMAND};
 
-const ABOUT: &str = "Pull, push, inspect and extract container images and OCI artifacts, daemonless.";
+const ABOUT: &str =
+    "Pull, push, inspect and extract container images and OCI artifacts, daemonless.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,7 +21,7 @@ const ABOUT: &str = "Pull, push, inspect and extract container images and OCI ar
     bin_name = "gdcloud-artifacts",
     version,
     about = ABOUT,
-    after_help = "Runs as `gdcloud artifacts COMMAND` or directly as `gdcloud-artifacts COMMAND`.\n\nExamples:\n  gdcloud artifacts list-versions harbor.example.com/project/app --latest"
+    after_help = "Runs as `gdcloud artifacts COMMAND` or directly as `gdcloud-artifacts COMMAND`.\n\nExamples:\n  gdcloud artifacts pull harbor.example.com/project/app:1.0 app-1.0\n  gdcloud artifacts push oracle_db.tar harbor.example.com/project/oracle_db:19c\n  gdcloud artifacts tree ./bundle\n  gdcloud artifacts list-versions harbor.example.com/project/app --latest"
 )]
 struct Cli {
     #[command(flatten)]
@@ -31,6 +32,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Pull an image (or a whole index) into an OCI image layout directory.
+    Pull(commands::pull::Args),
+    /// Push an OCI layout, docker-archive or oci-archive to a registry.
+    Push(commands::push::Args),
+    /// Show what a bundle directory or a registry reference holds.
+    Tree(commands::tree::Args),
     /// List a repository's tags, newest first (Harbor push time, else image creation time).
     ListVersions(commands::list_versions::Args),
     /// Print a shell completion script.
@@ -70,7 +77,12 @@ fn run() -> Result<ExitCode> {
             .build()
     };
     match cli.command {
-        Command::ListVersions(args) => runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args)),
+        Command::Pull(args) => runtime()?.block_on(commands::pull::run(&cli.global, &out, args)),
+        Command::Push(args) => runtime()?.block_on(commands::push::run(&cli.global, &out, args)),
+        Command::Tree(args) => runtime()?.block_on(commands::tree::run(&cli.global, &out, args)),
+        Command::ListVersions(args) => {
+            runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args))
+        }
         Command::Completion { shell } => {
             cli::completion(shell, &mut Cli::command())?;
             Ok(ExitCode::SUCCESS)

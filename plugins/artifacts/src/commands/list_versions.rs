@@ -19,7 +19,9 @@ pub enum ApiArg {
 }
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  gdcloud artifacts list-versions harbor.example.com/project/app\n  gdcloud artifacts list-versions project/app --latest            # host from artifacts/registry\n  gdcloud artifacts list-versions harbor.example.com/project/app --format json")]
+#[command(
+    after_help = "Examples:\n  gdcloud artifacts list-versions harbor.example.com/project/app\n  gdcloud artifacts list-versions project/app --latest            # host from artifacts/registry\n  gdcloud artifacts list-versions harbor.example.com/project/app --format json"
+)]
 pub struct Args {
     /// The repository: [HOST/]PROJECT/REPO.
     repository: String,
@@ -63,7 +65,12 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         out.line(&listing.versions[0].tag)?;
     } else {
         for v in &listing.versions {
-            out.line(&format!("{}\t{}\t{}", v.tag, v.time.as_deref().unwrap_or("-"), v.digest))?;
+            out.line(&format!(
+                "{}\t{}\t{}",
+                v.tag,
+                v.time.as_deref().unwrap_or("-"),
+                v.digest
+            ))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,4 +1,7 @@
 //! One module per `gdcloud artifacts` command: its flags and how its result is rendered.
 
 pub mod list_versions;
+pub mod pull;
+pub mod push;
 pub mod registry_args;
+pub mod tree;

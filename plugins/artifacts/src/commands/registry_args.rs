@@ -42,7 +42,10 @@ impl RegistryArgs {
                 if password.is_empty() {
                     bail!("--password-stdin read an empty password; pipe the password in, e.g. `echo \"$PW\" | gdcloud artifacts … --password-stdin`");
                 }
-                Some(Credentials::Basic { username: user.clone(), password: Secret::new(password) })
+                Some(Credentials::Basic {
+                    username: user.clone(),
+                    password: Secret::new(password),
+                })
             }
             None => None,
         };
@@ -60,4 +63,10 @@ impl RegistryArgs {
 /// The configured default registry, for references without a host.
 pub fn default_registry(config: &Config) -> Option<String> {
     config.get(REGISTRY_PROPERTY)
+}
+
+/// `--platform OS/ARCH[/VARIANT]`.
+pub fn parse_platform(s: &str) -> std::result::Result<gdcloud::oci::Platform, String> {
+    gdcloud::oci::Platform::parse(s)
+        .ok_or_else(|| format!("{s:?} is not OS/ARCH[/VARIANT], e.g. linux/amd64"))
 }

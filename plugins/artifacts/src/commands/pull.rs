@@ -1,0 +1,70 @@
+//! `gdcloud artifacts pull SOURCE DESTINATION`: flags → `ops::pull::Options`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use gdcloud::config::Config;
+use gdcloud::ops::pull::{self, Options};
+use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::progress::Progress;
+use gdcloud::plugin::{Format, Output};
+
+use super::registry_args::{default_registry, parse_platform, RegistryArgs};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gdcloud artifacts pull harbor.example.com/project/app:1.0 app-1.0\n  gdcloud artifacts pull --single-manifest-repo --platform linux/amd64 project/app:1.0 app-1.0\n\nDESTINATION must be empty or absent; an interrupted pull resumes when run again with the same arguments."
+)]
+pub struct Args {
+    /// The image: [HOST/]PROJECT/REPO[:TAG|@DIGEST] (host from artifacts/registry when omitted).
+    source: String,
+    /// An empty or absent directory for the OCI image layout.
+    destination: PathBuf,
+    /// SOURCE names one image manifest: pull only that image (with --platform, pick it from an index).
+    #[arg(long)]
+    single_manifest_repo: bool,
+    /// Pick this image from an index: OS/ARCH[/VARIANT], e.g. linux/amd64.
+    #[arg(long, value_parser = parse_platform)]
+    platform: Option<gdcloud::oci::Platform>,
+    /// Blobs downloaded at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
+    let config = Config::load(global.configuration.as_deref())?;
+    let opts = Options {
+        source: args.source.clone(),
+        destination: args.destination.clone(),
+        default_registry: default_registry(&config),
+        single_manifest_repo: args.single_manifest_repo,
+        platform: args.platform.clone(),
+        concurrency: args.concurrency.into(),
+        client: args.registry.client_options(global)?,
+    };
+    let progress = Progress::new(out.progress_enabled(), "pull");
+    let report = pull::run(&opts, &progress)
+        .await
+        .with_context(|| format!("pull {} {}", args.source, args.destination.display()))?;
+    if out.format == Format::Json {
+        out.json(&report)?;
+    } else {
+        out.line(&format!("{} {}", report.reference, report.digest))?;
+        out.status(&format!(
+            "Pulled {} into {} ({} blobs, {} bytes downloaded{})",
+            report.reference,
+            report.destination.display(),
+            report.blobs,
+            report.bytes_downloaded,
+            if report.blobs_present > 0 {
+                format!(", {} already present", report.blobs_present)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,70 @@
+//! `gdcloud artifacts push SOURCE DESTINATION`: flags → `ops::push::Options`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use gdcloud::config::Config;
+use gdcloud::ops::push::{self, Options};
+use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::progress::Progress;
+use gdcloud::plugin::{Format, Output};
+
+use super::registry_args::{default_registry, parse_platform, RegistryArgs};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gdcloud artifacts push oracle_db.tar harbor.example.com/project/oracle_db:19c      # docker save tarball\n  gdcloud artifacts push app-1.0 project/app:1.0                                    # OCI layout\n  gdcloud artifacts push bundle-dir:1.0 project/app:1.0                             # one image of a layout\n  gdcloud artifacts push app.oci.tar project/app:1.0                                # oci-archive"
+)]
+pub struct Args {
+    /// An OCI layout directory ([:NAME] picks an image), a docker-archive or an oci-archive tarball.
+    source: PathBuf,
+    /// [HOST/]PROJECT/REPO[:TAG] (host from artifacts/registry when omitted).
+    destination: String,
+    /// Push one image manifest (with --platform, pick it from an index) instead of the whole index.
+    #[arg(long)]
+    single_manifest_repo: bool,
+    /// Pick this image from an index: OS/ARCH[/VARIANT].
+    #[arg(long, value_parser = parse_platform)]
+    platform: Option<gdcloud::oci::Platform>,
+    /// Blobs uploaded at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Blobs larger than this many MiB upload in chunks of this size.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    chunk_size_mib: u64,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
+    let config = Config::load(global.configuration.as_deref())?;
+    let opts = Options {
+        source: args.source.clone(),
+        destination: args.destination.clone(),
+        default_registry: default_registry(&config),
+        single_manifest_repo: args.single_manifest_repo,
+        platform: args.platform.clone(),
+        concurrency: args.concurrency.into(),
+        chunk_size: args.chunk_size_mib * 1024 * 1024,
+        client: args.registry.client_options(global)?,
+    };
+    let progress = Progress::new(out.progress_enabled(), "push");
+    let report = push::run(&opts, &progress)
+        .await
+        .with_context(|| format!("push {} {}", args.source.display(), args.destination))?;
+    if out.format == Format::Json {
+        out.json(&report)?;
+    } else {
+        out.line(&format!("{} {}", report.destination, report.digest))?;
+        out.status(&format!(
+            "Pushed {}: {} blobs uploaded ({} bytes), {} already there, {} mounted",
+            report.destination,
+            report.blobs_uploaded,
+            report.bytes_uploaded,
+            report.blobs_skipped,
+            report.blobs_mounted
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}

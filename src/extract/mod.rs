@@ -1,0 +1,304 @@
+//! The core of `gdcloud-artifacts extract`: an image's root filesystem rebuilt in a directory,
+//! layer by layer, to the tree `umoci unpack` produces; an artifact's files written by title; an
+//! image re-packed as a `docker save` tarball.
+//!
+//! Layers come from registries and files we do not trust, so the one promise this module keeps
+//! whatever a layer holds (`..`, absolute names, symlinks or hard links that point out, whiteouts
+//! of outside paths, a symlink then a write through it): nothing outside the destination is
+//! created, changed or removed. Hostile entries are refused by name (tar-slip, see `path.rs`);
+//! symlinks are confined to the root the way `filepath-securejoin` does it (CVE-2019-14271,
+//! CVE-2018-15664 and their kin). Everything streams: memory does not grow with a layer's size.
+//!
+//! Files: `path.rs` (name cleaning, resolution inside the root), `whiteout.rs`, `layer.rs` (one
+//! tar stream applied), `compress.rs` (decoders, digests), `artifact.rs`, `docker_archive.rs`,
+//! `sys.rs` (the system calls `std` lacks).
+
+mod artifact;
+mod compress;
+pub mod docker_archive;
+mod layer;
+mod path;
+mod sys;
+mod whiteout;
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+pub use artifact::{write_artifact_files, ANNOTATION_UNPACK};
+pub use compress::decompress;
+pub use docker_archive::write_docker_archive;
+
+use crate::oci::{Descriptor, Digest};
+use compress::HashingReader;
+use layer::LayerExtractor;
+
+/// How entries' owners and device nodes are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Give files the uid/gid the tar says (else they belong to whoever runs us). Default: true
+    /// when running as root.
+    pub same_owner: bool,
+    /// Create character and block devices (else they are skipped, as `umoci --rootless` cannot
+    /// make them either). Default: true when running as root.
+    pub allow_devices: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let root = sys::is_root();
+        Options {
+            same_owner: root,
+            allow_devices: root,
+        }
+    }
+}
+
+/// What [`unpack_rootfs`] did, summed over all layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackStats {
+    /// Regular files, fifos and device nodes created.
+    pub files: u64,
+    /// Directory entries applied (created or updated).
+    pub dirs: u64,
+    /// Symlinks and hard links created.
+    pub links: u64,
+    /// Whiteout entries applied.
+    pub whiteouts: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+}
+
+/// One layer to apply: its descriptor (media type, digest, size), the uncompressed digest the
+/// image config lists for it, and a reader of the blob's (compressed) bytes.
+pub struct Layer<R> {
+    pub descriptor: Descriptor,
+    /// From the config's `rootfs.diff_ids`; verified on the uncompressed stream when `Some`.
+    pub diff_id: Option<Digest>,
+    pub reader: R,
+}
+
+/// Everything that can go wrong; each variant names the layer (by digest), the tar entry or the
+/// path involved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("layer {layer}: refusing tar entry {entry:?}: {reason}; the image is corrupt or malicious, do not use it")]
+    HostileEntry {
+        layer: String,
+        entry: String,
+        reason: &'static str,
+    },
+    #[error("layer {layer}: tar entry {entry:?} has unsupported type {kind:?}; only files, directories, links, fifos and devices can be extracted")]
+    UnsupportedEntry {
+        layer: String,
+        entry: String,
+        kind: char,
+    },
+    #[error("layer {layer}: tar entry {entry:?} holds {actual} bytes but its header says {expected}; the layer is truncated, pull the image again")]
+    ShortEntry {
+        layer: String,
+        entry: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("layer {layer}: tar entry {entry:?}: cannot {action}: {source}")]
+    Entry {
+        layer: String,
+        entry: String,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {layer}: reading the layer: {source}; the blob is corrupt or truncated, pull the image again")]
+    Read {
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {layer}: {what} digest is {actual} but {expected} was expected; the blob is corrupt, pull the image again")]
+    Digest {
+        layer: String,
+        what: &'static str,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer {layer}: the blob is {actual} bytes but its descriptor says {expected}; the blob is corrupt, pull the image again")]
+    Size {
+        layer: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("unsupported layer media type {media_type:?}: only tar, tar+gzip and tar+zstd layers can be extracted")]
+    MediaType { media_type: String },
+    #[error("artifact layer {layer}: refusing title {title:?}: {reason}; the artifact is malformed or malicious, do not use it")]
+    Title {
+        layer: String,
+        title: String,
+        reason: &'static str,
+    },
+    #[error("destination {} is not an empty directory: choose a new or empty directory", path.display())]
+    NotEmpty { path: PathBuf },
+    #[error("{}: cannot {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("image config: {0}; the config blob is corrupt")]
+    Config(#[source] serde_json::Error),
+    #[error(
+        "image config lists {config} diff_ids but {layers} layers were given; the image is corrupt"
+    )]
+    LayerCount { config: usize, layers: usize },
+    #[error("writing the docker archive: {0}; check the space left where it is written")]
+    Write(#[source] io::Error),
+    /// A failure of the caller's, for a layer (a blob that cannot be opened, a media type it
+    /// refuses), carried through the `layers` iterator.
+    #[error("layer {layer}: {source}")]
+    Layer {
+        layer: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+/// Applies every layer in order into `root`, which is created if absent and must otherwise be an
+/// empty directory. Each layer is decompressed by media type, its blob digest and size and (when
+/// given) its diff_id verified. On error, what was built under `root` is removed (and `root`
+/// itself when we created it); nothing outside `root` is touched.
+pub fn unpack_rootfs<R: Read>(
+    root: &Path,
+    layers: impl IntoIterator<Item = Result<Layer<R>, Error>>,
+    opts: &Options,
+) -> Result<UnpackStats, Error> {
+    let guard = RootGuard::prepare(root)?;
+    let mut stats = UnpackStats::default();
+    for layer in layers {
+        unpack_layer(&guard.root, layer?, opts, &mut stats, None)?;
+    }
+    guard.disarm();
+    Ok(stats)
+}
+
+/// Applies one uncompressed tar stream onto the existing directory `root`; `layer_name` names it
+/// in errors. Unlike [`unpack_rootfs`], nothing is verified or cleaned up.
+pub fn apply_layer(
+    root: &Path,
+    tar_stream: impl Read,
+    opts: &Options,
+    layer_name: &str,
+) -> Result<(), Error> {
+    let root = fs::canonicalize(root).map_err(|source| Error::Io {
+        path: root.to_path_buf(),
+        action: "open the destination",
+        source,
+    })?;
+    let mut stats = UnpackStats::default();
+    LayerExtractor::new(&root, opts, layer_name, &mut stats, None)?.apply(tar_stream)?;
+    Ok(())
+}
+
+/// Decompresses, applies and verifies one layer; `prefix` restricts entries to a subtree
+/// (artifact directories).
+pub(crate) fn unpack_layer<R: Read>(
+    root: &Path,
+    layer: Layer<R>,
+    opts: &Options,
+    stats: &mut UnpackStats,
+    prefix: Option<&Path>,
+) -> Result<(), Error> {
+    let name = layer.descriptor.digest.to_string();
+    let read_err = |source| Error::Read {
+        layer: name.clone(),
+        source,
+    };
+    let mut blob = HashingReader::new(layer.reader, Some(&layer.descriptor.digest));
+    let diff_id = {
+        let stream =
+            decompress(&layer.descriptor.media_type, &mut blob).map_err(|e| Error::Layer {
+                layer: name.clone(),
+                source: Box::new(e),
+            })?;
+        let mut tar = HashingReader::new(stream, layer.diff_id.as_ref());
+        LayerExtractor::new(root, opts, &name, stats, prefix)?.apply(&mut tar)?;
+        tar.drain().map_err(read_err)?;
+        tar.finish().1
+    };
+    blob.drain().map_err(read_err)?;
+    let (_, digest, size) = blob.finish();
+    compress::check_blob(&layer.descriptor, digest, size)?;
+    compress::check_diff_id(&layer.descriptor, layer.diff_id.as_ref(), diff_id)
+}
+
+/// Owns the destination while layers are applied: removes what was built if dropped armed.
+struct RootGuard {
+    root: PathBuf,
+    created: bool,
+    armed: bool,
+}
+
+impl RootGuard {
+    fn prepare(root: &Path) -> Result<RootGuard, Error> {
+        let io_err = |action, source| Error::Io {
+            path: root.to_path_buf(),
+            action,
+            source,
+        };
+        let created = match fs::metadata(root) {
+            Ok(m) if m.is_dir() => {
+                let mut entries =
+                    fs::read_dir(root).map_err(|e| io_err("read the destination", e))?;
+                if entries.next().is_some() {
+                    return Err(Error::NotEmpty {
+                        path: root.to_path_buf(),
+                    });
+                }
+                false
+            }
+            Ok(_) => {
+                return Err(Error::NotEmpty {
+                    path: root.to_path_buf(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(root).map_err(|e| io_err("create the destination", e))?;
+                true
+            }
+            Err(e) => return Err(io_err("inspect the destination", e)),
+        };
+        let mut guard = RootGuard {
+            root: root.to_path_buf(),
+            created,
+            armed: true,
+        };
+        guard.root = fs::canonicalize(root).map_err(|e| io_err("open the destination", e))?;
+        Ok(guard)
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for RootGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.created {
+            let _ = sys::remove_tree(&self.root);
+            return;
+        }
+        if let Ok(entries) = fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let _ = match entry.file_type() {
+                    Ok(t) if t.is_dir() => sys::remove_tree(&path),
+                    _ => fs::remove_file(&path),
+                };
+            }
+        }
+    }
+}

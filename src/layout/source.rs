@@ -1,0 +1,263 @@
+//! What `push` reads: one image from a local SOURCE, whichever of the three forms it is — an OCI
+//! layout directory, an oci-archive tarball (`skopeo copy … oci-archive:`) or a `docker save`
+//! tarball (docker-archive) — as a [`LocalImage`]: the manifest's exact bytes plus a
+//! [`BlobSource`] that streams any blob by digest.
+//!
+//! Tarballs are indexed once and read in place (see `tar_index`), never extracted; every blob
+//! reader verifies size and digest at EOF, so corruption is reported with the file's name before
+//! a registry rejects the upload.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::oci::{AnyManifest, Descriptor, Digest, Index};
+
+use super::tar_index::TarFile;
+use super::verify::{check_bytes, require_sha256, VerifyingReader};
+use super::{
+    check_layout_file, docker_archive, refname, Error, Layout, INDEX_LIMIT, MANIFEST_LIMIT,
+};
+
+/// The blobs of a local image, by digest. Readers fail at EOF (`InvalidData`, carrying
+/// [`Error::DigestMismatch`] / [`Error::SizeMismatch`], see [`Error::downcast_io`]) when the
+/// content does not match its digest.
+pub trait BlobSource: Send + Sync {
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error>;
+    /// The blob's size, when the source holds it.
+    fn size(&self, d: &Digest) -> Option<u64>;
+}
+
+/// One image read from a local source.
+pub struct LocalImage {
+    /// The name it was chosen by, or its only name: a layout's ref name (a tag), a `docker save`
+    /// RepoTag (`repo:tag`), or Docker ≥ 25's full image name.
+    pub name: Option<String>,
+    /// The manifest (or, for a multi-platform image, the index) as the source's index lists it,
+    /// annotations included; its children are reachable through `blobs`.
+    pub manifest: Descriptor,
+    /// The manifest's exact bytes (their digest is `manifest.digest`).
+    pub manifest_bytes: Vec<u8>,
+    pub blobs: Arc<dyn BlobSource>,
+}
+
+impl std::fmt::Debug for LocalImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalImage")
+            .field("name", &self.name)
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the image `name` (a ref name, tag or RepoTag; `None` when the source holds one image) of
+/// the local SOURCE at `path`:
+/// - a directory with `oci-layout`: an OCI layout;
+/// - a tar holding `oci-layout` and `index.json`: an oci-archive (this also covers Docker ≥ 25
+///   `docker save`, which writes an OCI layout beside its `manifest.json`; the OCI index is
+///   preferred then, as it carries the real manifests);
+/// - a tar holding `manifest.json`: a legacy `docker save` archive, for which an OCI manifest is
+///   synthesised (see `docker_archive`);
+/// - a compressed file: refused, naming the command that decompresses it.
+pub fn open_source(path: &Path, name: Option<&str>) -> Result<LocalImage, Error> {
+    let meta = fs::metadata(path).map_err(Error::io("open", path))?;
+    if meta.is_dir() {
+        return open_layout(path, name);
+    }
+    if !meta.is_file() {
+        return Err(Error::InvalidArchive {
+            path: path.to_path_buf(),
+            reason: "not a regular file or directory".into(),
+        });
+    }
+    check_not_compressed(path)?;
+    let tar = TarFile::open(path)?;
+    if tar.contains("oci-layout") && tar.contains("index.json") {
+        open_oci_archive(tar, name)
+    } else if tar.contains("manifest.json") {
+        docker_archive::open(tar, name)
+    } else {
+        Err(Error::InvalidArchive {
+            path: path.to_path_buf(),
+            reason: "it is neither an oci-archive (oci-layout, index.json) nor a `docker save` \
+                     archive (manifest.json)"
+                .into(),
+        })
+    }
+}
+
+/// Refuses compressed tarballs up front: scanning them as tar would only say "invalid header".
+fn check_not_compressed(path: &Path) -> Result<(), Error> {
+    let mut magic = [0u8; 6];
+    let mut file = File::open(path).map_err(Error::io("open", path))?;
+    let mut n = 0;
+    while n < magic.len() {
+        match file.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("read", path)(e)),
+        }
+    }
+    let (format, command) = match &magic[..n] {
+        [0x1f, 0x8b, ..] => ("gzip", "gunzip -c"),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => ("zstd", "zstd -dc"),
+        [0xfd, b'7', b'z', b'X', b'Z', 0] => ("xz", "xz -dc"),
+        [b'B', b'Z', b'h', ..] => ("bzip2", "bzip2 -dc"),
+        _ => return Ok(()),
+    };
+    Err(Error::Compressed {
+        path: path.to_path_buf(),
+        format,
+        command,
+    })
+}
+
+/// Parses a manifest or index just read, so a source whose "manifest" is not one fails here.
+fn check_manifest(desc: &Descriptor, bytes: &[u8], path: &Path) -> Result<(), Error> {
+    AnyManifest::parse(Some(&desc.media_type), bytes)
+        .map(drop)
+        .map_err(|source| Error::Manifest {
+            path: path.to_path_buf(),
+            digest: desc.digest.clone(),
+            source,
+        })
+}
+
+fn open_layout(path: &Path, name: Option<&str>) -> Result<LocalImage, Error> {
+    let layout = Layout::open(path)?;
+    let (name, manifest) = layout.resolve_named(name)?;
+    let manifest_bytes = layout.read_blob(&manifest, MANIFEST_LIMIT)?;
+    check_manifest(&manifest, &manifest_bytes, path)?;
+    Ok(LocalImage {
+        name,
+        manifest,
+        manifest_bytes,
+        blobs: Arc::new(LayoutBlobs { layout }),
+    })
+}
+
+/// Blobs of an OCI layout directory.
+struct LayoutBlobs {
+    layout: Layout,
+}
+
+impl BlobSource for LayoutBlobs {
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
+        require_sha256(d)?;
+        let file = self.layout.open_blob(d)?;
+        let path = self.layout.blob_path(d);
+        Ok(Box::new(VerifyingReader::new(file, d.clone(), None, path)))
+    }
+
+    fn size(&self, d: &Digest) -> Option<u64> {
+        fs::metadata(self.layout.blob_path(d))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+}
+
+fn open_oci_archive(tar: TarFile, name: Option<&str>) -> Result<LocalImage, Error> {
+    let invalid = |reason: String| Error::InvalidArchive {
+        path: tar.path().to_path_buf(),
+        reason,
+    };
+    let layout_file = tar.read_small("oci-layout", 4096)?;
+    check_layout_file(&layout_file).map_err(&invalid)?;
+    let index: Index = serde_json::from_slice(&tar.read_small("index.json", INDEX_LIMIT)?)
+        .map_err(|e| invalid(format!("invalid index.json: {e}")))?;
+    let (name, manifest) = refname::choose_in_index(index, name, tar.path())?;
+    let blobs = ArchiveBlobs { tar };
+    let manifest_bytes = blobs.read_small(&manifest, MANIFEST_LIMIT)?;
+    check_manifest(&manifest, &manifest_bytes, blobs.tar.path())?;
+    Ok(LocalImage {
+        name,
+        manifest,
+        manifest_bytes,
+        blobs: Arc::new(blobs),
+    })
+}
+
+/// Blobs of an oci-archive: `blobs/<alg>/<hex>` entries read in place.
+struct ArchiveBlobs {
+    tar: TarFile,
+}
+
+impl ArchiveBlobs {
+    fn entry_name(d: &Digest) -> String {
+        format!("blobs/{}/{}", d.algorithm(), d.hex())
+    }
+
+    fn locate(&self, d: &Digest) -> Result<(u64, u64), Error> {
+        self.tar
+            .find(&Self::entry_name(d))?
+            .ok_or_else(|| Error::MissingBlob {
+                digest: d.clone(),
+                path: self.tar.path().to_path_buf(),
+            })
+    }
+
+    fn read_small(&self, desc: &Descriptor, limit: u64) -> Result<Vec<u8>, Error> {
+        let path = self.tar.entry_path(&Self::entry_name(&desc.digest));
+        if desc.size > limit {
+            return Err(Error::TooLarge {
+                digest: desc.digest.clone(),
+                size: desc.size,
+                limit,
+                path,
+            });
+        }
+        let (offset, size) = self.locate(&desc.digest)?;
+        let mut bytes = Vec::new();
+        self.tar
+            .open_range(offset, size.min(limit + 1))?
+            .read_to_end(&mut bytes)
+            .map_err(Error::io("read", self.tar.path()))?;
+        check_bytes(&bytes, desc, &path)?;
+        Ok(bytes)
+    }
+}
+
+impl BlobSource for ArchiveBlobs {
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
+        require_sha256(d)?;
+        let (offset, size) = self.locate(d)?;
+        let reader = self.tar.open_range(offset, size)?;
+        let path = self.tar.entry_path(&Self::entry_name(d));
+        Ok(Box::new(VerifyingReader::new(
+            reader,
+            d.clone(),
+            Some(size),
+            path,
+        )))
+    }
+
+    fn size(&self, d: &Digest) -> Option<u64> {
+        self.locate(d).ok().map(|(_, size)| size)
+    }
+}
+
+/// Blobs served from memory (a synthesised manifest, a config) in front of another source.
+pub(crate) struct MemoryBlobs<S> {
+    pub(crate) memory: HashMap<Digest, Arc<[u8]>>,
+    pub(crate) rest: S,
+}
+
+impl<S: BlobSource> BlobSource for MemoryBlobs<S> {
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
+        match self.memory.get(d) {
+            Some(bytes) => Ok(Box::new(io::Cursor::new(Arc::clone(bytes)))),
+            None => self.rest.open(d),
+        }
+    }
+
+    fn size(&self, d: &Digest) -> Option<u64> {
+        match self.memory.get(d) {
+            Some(bytes) => Some(bytes.len() as u64),
+            None => self.rest.size(d),
+        }
+    }
+}
