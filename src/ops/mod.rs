@@ -2,7 +2,29 @@
 //! the plugin decides how to render it (text or JSON).
 
 pub mod configure_docker;
+pub mod extract;
 pub mod list_versions;
 pub mod pull;
 pub mod push;
 pub mod tree;
+
+use std::path::{Path, PathBuf};
+
+/// Splits a SOURCE argument into a path and an image name: `--image-name` when given, else the
+/// `PATH:NAME` form (as skopeo's `oci:DIR:REF`), recognised only when `PATH:NAME` itself is not an
+/// existing path.
+pub fn split_source_name(source: &Path, flag: Option<&str>) -> (PathBuf, Option<String>) {
+    if let Some(name) = flag {
+        return (source.to_path_buf(), Some(name.to_string()));
+    }
+    if source.exists() {
+        return (source.to_path_buf(), None);
+    }
+    let s = source.to_string_lossy();
+    if let Some((p, name)) = s.rsplit_once(':') {
+        if Path::new(p).exists() && !name.is_empty() && !name.contains('/') {
+            return (PathBuf::from(p), Some(name.to_string()));
+        }
+    }
+    (source.to_path_buf(), None)
+}

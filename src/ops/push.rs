@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -80,21 +80,6 @@ pub struct Report {
 const READ_CHUNK: usize = 1 << 20;
 const UPLOAD_ATTEMPTS: u32 = 3;
 
-/// Splits `SOURCE` into a path and an optional image name (`layout:tag`, as skopeo's `oci:DIR:REF`),
-/// only when the whole string is not itself an existing path.
-fn split_source(source: &Path) -> (PathBuf, Option<String>) {
-    if source.exists() {
-        return (source.to_path_buf(), None);
-    }
-    let s = source.to_string_lossy();
-    if let Some((p, name)) = s.rsplit_once(':') {
-        if Path::new(p).exists() && !name.is_empty() && !name.contains('/') {
-            return (PathBuf::from(p), Some(name.to_string()));
-        }
-    }
-    (source.to_path_buf(), None)
-}
-
 struct Counters {
     uploaded: usize,
     skipped: usize,
@@ -109,7 +94,7 @@ enum Outcome {
 }
 
 pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
-    let (path, mut name) = split_source(&opts.source);
+    let (path, mut name) = super::split_source_name(&opts.source, None);
     if !path.exists() {
         return Err(Error::NoSource(path));
     }

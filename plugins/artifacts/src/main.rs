@@ -36,6 +36,8 @@ enum Command {
     Pull(commands::pull::Args),
     /// Push an OCI layout, docker-archive or oci-archive to a registry.
     Push(commands::push::Args),
+    /// Extract an image's root filesystem, an artifact's files, or a docker-archive for docker load.
+    Extract(commands::extract::Args),
     /// Show what a bundle directory or a registry reference holds.
     Tree(commands::tree::Args),
     /// List a repository's tags, newest first (Harbor push time, else image creation time).
@@ -79,6 +81,7 @@ fn run() -> Result<ExitCode> {
     match cli.command {
         Command::Pull(args) => runtime()?.block_on(commands::pull::run(&cli.global, &out, args)),
         Command::Push(args) => runtime()?.block_on(commands::push::run(&cli.global, &out, args)),
+        Command::Extract(args) => commands::extract::run(&cli.global, &out, args),
         Command::Tree(args) => runtime()?.block_on(commands::tree::run(&cli.global, &out, args)),
         Command::ListVersions(args) => {
             runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args))

@@ -1,5 +1,6 @@
 //! One module per `gdcloud artifacts` command: its flags and how its result is rendered.
 
+pub mod extract;
 pub mod list_versions;
 pub mod pull;
 pub mod push;

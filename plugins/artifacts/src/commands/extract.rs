@@ -1,0 +1,73 @@
+//! `gdcloud artifacts extract SOURCE DESTINATION`: flags → `ops::extract::Options`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use gdcloud::ops::extract::{self, Options};
+use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::{Format, Output};
+
+use super::registry_args::parse_platform;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gdcloud artifacts extract app-1.0 app-1.0-extracted                 # root filesystem, as umoci unpack\n  gdcloud artifacts extract bundle app-rootfs --image-name 1.0          # one image of a layout\n  gdcloud artifacts extract app-1.0 app-1.0.tar --docker-executable     # for docker/podman load\n\nDESTINATION must be empty or absent. Layers that try to write outside it are refused."
+)]
+pub struct Args {
+    /// A pulled OCI layout (or a docker-archive / oci-archive tarball); DIR:NAME picks an image.
+    source: PathBuf,
+    /// An empty or absent directory (or, with --docker-executable, the tarball to write).
+    destination: PathBuf,
+    /// The image to extract when SOURCE holds several (its ref name / tag).
+    #[arg(long, value_name = "NAME")]
+    image_name: Option<String>,
+    /// Pick this image from an index: OS/ARCH[/VARIANT] (default: this machine's).
+    #[arg(long, value_parser = parse_platform)]
+    platform: Option<gdcloud::oci::Platform>,
+    /// Write a tarball that `docker load`, `podman load` and skopeo's docker-archive: read.
+    #[arg(long)]
+    docker_executable: bool,
+}
+
+pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
+    let opts = Options {
+        source: args.source.clone(),
+        destination: args.destination.clone(),
+        image_name: args.image_name.clone(),
+        platform: args.platform.clone(),
+        docker_executable: args.docker_executable,
+        extract: gdcloud::extract::Options::default(),
+    };
+    let report = extract::run(&opts).with_context(|| {
+        format!(
+            "extract {} {}",
+            args.source.display(),
+            args.destination.display()
+        )
+    })?;
+    if out.format == Format::Json {
+        out.json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    out.line(&report.destination.display().to_string())?;
+    match report.mode {
+        "artifact" => out.status(&format!("Wrote {} artifact files", report.files)),
+        "docker-archive" => out.status(&format!(
+            "Wrote a docker-archive of {} ({} bytes); load it with `docker load -i {}`",
+            report.digest,
+            report.bytes,
+            report.destination.display()
+        )),
+        _ => out.status(&format!(
+            "Extracted {}: {} files, {} directories, {} links, {} whiteouts applied, {} bytes",
+            report.digest,
+            report.files,
+            report.directories,
+            report.links,
+            report.whiteouts,
+            report.bytes
+        )),
+    }
+    Ok(ExitCode::SUCCESS)
+}

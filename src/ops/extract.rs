@@ -1,0 +1,308 @@
+//! `gdcloud artifacts extract SOURCE DESTINATION`: an image's root filesystem (the tree `umoci
+//! unpack` produces), an artifact's files by title, or with `--docker-executable` a tarball that
+//! `docker load`/`podman load` accept — from a pulled layout, a docker-archive or an oci-archive.
+//!
+//! The extraction itself (whiteouts, link confinement, hostile entries) lives in `crate::extract`;
+//! this op picks the image, reads its config and feeds it the layers as streams.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::extract::{self, Layer};
+use crate::layout::source::{open_source, LocalImage};
+use crate::oci::{self, AnyManifest, Compression, Descriptor, ImageConfig, Manifest, Platform};
+use crate::ops::pull::SOURCE_ANNOTATION;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Layout(#[from] crate::layout::Error),
+    #[error(transparent)]
+    Extract(#[from] extract::Error),
+    #[error(transparent)]
+    Parse(#[from] oci::ParseError),
+    #[error("{source_path} holds an image index; choose an image with --platform OS/ARCH (it has: {available})")]
+    IndexNeedsPlatform {
+        source_path: String,
+        available: String,
+    },
+    #[error("{source_path} has no image for platform {platform} (it has: {available})")]
+    NoSuchPlatform {
+        source_path: String,
+        platform: String,
+        available: String,
+    },
+    #[error("the image config of {0} is not valid JSON; the layout is damaged, pull it again")]
+    Config(String),
+    #[error("{0} is an artifact, not a container image: --docker-executable needs an image")]
+    NotAnImage(String),
+    #[error(
+        "{0} has no files to extract: none of its layers carries an org.opencontainers.image.title"
+    )]
+    NoFiles(String),
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} exists; choose a new file name for the docker-archive (nothing was overwritten)")]
+    Exists(PathBuf),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub image_name: Option<String>,
+    pub platform: Option<Platform>,
+    pub docker_executable: bool,
+    pub extract: extract::Options,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub digest: String,
+    pub destination: PathBuf,
+    /// `rootfs`, `artifact` or `docker-archive`.
+    pub mode: &'static str,
+    pub files: u64,
+    pub directories: u64,
+    pub links: u64,
+    pub whiteouts: u64,
+    pub bytes: u64,
+    /// Artifact mode: the files written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub written: Vec<PathBuf>,
+}
+
+/// An image (rather than an artifact): a container config and tar layers only.
+fn is_image(m: &Manifest) -> bool {
+    (m.config.media_type == oci::OCI_CONFIG || m.config.media_type == oci::DOCKER_CONFIG)
+        && m.layers
+            .iter()
+            .all(|l| Compression::of_media_type(&l.media_type).is_some())
+}
+
+fn default_platform() -> Platform {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    Platform {
+        os: "linux".into(),
+        architecture: arch.into(),
+        ..Platform::default()
+    }
+}
+
+/// The image manifest to extract: the source's own, or one child of its index by platform.
+fn choose_manifest(image: &LocalImage, opts: &Options) -> Result<(Descriptor, Manifest), Error> {
+    let mut desc = image.manifest.clone();
+    let mut bytes = image.manifest_bytes.clone();
+    if let AnyManifest::Index(index) = AnyManifest::parse(Some(&desc.media_type), &bytes)? {
+        let available = index
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let want = opts.platform.clone();
+        let child = match &want {
+            Some(w) => index
+                .manifests
+                .iter()
+                .find(|d| d.platform.as_ref().is_some_and(|p| w.matches(p)))
+                .ok_or_else(|| Error::NoSuchPlatform {
+                    source_path: opts.source.display().to_string(),
+                    platform: w.to_string(),
+                    available: available.clone(),
+                })?,
+            None if index.manifests.len() == 1 => &index.manifests[0],
+            None => {
+                let host = default_platform();
+                index
+                    .manifests
+                    .iter()
+                    .find(|d| d.platform.as_ref().is_some_and(|p| host.matches(p)))
+                    .ok_or_else(|| Error::IndexNeedsPlatform {
+                        source_path: opts.source.display().to_string(),
+                        available: available.clone(),
+                    })?
+            }
+        };
+        let mut r = image.blobs.open(&child.digest)?;
+        bytes.clear();
+        r.read_to_end(&mut bytes).map_err(|source| Error::Io {
+            action: "read",
+            path: opts.source.clone(),
+            source,
+        })?;
+        desc = child.clone();
+    }
+    match AnyManifest::parse(Some(&desc.media_type), &bytes)? {
+        AnyManifest::Image(m) => Ok((desc, *m)),
+        AnyManifest::Index(_) => Err(Error::IndexNeedsPlatform {
+            source_path: opts.source.display().to_string(),
+            available: "a nested index".into(),
+        }),
+    }
+}
+
+fn layers<'a>(
+    image: &'a LocalImage,
+    m: &'a Manifest,
+    diff_ids: &'a [oci::Digest],
+) -> impl Iterator<Item = Result<Layer<Box<dyn Read + Send>>, extract::Error>> + 'a {
+    m.layers.iter().enumerate().map(move |(i, d)| {
+        let reader = image
+            .blobs
+            .open(&d.digest)
+            .map_err(|e| extract::Error::Io {
+                path: PathBuf::from(d.digest.to_string()),
+                action: "open the layer",
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        Ok(Layer {
+            descriptor: d.clone(),
+            diff_id: diff_ids.get(i).cloned(),
+            reader,
+        })
+    })
+}
+
+pub fn run(opts: &Options) -> Result<Report, Error> {
+    let (path, name) = super::split_source_name(&opts.source, opts.image_name.as_deref());
+    let image = open_source(&path, name.as_deref())?;
+    let (desc, manifest) = choose_manifest(&image, opts)?;
+    let mut report = Report {
+        digest: desc.digest.to_string(),
+        destination: opts.destination.clone(),
+        mode: "rootfs",
+        files: 0,
+        directories: 0,
+        links: 0,
+        whiteouts: 0,
+        bytes: 0,
+        written: Vec::new(),
+    };
+    if !is_image(&manifest) {
+        if opts.docker_executable {
+            return Err(Error::NotAnImage(opts.source.display().to_string()));
+        }
+        if !manifest
+            .layers
+            .iter()
+            .any(|l| l.annotation(oci::ANNOTATION_TITLE).is_some())
+        {
+            return Err(Error::NoFiles(opts.source.display().to_string()));
+        }
+        let written =
+            extract::write_artifact_files(&opts.destination, layers(&image, &manifest, &[]))?;
+        report.mode = "artifact";
+        report.files = written.len() as u64;
+        report.written = written;
+        return Ok(report);
+    }
+    let config_bytes = {
+        let mut r = image.blobs.open(&manifest.config.digest)?;
+        let mut b = Vec::new();
+        r.read_to_end(&mut b).map_err(|source| Error::Io {
+            action: "read the config of",
+            path: opts.source.clone(),
+            source,
+        })?;
+        b
+    };
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|_| Error::Config(opts.source.display().to_string()))?;
+    if opts.docker_executable {
+        let target = archive_path(&opts.destination, &image, &desc);
+        if target.exists() {
+            return Err(Error::Exists(target));
+        }
+        let dir = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let tmp = tempfile::Builder::new()
+            .prefix(".docker-archive.")
+            .tempfile_in(&dir)
+            .map_err(|source| Error::Io {
+                action: "create a file in",
+                path: dir.clone(),
+                source,
+            })?;
+        let tags = repo_tags(&image, &desc);
+        extract::write_docker_archive(
+            tmp.as_file(),
+            &tags,
+            &config_bytes,
+            layers(&image, &manifest, &config.rootfs.diff_ids),
+            &dir,
+        )?;
+        tmp.as_file().sync_all().map_err(|source| Error::Io {
+            action: "write",
+            path: target.clone(),
+            source,
+        })?;
+        tmp.persist_noclobber(&target).map_err(|e| Error::Io {
+            action: "write",
+            path: target.clone(),
+            source: e.error,
+        })?;
+        report.mode = "docker-archive";
+        report.destination = target.clone();
+        report.bytes = fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
+        return Ok(report);
+    }
+    let stats = extract::unpack_rootfs(
+        &opts.destination,
+        layers(&image, &manifest, &config.rootfs.diff_ids),
+        &opts.extract,
+    )?;
+    report.files = stats.files;
+    report.directories = stats.dirs;
+    report.links = stats.links;
+    report.whiteouts = stats.whiteouts;
+    report.bytes = stats.bytes;
+    Ok(report)
+}
+
+/// `docker load` shows an image under its RepoTags: the repository it was pulled from (or the
+/// archive's own name) with its tag.
+fn repo_tags(image: &LocalImage, desc: &Descriptor) -> Vec<String> {
+    let tag = image.name.clone().or_else(|| {
+        image
+            .manifest
+            .annotation(oci::ANNOTATION_REF_NAME)
+            .map(str::to_string)
+    });
+    let repo = image
+        .manifest
+        .annotation(SOURCE_ANNOTATION)
+        .or_else(|| desc.annotation(SOURCE_ANNOTATION))
+        .map(str::to_string);
+    match (repo, tag) {
+        (_, Some(t)) if t.contains('/') && t.contains(':') => vec![t],
+        (Some(r), Some(t)) => vec![format!("{r}:{t}")],
+        (Some(r), None) => vec![format!("{r}:latest")],
+        _ => Vec::new(),
+    }
+}
+
+/// DESTINATION names the tarball; an existing directory gets `<digest>.tar` inside.
+fn archive_path(dest: &Path, _image: &LocalImage, desc: &Descriptor) -> PathBuf {
+    if dest.is_dir() {
+        dest.join(format!("{}.tar", &desc.digest.hex()[..12]))
+    } else {
+        dest.to_path_buf()
+    }
+}

@@ -1,0 +1,863 @@
+//! Hostile layers and artifacts: every known way a tar (or a manifest's title) tries to create,
+//! change or remove something outside the destination. Each case runs in a fresh directory
+//! `tmp/` holding the destination `tmp/root`, a sentinel file `tmp/sentinel` and a sentinel
+//! directory `tmp/outside/`; the layers' symlinks point at those (by absolute and by relative
+//! path) and at `/etc`. A case passes when the entry is refused with an error naming it, or the
+//! result is confined to the root — and, either way, when `tmp/` outside the root and `/etc/passwd`
+//! are exactly as before (paths, types, contents, modes, mtimes, link counts, inodes).
+//!
+//! Tar entries are written byte by byte: `tar::Builder` would sanitise the very names under test.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use gdcloud::extract::{self, Error, Layer, Options};
+use gdcloud::oci::{self, Descriptor, Digest, Index, Manifest};
+
+// ---------------------------------------------------------------- raw tar writer
+
+#[derive(Default)]
+struct Tar(Vec<u8>);
+
+impl Tar {
+    /// One header (+ data) with `name` and `link` copied verbatim into the ustar fields.
+    fn raw(&mut self, name: &[u8], kind: u8, link: &[u8], data: &[u8]) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        {
+            let old = h.as_old_mut();
+            let n = name.len().min(100);
+            old.name[..n].copy_from_slice(&name[..n]);
+            let l = link.len().min(100);
+            old.linkname[..l].copy_from_slice(&link[..l]);
+        }
+        h.set_entry_type(tar::EntryType::new(kind));
+        h.set_mode(if kind == b'5' { 0o755 } else { 0o644 });
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        self.0.extend_from_slice(h.as_bytes());
+        self.0.extend_from_slice(data);
+        self.0.resize(self.0.len().next_multiple_of(512), 0);
+        self
+    }
+
+    fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
+        self.raw(name.as_bytes(), b'0', b"", data)
+    }
+
+    fn dir(&mut self, name: &str) -> &mut Self {
+        self.raw(name.as_bytes(), b'5', b"", b"")
+    }
+
+    fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.raw(name.as_bytes(), b'2', target.as_bytes(), b"")
+    }
+
+    fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.raw(name.as_bytes(), b'1', target.as_bytes(), b"")
+    }
+
+    /// A GNU long-name record for the next entry.
+    fn long_name(&mut self, name: &[u8]) -> &mut Self {
+        let mut data = name.to_vec();
+        data.push(0);
+        self.raw(b"././@LongLink", b'L', b"", &data)
+    }
+
+    /// A PAX record set for the next entry.
+    fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+        let mut body = Vec::new();
+        for (key, value) in records {
+            let rest = key.len() + value.len() + 3;
+            let mut len = rest + 1;
+            while len != rest + len.to_string().len() {
+                len = rest + len.to_string().len();
+            }
+            body.extend_from_slice(format!("{len} {key}=").as_bytes());
+            body.extend_from_slice(value);
+            body.push(b'\n');
+        }
+        self.raw(b"PaxHeaders/x", b'x', b"", &body)
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = self.0.clone();
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+}
+
+// ---------------------------------------------------------------- the sandbox
+
+struct Sandbox {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    root: PathBuf,
+    outside: PathBuf,
+    before: BTreeMap<PathBuf, String>,
+    etc_before: String,
+}
+
+/// Everything about the sandbox outside the root (and `/etc/passwd`), as comparable text.
+fn outside_state(dir: &Path) -> BTreeMap<PathBuf, String> {
+    fn walk(dir: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, String>) {
+        let abs = dir.join(rel);
+        let m = fs::symlink_metadata(&abs).unwrap();
+        let content = if m.is_file() {
+            format!("{:?}", Digest::sha256_of(&fs::read(&abs).unwrap()))
+        } else if m.file_type().is_symlink() {
+            format!("-> {:?}", fs::read_link(&abs).unwrap())
+        } else {
+            String::new()
+        };
+        out.insert(
+            rel.to_path_buf(),
+            format!(
+                "{:o} {} {} ino={} nlink={} {content}",
+                m.mode(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ino(),
+                m.nlink()
+            ),
+        );
+        if m.is_dir() {
+            for e in fs::read_dir(&abs).unwrap() {
+                let name = e.unwrap().file_name();
+                if rel.as_os_str().is_empty() && name == "root" {
+                    continue;
+                }
+                walk(dir, &rel.join(name), out);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, Path::new(""), &mut out);
+    out
+}
+
+fn etc_passwd() -> String {
+    let m = fs::symlink_metadata("/etc/passwd").unwrap();
+    format!(
+        "{:?} ino={} nlink={} mtime={}",
+        Digest::sha256_of(&fs::read("/etc/passwd").unwrap()),
+        m.ino(),
+        m.nlink(),
+        m.mtime()
+    )
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().canonicalize().unwrap();
+        let root = dir.join("root");
+        let outside = dir.join("outside");
+        fs::create_dir(&root).unwrap();
+        fs::create_dir(&outside).unwrap();
+        fs::write(dir.join("sentinel"), "sentinel").unwrap();
+        fs::write(outside.join("file"), "outside file").unwrap();
+        fs::write(outside.join("passwd"), "outside passwd").unwrap();
+        fs::create_dir(outside.join("sub")).unwrap();
+        fs::write(outside.join("sub/deep"), "deep").unwrap();
+        let before = outside_state(&dir);
+        Sandbox {
+            _tmp: tmp,
+            dir,
+            root,
+            outside,
+            before,
+            etc_before: etc_passwd(),
+        }
+    }
+
+    fn outside(&self) -> &str {
+        self.outside.to_str().unwrap()
+    }
+
+    fn apply(&self, tar: &Tar) -> Result<(), Error> {
+        extract::apply_layer(
+            &self.root,
+            &tar.bytes()[..],
+            &Options::default(),
+            "test-layer",
+        )
+    }
+
+    fn assert_untouched(&self, case: &str) {
+        let after = outside_state(&self.dir);
+        assert_eq!(
+            self.before, after,
+            "{case}: something outside the root changed"
+        );
+        assert_eq!(self.etc_before, etc_passwd(), "{case}: /etc/passwd changed");
+    }
+
+    fn read(&self, rel: &str) -> String {
+        fs::read_to_string(self.root.join(rel)).unwrap_or_else(|e| panic!("{rel} in the root: {e}"))
+    }
+}
+
+fn assert_refused(result: Result<(), Error>, entry: &str, case: &str) {
+    match result {
+        Err(e @ Error::HostileEntry { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&format!("{entry:?}")),
+                "{case}: the error does not name the entry {entry:?}: {msg}"
+            );
+            assert!(!msg.contains('\n'), "{case}: multi-line message: {msg}");
+        }
+        Err(e) => panic!("{case}: expected a refusal naming {entry:?}, got: {e}"),
+        Ok(()) => panic!("{case}: the hostile entry {entry:?} was accepted"),
+    }
+}
+
+/// An error (any kind) that names the entry.
+fn assert_error_names(result: Result<(), Error>, entry: &str, case: &str) {
+    let e = result.expect_err(case);
+    assert!(
+        e.to_string().contains(&format!("{entry:?}")),
+        "{case}: the error does not name {entry:?}: {e}"
+    );
+}
+
+// ---------------------------------------------------------------- names
+
+#[test]
+fn dotdot_names_are_refused() {
+    for (case, name) in [
+        ("parent", "../escape"),
+        ("parent of root dir", "./../sentinel"),
+        ("climb after descend", "a/../../x"),
+        ("deep climb", "a/b/../../../outside/file"),
+        ("dotdot dir", "../outside/"),
+    ] {
+        let sb = Sandbox::new();
+        let mut tar = Tar::default();
+        tar.file("ok-before", b"fine").file(name, b"evil");
+        assert_refused(sb.apply(&tar), name, case);
+        sb.assert_untouched(case);
+    }
+}
+
+#[test]
+fn long_and_pax_names_are_checked_too() {
+    let sb = Sandbox::new();
+    let long = format!("{}{}sentinel", "d/".repeat(30), "../".repeat(31));
+    let mut tar = Tar::default();
+    tar.long_name(long.as_bytes()).file("short", b"evil");
+    assert_refused(sb.apply(&tar), &long, "GNU long name");
+    sb.assert_untouched("GNU long name");
+
+    let mut tar = Tar::default();
+    tar.pax(&[("path", b"../outside/file")])
+        .file("innocent", b"evil");
+    assert_refused(sb.apply(&tar), "../outside/file", "PAX path");
+    sb.assert_untouched("PAX path");
+
+    let mut tar = Tar::default();
+    tar.pax(&[("path", b"a\0b")]).file("innocent", b"evil");
+    assert_refused(sb.apply(&tar), "a\0b", "NUL in a PAX path");
+    sb.assert_untouched("NUL in a PAX path");
+}
+
+#[test]
+fn absolute_names_are_rooted() {
+    let sb = Sandbox::new();
+    let abs = format!("{}/file", sb.outside());
+    let mut tar = Tar::default();
+    tar.file("/abs/path", b"rooted")
+        .file(&abs, b"rooted too")
+        .file("/etc/passwd", b"not the host's");
+    sb.apply(&tar).unwrap();
+    assert_eq!(sb.read("abs/path"), "rooted");
+    assert_eq!(sb.read(&abs[1..]), "rooted too");
+    assert_eq!(sb.read("etc/passwd"), "not the host's");
+    sb.assert_untouched("absolute names");
+}
+
+#[test]
+fn the_root_cannot_change_type() {
+    for (case, kind, link) in [
+        ("symlink", b'2', "/"),
+        ("file", b'0', ""),
+        ("hardlink", b'1', "x"),
+    ] {
+        for name in [".", "./", "/"] {
+            let sb = Sandbox::new();
+            let mut tar = Tar::default();
+            tar.file("x", b"x")
+                .raw(name.as_bytes(), kind, link.as_bytes(), b"");
+            assert_refused(sb.apply(&tar), name, case);
+            assert!(fs::symlink_metadata(&sb.root).unwrap().is_dir());
+            sb.assert_untouched(case);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- symlinks
+
+#[test]
+fn writes_through_symlinks_stay_inside() {
+    let sb = Sandbox::new();
+    let out = sb.outside().to_string();
+    let mut tar = Tar::default();
+    tar.symlink("etc-link", "/etc")
+        .file("etc-link/passwd", b"confined")
+        .symlink("abs", &out)
+        .file("abs/file", b"confined abs")
+        .dir("abs/sub/")
+        .file("abs/sub/deep", b"confined deep")
+        .symlink("up", "../../..")
+        .file("up/sentinel", b"confined up")
+        .symlink("dir/up", "../..")
+        .file("dir/up/outside/passwd", b"confined rel")
+        .symlink("chain", "up/up/abs")
+        .file("chain/new", b"confined chain");
+    sb.apply(&tar).unwrap();
+    assert_eq!(sb.read("etc/passwd"), "confined");
+    assert_eq!(sb.read(&format!("{}/file", &out[1..])), "confined abs");
+    assert_eq!(sb.read(&format!("{}/sub/deep", &out[1..])), "confined deep");
+    assert_eq!(sb.read("sentinel"), "confined up");
+    assert_eq!(sb.read("outside/passwd"), "confined rel");
+    assert_eq!(sb.read(&format!("{}/new", &out[1..])), "confined chain");
+    // The symlinks themselves are kept as written.
+    assert_eq!(fs::read_link(sb.root.join("abs")).unwrap(), sb.outside);
+    assert_eq!(
+        fs::read_link(sb.root.join("up")).unwrap(),
+        Path::new("../../..")
+    );
+    sb.assert_untouched("writes through symlinks");
+}
+
+#[test]
+fn entries_replace_symlinks_rather_than_follow_them() {
+    let sb = Sandbox::new();
+    let out = sb.outside().to_string();
+    let mut tar = Tar::default();
+    tar.symlink("f", &format!("{out}/file"))
+        .file("f", b"replaced the link")
+        .symlink("d", &out)
+        .dir("d/")
+        .symlink("h", &format!("{out}/passwd"))
+        .file("real", b"real")
+        .hardlink("h", "real")
+        .symlink("s", "../sentinel")
+        .symlink("s", "/etc/shadow");
+    sb.apply(&tar).unwrap();
+    assert_eq!(sb.read("f"), "replaced the link");
+    assert!(fs::symlink_metadata(sb.root.join("d")).unwrap().is_dir());
+    assert_eq!(fs::metadata(sb.root.join("h")).unwrap().nlink(), 2);
+    assert_eq!(
+        fs::read_link(sb.root.join("s")).unwrap(),
+        Path::new("/etc/shadow")
+    );
+    sb.assert_untouched("replace symlinks");
+}
+
+#[test]
+fn a_symlink_replacing_a_dir_then_a_write_into_it() {
+    let sb = Sandbox::new();
+    let out = sb.outside().to_string();
+    let mut tar = Tar::default();
+    tar.dir("d/")
+        .file("d/f", b"first")
+        .symlink("d", &out)
+        .file("d/file", b"confined after swap")
+        .dir("e/")
+        .dir("e/sub/")
+        .symlink("e", "..")
+        .file("e/sentinel", b"confined relative swap")
+        .dir("e/sub/")
+        .file("e/sub/x", b"x");
+    sb.apply(&tar).unwrap();
+    assert_eq!(fs::read_link(sb.root.join("d")).unwrap(), sb.outside);
+    assert_eq!(
+        sb.read(&format!("{}/file", &out[1..])),
+        "confined after swap"
+    );
+    assert_eq!(sb.read("sentinel"), "confined relative swap");
+    assert_eq!(sb.read("sub/x"), "x");
+    sb.assert_untouched("symlink replacing a dir");
+}
+
+#[test]
+fn symlink_loops_are_errors() {
+    let sb = Sandbox::new();
+    let mut tar = Tar::default();
+    tar.symlink("a", "b").symlink("b", "a").file("a/x", b"x");
+    assert_error_names(sb.apply(&tar), "a/x", "loop");
+    let mut tar = Tar::default();
+    tar.symlink("self", "/self").file("self/x", b"x");
+    assert_error_names(sb.apply(&tar), "self/x", "absolute self loop");
+    sb.assert_untouched("symlink loops");
+}
+
+// ---------------------------------------------------------------- hard links
+
+#[test]
+fn hardlinks_cannot_reach_outside() {
+    let sb = Sandbox::new();
+    let mut tar = Tar::default();
+    tar.hardlink("h", "../outside/file");
+    assert_refused(sb.apply(&tar), "h", "dotdot hard link");
+    let mut tar = Tar::default();
+    tar.hardlink("h", "a/../../sentinel");
+    assert_refused(sb.apply(&tar), "h", "climbing hard link");
+
+    // Absolute targets are image paths: /etc/passwd of the image, which does not exist here.
+    let mut tar = Tar::default();
+    tar.hardlink("h", "/etc/passwd");
+    assert_error_names(sb.apply(&tar), "h", "absolute hard link");
+    let out = sb.outside().to_string();
+    let mut tar = Tar::default();
+    tar.hardlink("h", &format!("{out}/file"));
+    assert_error_names(sb.apply(&tar), "h", "absolute outside hard link");
+    // Through a symlinked directory: resolved inside the root, so nothing to link to.
+    let mut tar = Tar::default();
+    tar.symlink("l", &out).hardlink("h", "l/file");
+    assert_error_names(sb.apply(&tar), "h", "hard link through a symlink");
+    let mut tar = Tar::default();
+    tar.symlink("up", "../..").hardlink("h2", "up/sentinel");
+    assert_error_names(sb.apply(&tar), "h2", "hard link through a relative symlink");
+    sb.assert_untouched("hard links");
+
+    // When the image has the file, the link is to the image's copy.
+    let sb = Sandbox::new();
+    let mut tar = Tar::default();
+    tar.dir("etc/")
+        .file("etc/passwd", b"image passwd")
+        .hardlink("h", "/etc/passwd")
+        .symlink("l", "/etc")
+        .hardlink("via-link", "l/passwd")
+        .symlink("to-passwd", "/etc/passwd")
+        .hardlink("link-to-symlink", "to-passwd");
+    sb.apply(&tar).unwrap();
+    let ino = fs::metadata(sb.root.join("etc/passwd")).unwrap().ino();
+    assert_eq!(fs::metadata(sb.root.join("h")).unwrap().ino(), ino);
+    assert_eq!(fs::metadata(sb.root.join("via-link")).unwrap().ino(), ino);
+    // The last component is not followed: a hard link to the symlink itself.
+    assert!(fs::symlink_metadata(sb.root.join("link-to-symlink"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    sb.assert_untouched("image hard links");
+}
+
+#[test]
+fn rewriting_a_hardlinked_name_does_not_write_through_it() {
+    let sb = Sandbox::new();
+    let mut tar = Tar::default();
+    tar.file("a", b"original")
+        .hardlink("b", "a")
+        .file("b", b"new content");
+    sb.apply(&tar).unwrap();
+    assert_eq!(sb.read("a"), "original");
+    assert_eq!(sb.read("b"), "new content");
+    sb.assert_untouched("rewrite a hard link");
+}
+
+// ---------------------------------------------------------------- whiteouts
+
+#[test]
+fn hostile_whiteouts_are_refused() {
+    for (case, name) in [
+        ("whiteout of ..", ".wh..."),
+        ("whiteout of .", ".wh.."),
+        ("nested whiteout of ..", "d/.wh..."),
+        ("empty whiteout", ".wh."),
+        ("empty nested whiteout", "d/.wh."),
+        ("whiteout outside", "../.wh.sentinel"),
+        ("whiteout outside dir", "../outside/.wh.file"),
+        ("opaque outside", "../outside/.wh..wh..opq"),
+    ] {
+        let sb = Sandbox::new();
+        fs::create_dir(sb.root.join("d")).unwrap();
+        let mut tar = Tar::default();
+        tar.file(name, b"");
+        assert_refused(sb.apply(&tar), name, case);
+        assert!(sb.root.join("d").is_dir(), "{case}");
+        sb.assert_untouched(case);
+    }
+}
+
+#[test]
+fn whiteouts_through_symlinks_stay_inside() {
+    let sb = Sandbox::new();
+    let out = sb.outside().to_string();
+    fs::write(sb.root.join("sentinel"), "inside").unwrap();
+    let mut tar = Tar::default();
+    tar.symlink("abs", &out)
+        .file("abs/.wh.file", b"")
+        .file("abs/.wh.sub", b"")
+        .file("abs/.wh..wh..opq", b"")
+        .symlink("up", "../..")
+        .file("up/.wh.outside", b"")
+        .file("up/outside/.wh..wh..opq", b"")
+        .file("up/.wh.sentinel", b"")
+        .symlink("etc-link", "/etc")
+        .file("etc-link/.wh.passwd", b"")
+        .file("/etc/.wh.passwd", b"")
+        .file(".wh.nothing-here", b"");
+    sb.apply(&tar).unwrap();
+    // `up/.wh.sentinel` is the root's own sentinel.
+    assert!(!sb.root.join("sentinel").exists());
+    assert!(fs::symlink_metadata(sb.root.join("abs")).is_ok());
+    sb.assert_untouched("whiteouts through symlinks");
+}
+
+#[test]
+fn whiteout_of_a_symlink_removes_the_link_not_its_target() {
+    let sb = Sandbox::new();
+    let out = sb.outside().to_string();
+    let mut first = Tar::default();
+    first
+        .symlink("l", &out)
+        .symlink("m", "../outside")
+        .dir("d/")
+        .symlink("d/l", &out);
+    sb.apply(&first).unwrap();
+    let mut second = Tar::default();
+    second
+        .file(".wh.l", b"")
+        .file(".wh.m", b"")
+        .file("d/.wh..wh..opq", b"");
+    sb.apply(&second).unwrap();
+    assert!(fs::symlink_metadata(sb.root.join("l")).is_err());
+    assert!(fs::symlink_metadata(sb.root.join("m")).is_err());
+    assert_eq!(fs::read_dir(sb.root.join("d")).unwrap().count(), 0);
+    sb.assert_untouched("whiteout of a symlink");
+}
+
+// ---------------------------------------------------------------- other entries
+
+#[test]
+fn devices_truncation_and_unknown_types() {
+    let sb = Sandbox::new();
+    let mut tar = Tar::default();
+    tar.raw(b"dev/null", b'3', b"", b"");
+    let no_devices = Options {
+        same_owner: false,
+        allow_devices: false,
+    };
+    extract::apply_layer(&sb.root, &tar.bytes()[..], &no_devices, "no-devices").unwrap();
+    assert!(
+        !sb.root.join("dev/null").exists(),
+        "devices are skipped when not allowed"
+    );
+    if Options::default().allow_devices {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        h.set_mode(0o666);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_path("dev/null").unwrap();
+        h.set_cksum();
+        let mut tar = Tar::default();
+        tar.0.extend_from_slice(h.as_bytes());
+        sb.apply(&tar).unwrap();
+        let t = fs::symlink_metadata(sb.root.join("dev/null"))
+            .unwrap()
+            .file_type();
+        assert!(t.is_char_device());
+    }
+
+    // A file whose data stops short of its header's size.
+    let mut tar = Tar::default();
+    tar.file("short", &[b'x'; 2000]);
+    let mut bytes = tar.0.clone();
+    bytes.truncate(512 + 1000);
+    let err = extract::apply_layer(&sb.root, &bytes[..], &Options::default(), "short").unwrap_err();
+    assert!(
+        matches!(err, Error::ShortEntry { .. } | Error::Read { .. }),
+        "{err}"
+    );
+
+    let mut tar = Tar::default();
+    tar.raw(b"volume", b'V', b"", b"");
+    let err = sb.apply(&tar).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedEntry { .. }), "{err}");
+    assert!(err.to_string().contains("\"volume\""), "{err}");
+    sb.assert_untouched("other entries");
+}
+
+#[test]
+fn unpack_rootfs_removes_what_it_built_on_a_hostile_layer() {
+    let sb = Sandbox::new();
+    let mut good = Tar::default();
+    good.dir("etc/")
+        .file("etc/hosts", b"hosts")
+        .symlink("l", "/etc");
+    let mut evil = Tar::default();
+    evil.file("l/ok", b"fine").file("../escape", b"evil");
+    let layer = |tar: &Tar| {
+        let bytes = tar.bytes();
+        let descriptor = descriptor(oci::OCI_LAYER_TAR, &bytes, None);
+        Ok(Layer {
+            diff_id: Some(descriptor.digest.clone()),
+            descriptor,
+            reader: std::io::Cursor::new(bytes),
+        })
+    };
+    let root = sb.dir.join("root/new");
+    let err = extract::unpack_rootfs(&root, [layer(&good), layer(&evil)], &Options::default())
+        .unwrap_err();
+    assert_refused(Err(err), "../escape", "unpack_rootfs");
+    assert!(!root.exists());
+    assert_eq!(fs::read_dir(&sb.root).unwrap().count(), 0);
+    sb.assert_untouched("unpack_rootfs");
+}
+
+// ---------------------------------------------------------------- artifacts
+
+fn descriptor(media_type: &str, data: &[u8], title: Option<&str>) -> Descriptor {
+    Descriptor {
+        media_type: media_type.into(),
+        digest: Digest::sha256_of(data),
+        size: data.len() as u64,
+        urls: None,
+        annotations: title
+            .map(|t| BTreeMap::from([(oci::ANNOTATION_TITLE.to_string(), t.to_string())])),
+        platform: None,
+        artifact_type: None,
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Writes an OCI layout holding one artifact manifest with these layers (blob, descriptor).
+fn artifact_layout(dir: &Path, layers: &[(Vec<u8>, Descriptor)]) -> PathBuf {
+    let layout = dir.join("layout");
+    let blobs = layout.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| {
+        let d = Digest::sha256_of(data);
+        fs::write(blobs.join(d.hex()), data).unwrap();
+        d
+    };
+    // Stored under the descriptor's digest, so a test can describe a corrupt blob.
+    for (blob, d) in layers {
+        fs::write(blobs.join(d.digest.hex()), blob).unwrap();
+    }
+    let config = b"{}";
+    put(config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::OCI_MANIFEST,
+        "artifactType": "application/vnd.example.bundle",
+        "config": descriptor(oci::OCI_EMPTY, config, None),
+        "layers": layers.iter().map(|(_, d)| d).collect::<Vec<_>>(),
+    });
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let digest = put(&manifest);
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": oci::OCI_MANIFEST,
+            "digest": digest,
+            "size": manifest.len(),
+            "annotations": {oci::ANNOTATION_REF_NAME: "v1"},
+        }],
+    });
+    fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    fs::write(
+        layout.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    layout
+}
+
+/// The layers of the layout's `v1` manifest, as `write_artifact_files` takes them.
+fn artifact_layers(layout: &Path) -> Vec<Result<Layer<fs::File>, Error>> {
+    let index: Index =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let blob = |d: &Digest| layout.join("blobs/sha256").join(d.hex());
+    let manifest: Manifest =
+        serde_json::from_slice(&fs::read(blob(&index.manifests[0].digest)).unwrap()).unwrap();
+    manifest
+        .layers
+        .into_iter()
+        .map(|d| {
+            let reader = fs::File::open(blob(&d.digest)).unwrap();
+            Ok(Layer {
+                descriptor: d,
+                diff_id: None,
+                reader,
+            })
+        })
+        .collect()
+}
+
+fn oras_dir(title: &str, extra: &[(&str, &str)]) -> (Vec<u8>, Descriptor) {
+    let mut tar = Tar::default();
+    tar.dir(&format!("{title}/"))
+        .file(&format!("{title}/a.txt"), b"packed a")
+        .dir(&format!("{title}/sub/"))
+        .file(&format!("{title}/sub/b.txt"), b"packed b");
+    for (name, target) in extra {
+        tar.symlink(name, target);
+    }
+    let blob = gzip(&tar.bytes());
+    let mut d = descriptor(oci::OCI_LAYER_GZIP, &blob, Some(title));
+    d.annotations
+        .as_mut()
+        .unwrap()
+        .insert(extract::ANNOTATION_UNPACK.into(), "true".into());
+    (blob, d)
+}
+
+#[test]
+fn artifact_files_are_written_by_title() {
+    let sb = Sandbox::new();
+    let plain = b"hello artifact\n".to_vec();
+    let nested = gzip(b"kept compressed: files are written as stored");
+    let untitled = b"no title".to_vec();
+    let layout = artifact_layout(
+        &sb.dir.join("root"),
+        &[
+            (
+                plain.clone(),
+                descriptor("text/plain", &plain, Some("hello.txt")),
+            ),
+            (
+                nested.clone(),
+                descriptor(oci::OCI_LAYER_GZIP, &nested, Some("dir/nested.gz")),
+            ),
+            (untitled.clone(), descriptor("text/plain", &untitled, None)),
+            oras_dir("bundle", &[]),
+        ],
+    );
+    let dest = sb.dir.join("root/out");
+    let written = extract::write_artifact_files(&dest, artifact_layers(&layout)).unwrap();
+    assert_eq!(
+        written,
+        ["hello.txt", "dir/nested.gz", "bundle"].map(|t| dest.join(t))
+    );
+    assert_eq!(fs::read(dest.join("hello.txt")).unwrap(), plain);
+    assert_eq!(fs::read(dest.join("dir/nested.gz")).unwrap(), nested);
+    assert_eq!(
+        fs::read_to_string(dest.join("bundle/a.txt")).unwrap(),
+        "packed a"
+    );
+    assert_eq!(
+        fs::read_to_string(dest.join("bundle/sub/b.txt")).unwrap(),
+        "packed b"
+    );
+    let mut names: Vec<_> = fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["bundle", "dir", "hello.txt"]);
+    sb.assert_untouched("artifact files");
+}
+
+#[test]
+fn hostile_titles_are_refused() {
+    for title in [
+        "../x",
+        "/etc/x",
+        "a/../../x",
+        "..",
+        ".",
+        "",
+        "a\0b",
+        "../outside/file",
+    ] {
+        let sb = Sandbox::new();
+        let ok = b"first".to_vec();
+        let evil = b"evil".to_vec();
+        let layout = artifact_layout(
+            &sb.dir.join("root"),
+            &[
+                (ok.clone(), descriptor("text/plain", &ok, Some("first.txt"))),
+                (evil.clone(), descriptor("text/plain", &evil, Some(title))),
+            ],
+        );
+        let dest = sb.dir.join("root/out");
+        let err = extract::write_artifact_files(&dest, artifact_layers(&layout)).unwrap_err();
+        assert!(matches!(err, Error::Title { .. }), "{title:?}: {err}");
+        assert!(err.to_string().contains(&format!("{title:?}")), "{err}");
+        assert!(
+            !dest.join("first.txt").exists(),
+            "{title:?}: not cleaned up"
+        );
+        sb.assert_untouched(title);
+    }
+}
+
+#[test]
+fn artifact_titles_and_packed_dirs_cannot_escape() {
+    // A packed directory plants symlinks; later titles go through them; then a layer fails,
+    // and the clean-up must not follow them either.
+    let sb = Sandbox::new();
+    let out = sb.outside().to_string();
+    let bad = b"corrupt".to_vec();
+    let mut bad_desc = descriptor("text/plain", &bad, Some("last.txt"));
+    bad_desc.digest = Digest::sha256_of(b"something else");
+    let layout = artifact_layout(
+        &sb.dir.join("root"),
+        &[
+            oras_dir("pkg", &[("pkg/out", &out), ("pkg/up", "../../..")]),
+            (
+                b"via abs".to_vec(),
+                descriptor("text/plain", b"via abs", Some("pkg/out/file")),
+            ),
+            (
+                b"via up".to_vec(),
+                descriptor("text/plain", b"via up", Some("pkg/up/sentinel")),
+            ),
+            (bad, bad_desc),
+        ],
+    );
+    let dest = sb.dir.join("root/out");
+    let err = extract::write_artifact_files(&dest, artifact_layers(&layout)).unwrap_err();
+    assert!(matches!(err, Error::Digest { .. }), "{err}");
+    sb.assert_untouched("titles through symlinks");
+
+    // A packed directory with an entry outside its title is refused.
+    let sb = Sandbox::new();
+    let layout = artifact_layout(&sb.dir.join("root"), &[oras_dir("pkg", &[("other", "x")])]);
+    let err = extract::write_artifact_files(&sb.dir.join("root/out"), artifact_layers(&layout))
+        .unwrap_err();
+    assert!(matches!(err, Error::HostileEntry { .. }), "{err}");
+    assert!(err.to_string().contains("\"other\""), "{err}");
+    sb.assert_untouched("packed entry outside its title");
+
+    // The same title twice is refused; so is a title that names an existing file.
+    let sb = Sandbox::new();
+    let a = b"a".to_vec();
+    let layout = artifact_layout(
+        &sb.dir.join("root"),
+        &[
+            (a.clone(), descriptor("text/plain", &a, Some("same"))),
+            (a.clone(), descriptor("text/plain", &a, Some("./same"))),
+        ],
+    );
+    let err = extract::write_artifact_files(&sb.dir.join("root/out"), artifact_layers(&layout))
+        .unwrap_err();
+    assert!(matches!(err, Error::Title { .. }), "{err}");
+    let mut s = String::new();
+    let _ = fs::File::open(sb.dir.join("root/out/same")).map(|mut f| f.read_to_string(&mut s));
+    assert!(s.is_empty(), "not cleaned up");
+    sb.assert_untouched("duplicate titles");
+}
