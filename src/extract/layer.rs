@@ -735,7 +735,9 @@ impl Lookup for RealFs<'_> {
         let abs = self.0.join(rel);
         match fs::symlink_metadata(&abs) {
             Ok(m) if m.is_dir() => Ok(Node::Dir(m)),
-            Ok(m) if m.file_type().is_symlink() => Ok(Node::Dir(m)),
+            Ok(m) if m.file_type().is_symlink() => Ok(Node::Symlink(
+                fs::read_link(&abs)?.into_os_string().into_encoded_bytes(),
+            )),
             Ok(_) => Ok(Node::Other),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Node::Missing),
             Err(e) => Err(e),
