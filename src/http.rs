@@ -6,10 +6,17 @@
 //! `certs.d/<host>/ca.crt` files that `gdcloud auth configure-docker --config-cert` installs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -46,15 +53,17 @@ pub fn install_crypto_provider() {
     });
 }
 
-fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
+fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     let pem = std::fs::read(path).map_err(|source| Error::ReadCa {
         path: path.to_path_buf(),
         source,
     })?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| Error::BadCa {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::BadCa {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     if certs.is_empty() {
         return Err(Error::BadCa {
             path: path.to_path_buf(),
@@ -64,20 +73,191 @@ fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, Error> {
     Ok(certs)
 }
 
+/// Chain verification against the system roots plus the user's CAs, and one addition: a certificate
+/// the user handed us *itself* is trusted as the server's certificate (its name still checked).
+/// webpki refuses a self-signed CA:TRUE certificate as a server's own (`CaUsedAsEndEntity`), yet
+/// that is what `openssl req -x509` and Docker's own registry instructions produce, and what curl,
+/// skopeo and podman accept.
+#[derive(Debug)]
+struct Verifier {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    pinned: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let chain_result = match &self.chain {
+            Some(v) => {
+                v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        };
+        match chain_result {
+            Ok(ok) => Ok(ok),
+            Err(e)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                let parsed = ParsedCertificate::try_from(end_entity).map_err(|_| e)?;
+                rustls::client::verify_server_name(&parsed, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// `--insecure`: any certificate, though handshake signatures are still checked.
+#[derive(Debug)]
+struct AcceptAny(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The rustls configuration for `opts`.
+pub fn tls_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, Error> {
+    install_crypto_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Build(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if opts.insecure {
+        Arc::new(AcceptAny(provider))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        let mut pinned = Vec::new();
+        for f in &opts.ca_files {
+            for cert in load_ca(f)? {
+                let _ = roots.add(cert.clone());
+                pinned.push(cert);
+            }
+        }
+        let chain = if roots.is_empty() {
+            None
+        } else {
+            Some(
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| Error::Build(e.to_string()))?,
+            )
+        };
+        Arc::new(Verifier {
+            chain,
+            pinned,
+            provider,
+        })
+    };
+    let mut config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// A client for `opts`. Timeouts bound connection set-up and idle reads, never a whole transfer
 /// (a 10 GiB layer may take long, but it must not stall).
 pub fn client(opts: &TlsOptions) -> Result<reqwest::Client, Error> {
-    install_crypto_provider();
-    let mut builder = reqwest::Client::builder()
+    let tls = tls_config(opts)?;
+    reqwest::Client::builder()
         .user_agent(concat!("gdcloud-kit/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(16)
-        .tls_danger_accept_invalid_certs(opts.insecure);
-    for f in &opts.ca_files {
-        builder = builder.tls_certs_merge(load_ca(f)?);
-    }
-    builder.build().map_err(|e| Error::Build(e.to_string()))
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| Error::Build(e.to_string()))
 }
 
 /// The CA files installed for `host` by `configure-docker --config-cert` (and by hand, Docker's and

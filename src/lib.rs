@@ -16,6 +16,7 @@ pub mod oci;
 pub mod ops;
 pub mod plugin;
 pub mod registry;
+pub mod rfc3339;
 pub mod secret;
 
 /// The version every binary reports.

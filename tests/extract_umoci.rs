@@ -766,36 +766,69 @@ fn bench_against_umoci() {
         .expect("set GDCLOUD_EXTRACT_BENCH=<oci layout>:<tag> to run the benchmark");
     let (layout, tag) = spec.rsplit_once(':').expect("<layout>:<tag>");
     let layout = Path::new(layout);
-    let base = Path::new(layout).parent().unwrap().join("bench-out");
+    let rounds: usize = std::env::var("GDCLOUD_EXTRACT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    // `ours` skips umoci (to trace our system calls alone).
+    let only_ours = std::env::var("GDCLOUD_EXTRACT_BENCH_ONLY").as_deref() == Ok("ours");
+    // Outputs stay until the end: ext4 makes creating files slow while it avoids reusing inodes
+    // deleted in the last minutes, which would penalise whichever run follows a clean-up.
+    let base = std::env::var_os("GDCLOUD_EXTRACT_BENCH_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| layout.parent().unwrap().join("bench-out"));
     let _ = fs::remove_dir_all(&base);
     fs::create_dir_all(&base).unwrap();
-    let mut umoci_times = Vec::new();
-    let mut our_times = Vec::new();
-    for round in 0..3 {
-        run("sync", &[]);
+    let (mut umoci_wall, mut umoci_cpu) = (vec![], vec![]);
+    let (mut our_wall, mut our_cpu) = (vec![], vec![]);
+    for round in 0..rounds {
         let bundle = base.join(format!("umoci-{round}"));
-        let t = Instant::now();
-        umoci_unpack(layout, tag, &bundle);
-        umoci_times.push(t.elapsed());
-        run("sync", &[]);
         let root = base.join(format!("ours-{round}"));
-        let t = Instant::now();
-        let stats =
-            extract::unpack_rootfs(&root, layers(layout, tag), &Options::default()).unwrap();
-        our_times.push(t.elapsed());
-        if round == 0 {
-            println!("{stats:?}");
+        // Alternate who goes first.
+        for ours in [round % 2 == 0, round % 2 != 0] {
+            run("sync", &[]);
+            if ours {
+                let (t, cpu) = (Instant::now(), cpu_seconds(libc::RUSAGE_THREAD));
+                let stats = extract::unpack_rootfs(&root, layers(layout, tag), &Options::default())
+                    .unwrap();
+                our_wall.push(t.elapsed().as_secs_f64());
+                our_cpu.push(cpu_seconds(libc::RUSAGE_THREAD) - cpu);
+                if round == 0 {
+                    println!("{stats:?}");
+                }
+            } else if !only_ours {
+                let (t, cpu) = (Instant::now(), cpu_seconds(libc::RUSAGE_CHILDREN));
+                umoci_unpack(layout, tag, &bundle);
+                umoci_wall.push(t.elapsed().as_secs_f64());
+                umoci_cpu.push(cpu_seconds(libc::RUSAGE_CHILDREN) - cpu);
+            }
+        }
+        if round == 0 && !only_ours {
             assert_same_tree(&bundle.join("rootfs"), &root);
         }
-        fs::remove_dir_all(&bundle).unwrap();
-        fs::remove_dir_all(&root).unwrap();
     }
-    umoci_times.sort();
-    our_times.sort();
-    let (u, o) = (umoci_times[1], our_times[1]);
-    println!(
-        "umoci unpack --rootless: {u:?} (runs {umoci_times:?})\nunpack_rootfs: {o:?} (runs {our_times:?})\nratio: {:.2}",
-        o.as_secs_f64() / u.as_secs_f64()
-    );
+    fs::remove_dir_all(&base).unwrap();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let (ow, oc) = (median(&mut our_wall), median(&mut our_cpu));
+    println!("unpack_rootfs:           wall {ow:.2}s cpu {oc:.2}s (wall runs {our_wall:.2?})");
+    if !only_ours {
+        let (uw, uc) = (median(&mut umoci_wall), median(&mut umoci_cpu));
+        println!(
+            "umoci unpack --rootless: wall {uw:.2}s cpu {uc:.2}s (wall runs {umoci_wall:.2?})"
+        );
+        println!("ratio (medians): wall {:.2}, cpu {:.2}", ow / uw, oc / uc);
+    }
     let _ = std::io::stdout().flush();
+}
+
+/// User + system CPU seconds of this thread (or of the children waited for).
+fn cpu_seconds(who: i32) -> f64 {
+    // SAFETY: getrusage only fills the zeroed struct we own.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(who, &mut r) }, 0);
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(r.ru_utime) + t(r.ru_stime)
 }

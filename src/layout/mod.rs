@@ -85,6 +85,47 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// What [`Layout::create_for_pull`] would refuse, checked without writing anything: a pull
+    /// checks DESTINATION before it contacts the registry, and creates it only once the source
+    /// is known to exist, so a mistyped reference leaves no half-made layout behind.
+    pub fn check_for_pull(root: &Path, source_ref: &str) -> Result<(), Error> {
+        match fs::metadata(root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(Error::NotADirectory {
+                    path: root.to_path_buf(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("inspect", root)(e)),
+        }
+        let empty = fs::read_dir(root)
+            .map_err(Error::io("list", root))?
+            .next()
+            .is_none();
+        if empty {
+            return Ok(());
+        }
+        let marker = root.join(PULL_MARKER);
+        match fs::read(&marker) {
+            Ok(b) => {
+                let recorded = String::from_utf8_lossy(&b).trim_end().to_string();
+                if recorded == source_ref {
+                    Ok(())
+                } else {
+                    Err(Error::OtherPull {
+                        path: root.to_path_buf(),
+                        source_ref: recorded,
+                    })
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotEmpty {
+                path: root.to_path_buf(),
+            }),
+            Err(e) => Err(Error::io("read", &marker)(e)),
+        }
+    }
+
     /// For pull: `root` must be absent or an empty directory (anything else is refused, touching
     /// nothing), or a layout left by an interrupted pull of the same `source_ref` (marker file
     /// [`PULL_MARKER`]), which is returned as is so its `.partial` blobs continue.

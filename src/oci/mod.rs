@@ -6,6 +6,7 @@
 //! Unknown fields are kept (`extra`) so a manifest parsed and re-serialized by us never silently drops
 //! what a newer spec or another tool put there — though we never re-serialize what we push.
 
+pub mod convert;
 pub mod digest;
 
 use std::collections::BTreeMap;

@@ -152,7 +152,10 @@ async fn registry_versions(
         .await;
     let mut versions = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     // Newest first; undated last; ties by tag name, highest first, so the order is stable.
-    versions.sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.tag.cmp(&a.tag)));
+    versions.sort_by(|a, b| {
+        crate::rfc3339::newest_first(a.time.as_deref(), b.time.as_deref())
+            .then_with(|| b.tag.cmp(&a.tag))
+    });
     Ok(versions)
 }
 

@@ -6,7 +6,7 @@
 //! re-run of an interrupted pull continues where it stopped. Manifests are written last, so a layout
 //! is only complete when everything it names is there.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -73,7 +73,10 @@ pub struct Options {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub reference: String,
+    /// The digest in the layout (an OCI manifest or index).
     pub digest: String,
+    /// The digest in the registry; differs from `digest` when a Docker-format image was converted.
+    pub source_digest: String,
     pub media_type: String,
     pub destination: PathBuf,
     pub manifests: usize,
@@ -110,13 +113,15 @@ fn is_foreign(desc: &Descriptor) -> bool {
 
 pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     let reference = Reference::parse(&opts.source, opts.default_registry.as_deref())?;
-    // Refuse a non-empty DESTINATION before any network traffic.
-    let layout = Layout::create_for_pull(&opts.destination, &reference.to_string())?;
+    // Refuse a non-empty DESTINATION before any network traffic; create it only once the source
+    // is known to exist.
+    Layout::check_for_pull(&opts.destination, &reference.to_string())?;
     let client = Client::connect(&reference.registry, &opts.client).await?;
     let repo = reference.repository.as_str();
     let top = client
         .get_manifest(repo, &reference.manifest_reference())
         .await?;
+    let layout = Layout::create_for_pull(&opts.destination, &reference.to_string())?;
 
     // Which manifest becomes the layout's root, and which manifests must be fetched with it.
     let mut root = top.clone();
@@ -152,6 +157,39 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
             }
         }
         AnyManifest::Image(_) => images.push(top.clone()),
+    }
+
+    // Docker-format images become OCI ones in the layout, as skopeo does: the layout readers look
+    // up OCI media types only. Only media types change; configs and layers keep their digests.
+    let source_digest = root.digest.clone();
+    let mut converted = HashMap::new();
+    for image in &mut images {
+        if let Some(bytes) = oci::convert::manifest_to_oci(&image.bytes)? {
+            let new = Fetched {
+                digest: Digest::sha256_of(&bytes),
+                media_type: oci::OCI_MANIFEST.into(),
+                bytes,
+            };
+            converted.insert(
+                image.digest.clone(),
+                (new.digest.clone(), new.bytes.len() as u64),
+            );
+            *image = new;
+        }
+    }
+    if let Some((d, _)) = converted.get(&root.digest) {
+        let d = d.clone();
+        root = images
+            .iter()
+            .find(|i| i.digest == d)
+            .cloned()
+            .expect("the converted root is one of the images");
+    } else if let Some(bytes) = oci::convert::list_to_oci(&root.bytes, &converted)? {
+        root = Fetched {
+            digest: Digest::sha256_of(&bytes),
+            media_type: oci::OCI_INDEX.into(),
+            bytes,
+        };
     }
 
     // Every blob the images name, once.
@@ -240,6 +278,7 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     Ok(Report {
         reference: reference.to_string(),
         digest: root.digest.to_string(),
+        source_digest: source_digest.to_string(),
         media_type: root.media_type.clone(),
         destination: opts.destination.clone(),
         manifests: images.len() + usize::from(oci::is_index(&root.media_type)),

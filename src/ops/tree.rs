@@ -189,10 +189,20 @@ async fn local(dir: &Path) -> Result<Vec<Image>, Error> {
             .to_string_lossy()
             .to_string();
         let fallback = if rel.is_empty() {
-            dir.canonicalize()
-                .ok()
-                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-                .unwrap_or_default()
+            // A layout given directly: Harbor repositories are PROJECT/REPO, so its folder and
+            // the one above it name it (`bundle/proj/app` → `proj/app`).
+            let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+            let mut parts: Vec<String> = canonical
+                .components()
+                .rev()
+                .take(2)
+                .filter_map(|c| match c {
+                    std::path::Component::Normal(n) => Some(n.to_string_lossy().to_string()),
+                    _ => None,
+                })
+                .collect();
+            parts.reverse();
+            parts.join("/")
         } else {
             rel
         };

@@ -213,7 +213,7 @@ impl Client {
         if tls.insecure || is_loopback(registry) {
             schemes.push("http");
         }
-        let mut last_err = None;
+        let mut first_err: Option<Error> = None;
         for scheme in schemes {
             let base =
                 Url::parse(&format!("{scheme}://{registry}/")).map_err(|e| Error::Protocol {
@@ -228,13 +228,19 @@ impl Client {
                 state: Mutex::new(AuthState::default()),
                 log_http: tls.log_http,
             };
-            match client.ping().await {
-                Ok(()) => return Ok(client),
-                Err(e @ Error::Connect { .. }) => last_err = Some(e),
-                Err(e) => return Err(e),
+            match (client.ping().await, first_err.take()) {
+                (Ok(()), _) => return Ok(client),
+                // A certificate problem is the answer: falling back to plain HTTP would hide it.
+                (Err(e @ Error::Connect { hint, .. }), None) if hint.contains("CA") => {
+                    return Err(e)
+                }
+                (Err(e @ Error::Connect { .. }), None) => first_err = Some(e),
+                (Err(e), None) => return Err(e),
+                // HTTPS failed and plain HTTP did not work either: the HTTPS failure says more.
+                (Err(_), Some(https_err)) => return Err(https_err),
             }
         }
-        Err(last_err.expect("at least one scheme tried"))
+        Err(first_err.expect("at least one scheme tried"))
     }
 
     pub fn registry(&self) -> &str {

@@ -176,10 +176,8 @@ pub async fn tags(
             None => break,
         }
     }
-    // RFC 3339 times in UTC sort as strings; Harbor writes them so.
     out.sort_by(|a, b| {
-        b.push_time
-            .cmp(&a.push_time)
+        crate::rfc3339::newest_first(Some(&a.push_time), Some(&b.push_time))
             .then_with(|| a.name.cmp(&b.name))
     });
     Ok(out)

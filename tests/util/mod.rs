@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod env;
+pub mod harbor_fake;
 pub mod image;
 pub mod keyring;
+pub mod proxy;
 pub mod registry;
 pub mod token_server;
