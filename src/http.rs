@@ -78,8 +78,11 @@ fn load_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
 /// webpki refuses a self-signed CA:TRUE certificate as a server's own (`CaUsedAsEndEntity`), yet
 /// that is what `openssl req -x509` and Docker's own registry instructions produce, and what curl,
 /// skopeo and podman accept.
+/// With `insecure` (`--insecure`) any certificate passes, though handshake signatures are still
+/// checked.
 #[derive(Debug)]
 struct Verifier {
+    insecure: bool,
     chain: Option<Arc<WebPkiServerVerifier>>,
     pinned: Vec<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
@@ -94,6 +97,9 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        if self.insecure {
+            return Ok(ServerCertVerified::assertion());
+        }
         let chain_result = match &self.chain {
             Some(v) => {
                 v.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
@@ -153,55 +159,6 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
-/// `--insecure`: any certificate, though handshake signatures are still checked.
-#[derive(Debug)]
-struct AcceptAny(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The rustls configuration for `opts`.
 pub fn tls_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, Error> {
     install_crypto_provider();
@@ -209,35 +166,34 @@ pub fn tls_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, Error> {
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Build(e.to_string()))?;
-    let verifier: Arc<dyn ServerCertVerifier> = if opts.insecure {
-        Arc::new(AcceptAny(provider))
-    } else {
-        let mut roots = rustls::RootCertStore::empty();
+    let mut roots = rustls::RootCertStore::empty();
+    let mut pinned = Vec::new();
+    if !opts.insecure {
         for cert in rustls_native_certs::load_native_certs().certs {
             let _ = roots.add(cert);
         }
-        let mut pinned = Vec::new();
         for f in &opts.ca_files {
             for cert in load_ca(f)? {
                 let _ = roots.add(cert.clone());
                 pinned.push(cert);
             }
         }
-        let chain = if roots.is_empty() {
-            None
-        } else {
-            Some(
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| Error::Build(e.to_string()))?,
-            )
-        };
-        Arc::new(Verifier {
-            chain,
-            pinned,
-            provider,
-        })
+    }
+    let chain = if roots.is_empty() {
+        None
+    } else {
+        Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| Error::Build(e.to_string()))?,
+        )
     };
+    let verifier = Arc::new(Verifier {
+        insecure: opts.insecure,
+        chain,
+        pinned,
+        provider,
+    });
     let mut config = builder
         .dangerous()
         .with_custom_certificate_verifier(verifier)

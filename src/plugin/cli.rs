@@ -78,6 +78,33 @@ impl GlobalArgs {
     }
 }
 
+/// The metadata of a plugin whose command line is `cmd`: its visible subcommands and their help.
+pub fn metadata(cmd: &clap::Command, short_description: &'static str) -> super::Metadata {
+    super::Metadata {
+        schema_version: super::SCHEMA_VERSION,
+        vendor: super::VENDOR,
+        version: crate::VERSION,
+        short_description,
+        commands: cmd
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| super::CommandInfo {
+                name: c.get_name().to_string(),
+                short_description: c.get_about().map(|a| a.to_string()).unwrap_or_default(),
+            })
+            .collect(),
+    }
+}
+
+/// Prints `metadata` as one JSON line (what `gdcloud-<group> gdcloud-plugin-metadata` answers).
+pub fn print_metadata(metadata: &super::Metadata) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(metadata)?;
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(&line)?;
+    out.flush()
+}
+
 /// Writes the completion script for `shell` to stdout.
 pub fn completion(shell: Shell, cmd: &mut clap::Command) -> std::io::Result<()> {
     let name = cmd.get_name().to_string();

@@ -27,6 +27,24 @@ pub enum Credentials {
     IdentityToken(Secret),
 }
 
+impl Credentials {
+    /// The `Authorization: Basic …` value for a username and password (marked sensitive, so it is
+    /// never logged); `None` for other kinds.
+    pub fn basic_header(&self) -> Option<reqwest::header::HeaderValue> {
+        let Credentials::Basic { username, password } = self else {
+            return None;
+        };
+        let raw = format!("{username}:{}", password.expose());
+        let mut v = reqwest::header::HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ))
+        .ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+}
+
 /// Credentials plus where they came from, for error messages ("tried credHelpers[h] = gdcloud").
 #[derive(Debug, Clone)]
 pub struct Found {

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::Stream;
 use reqwest::header::{
@@ -363,19 +362,7 @@ impl Client {
     }
 
     fn basic_header(&self) -> Option<HeaderValue> {
-        match &self.creds.credentials {
-            Credentials::Basic { username, password } => {
-                let raw = format!("{username}:{}", password.expose());
-                let mut v = HeaderValue::from_str(&format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(raw)
-                ))
-                .ok()?;
-                v.set_sensitive(true);
-                Some(v)
-            }
-            _ => None,
-        }
+        self.creds.credentials.basic_header()
     }
 
     /// Gets a bearer token: GET with Basic auth (Docker's way), falling back to the OAuth2 POST

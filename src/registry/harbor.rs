@@ -55,23 +55,6 @@ pub struct TagInfo {
     pub digest: String,
 }
 
-fn basic(creds: &Credentials) -> Option<HeaderValue> {
-    use base64::Engine as _;
-    match creds {
-        Credentials::Basic { username, password } => {
-            let raw = format!("{username}:{}", password.expose());
-            let mut v = HeaderValue::from_str(&format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            ))
-            .ok()?;
-            v.set_sensitive(true);
-            Some(v)
-        }
-        _ => None,
-    }
-}
-
 /// Whether the registry behind `client` is a Harbor (answers `/api/v2.0/ping` with `Pong`).
 pub async fn is_harbor(client: &Client) -> bool {
     let Ok(url) = client.base_url().join("api/v2.0/ping") else {
@@ -108,7 +91,7 @@ pub async fn tags(
         .append_pair("page_size", &PAGE_SIZE.to_string());
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    if let Some(h) = basic(creds) {
+    if let Some(h) = creds.basic_header() {
         headers.insert(AUTHORIZATION, h);
     }
     let mut out = Vec::new();

@@ -4,13 +4,12 @@
 
 mod commands;
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
-use gdcloud::plugin::{CommandInfo, Metadata, METADATA_COMMAND};
+use gdcloud::plugin::METADATA_COMMAND;
 
 const ABOUT: &str =
     "Pull, push, inspect and extract container images and OCI artifacts, daemonless.";
@@ -52,24 +51,6 @@ enum Command {
     Metadata,
 }
 
-fn metadata() -> Metadata {
-    let cmd = Cli::command();
-    Metadata {
-        schema_version: gdcloud::plugin::SCHEMA_VERSION,
-        vendor: gdcloud::plugin::VENDOR,
-        version: gdcloud::VERSION,
-        short_description: ABOUT,
-        commands: cmd
-            .get_subcommands()
-            .filter(|c| !c.is_hide_set())
-            .map(|c| CommandInfo {
-                name: c.get_name().to_string(),
-                short_description: c.get_about().map(|a| a.to_string()).unwrap_or_default(),
-            })
-            .collect(),
-    }
-}
-
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     let out = cli.global.output();
@@ -91,9 +72,7 @@ fn run() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Metadata => {
-            let mut line = serde_json::to_vec(&metadata())?;
-            line.push(b'\n');
-            std::io::stdout().write_all(&line)?;
+            cli::print_metadata(&cli::metadata(&Cli::command(), ABOUT))?;
             Ok(ExitCode::SUCCESS)
         }
     }
