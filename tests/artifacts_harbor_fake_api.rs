@@ -84,7 +84,7 @@ fn expected(harbor: &HarborFake, project: &str, repo: &str, with_sigs: bool) -> 
     if !with_sigs {
         tags.retain(|t| !is_sig(&t.name));
     }
-    tags.sort_by(|a, b| b.push_time_ms.cmp(&a.push_time_ms));
+    tags.sort_by_key(|t| std::cmp::Reverse(t.push_time_ms));
     tags
 }
 
@@ -199,6 +199,21 @@ fn harbor_fake_api_orders_by_tag_push_time_across_pages() {
     let page: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(page.as_array().map(Vec::len), Some(53));
     assert!(String::from_utf8_lossy(&body).contains("\"name\":\"hotfix\""));
+
+    // The fake's paging headers, as Harbor's `BaseAPI.Links` writes them.
+    let (status, headers, _) = harbor.raw_get(&lists[1].url, Some((ADMIN, ADMIN_PASSWORD)));
+    assert_eq!(status, 200);
+    let base = "/api/v2.0/projects/proj/repositories/app/artifacts";
+    let link = format!(
+        "<{base}?page=1&page_size=100&with_tag=true>; rel=\"prev\" , \
+         <{base}?page=3&page_size=100&with_tag=true>; rel=\"next\""
+    );
+    assert!(headers.contains(&("link".into(), link)), "{headers:?}");
+    let (status, _, _) = harbor.raw_get(
+        &format!("{base}?page=1&page_size=101"),
+        Some((ADMIN, ADMIN_PASSWORD)),
+    );
+    assert_eq!(status, 422, "page_size has a maximum of 100");
 }
 
 #[test]
@@ -250,7 +265,7 @@ fn harbor_fake_api_signature_tags_hidden_unless_included() {
 fn harbor_fake_api_double_encodes_repository_with_slash() {
     let harbor = HarborFake::start(HarborConfig::new(vec![FakeProject::private(
         "proj",
-        vec![small_repository("team/app")],
+        vec![busy_repository("team/app")],
     )]));
     let env = TestEnv::new();
     let repo = format!("{}/proj/team/app", harbor.host());
@@ -258,12 +273,16 @@ fn harbor_fake_api_double_encodes_repository_with_slash() {
     let text = ok(&list_as_admin(&env, &repo, &["--api", "harbor"]));
     assert_eq!(text, as_text(&expected(&harbor, "proj", "team/app", false)));
 
+    // Every page, the `Link`-followed ones included, with the name encoded twice.
     let lists = harbor.artifact_list_requests();
-    assert_eq!(lists.len(), 1, "{lists:#?}");
-    assert_eq!(
-        lists[0].path,
-        "/api/v2.0/projects/proj/repositories/team%252Fapp/artifacts"
-    );
+    assert_eq!(lists.len(), 3, "{lists:#?}");
+    for r in &lists {
+        assert_eq!(
+            r.path, "/api/v2.0/projects/proj/repositories/team%252Fapp/artifacts",
+            "{r:?}"
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
     for r in harbor.requests() {
         assert!(
             !r.path.contains("team%2F") && !r.path.contains("repositories/team/"),
@@ -281,6 +300,31 @@ fn harbor_fake_api_double_encodes_repository_with_slash() {
     }
     let (status, _, _) = harbor.raw_get(&format!("{base}/team%252Fapp/artifacts{q}"), auth);
     assert_eq!(status, 200);
+}
+
+#[test]
+fn harbor_fake_api_host_from_configured_registry() {
+    let harbor = busy_harbor();
+    let env = TestEnv::new();
+    env.set_property("artifacts", "registry", &harbor.host());
+
+    let out = list_as_admin(&env, "proj/app", &["--latest"]);
+    assert_eq!(ok(&out), "hotfix\n");
+    assert_eq!(harbor.artifact_list_requests().len(), 3);
+}
+
+/// Harbor repositories always live in a project; `--api harbor` on `HOST/app` must say so in one
+/// error line, not crash.
+#[test]
+fn harbor_fake_api_harbor_mode_needs_a_project() {
+    let harbor = busy_harbor();
+    let env = TestEnv::new();
+    let repo = format!("{}/app", harbor.host());
+
+    let out = list_as_admin(&env, &repo, &["--api", "harbor"]);
+    let err = single_error(&out);
+    assert!(err.contains("app"), "{err}");
+    assert!(harbor.artifact_list_requests().is_empty());
 }
 
 #[test]
@@ -543,4 +587,73 @@ fn harbor_fake_api_registry_mode_uses_tags_list() {
     // The same repository through Harbor's API: push order instead.
     let out = list_as_admin(&env, &repo, &["--latest"]);
     assert_eq!(ok(&out), "latest\n");
+}
+
+/// Central European time in autumn 2024: +02:00 until 2024-10-27T01:00:00Z, +01:00 after.
+fn berlin_autumn_2024(unix_ms: u64) -> i32 {
+    if unix_ms < DST_END_2024 {
+        120
+    } else {
+        60
+    }
+}
+
+/// 2024-10-27T01:00:00Z, when Central European summer time ended.
+const DST_END_2024: u64 = 1_729_990_800_000;
+
+/// A Harbor whose core runs with a local `TZ` writes times with its offset; across the end of
+/// daylight saving time the wall clock goes back, so the text of a newer time can sort before an
+/// older one. The order must follow the instants.
+#[test]
+fn harbor_fake_api_orders_by_instant_across_a_dst_change() {
+    let artifact = FakeArtifact::image("dst", DST_END_2024 - 13 * HOUR)
+        .tag("older", DST_END_2024 - 13 * HOUR)
+        .tag("before", DST_END_2024 - 30 * MINUTE)
+        .tag("after", DST_END_2024 + 10 * MINUTE);
+    let mut config = HarborConfig::new(vec![FakeProject::private(
+        "proj",
+        vec![FakeRepository::new("app", vec![artifact])],
+    )]);
+    config.utc_offset_minutes = berlin_autumn_2024;
+    let harbor = HarborFake::start(config);
+    let env = TestEnv::new();
+    let repo = format!("{}/proj/app", harbor.host());
+
+    let text = ok(&list_as_admin(&env, &repo, &[]));
+    let got: Vec<(&str, &str)> = text
+        .lines()
+        .map(|l| {
+            let mut f = l.split('\t');
+            (f.next().unwrap(), f.next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("after", "2024-10-27T02:10:00.000+01:00"),
+            ("before", "2024-10-27T02:30:00.000+02:00"),
+            ("older", "2024-10-26T14:00:00.000+02:00"),
+        ]
+    );
+    assert_eq!(ok(&list_as_admin(&env, &repo, &["--latest"])), "after\n");
+}
+
+/// The registry client retries 408/429/5xx with backoff (`Client::send_raw`); the nginx in front
+/// of Harbor's core answers 502/503 while the core restarts, and the artifact list deserves the
+/// same patience as the distribution API.
+#[test]
+fn harbor_fake_api_retries_a_transient_503() {
+    let harbor = busy_harbor();
+    harbor.fail_next_artifact_lists(&[503]);
+    let env = TestEnv::new();
+    let repo = format!("{}/proj/app", harbor.host());
+
+    let out = list_as_admin(&env, &repo, &["--latest"]);
+    assert_eq!(ok(&out), "hotfix\n");
+    let statuses: Vec<u16> = harbor
+        .artifact_list_requests()
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [503, 200, 200, 200]);
 }

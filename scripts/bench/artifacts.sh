@@ -28,8 +28,11 @@
 #      TMPDIR           where the temp dir goes (default /tmp); it needs about 2 GiB (much more with --keep)
 # Installs missing tools with apt-get (runs `apt-get update` first only if something is missing):
 # docker-registry, skopeo, umoci, time (/usr/bin/time), python3.
-# Wall time is taken by bash ($EPOCHREALTIME) around `/usr/bin/time -f %M CMD` (peak RSS of CMD, KiB);
-# `sync` runs (untimed) before every timed command, so one run's writeback does not land in the next.
+# Wall time is taken by bash ($EPOCHREALTIME) around `/usr/bin/time -f '%M %U %S' CMD` (peak RSS and
+# CPU time of CMD); hyperfine is not used because it runs all runs of one command before the next
+# and reports no memory. `sync` runs (untimed) before every timed command, so one run's writeback
+# does not land in the next. No warmup: page cache is warm for both tools (the layout was just read
+# or written). The header says how busy the CPUs were with other work just before the first run.
 # Every timed command must exit 0 and its result is checked (untimed) before the next run: pulled
 # layouts hold the manifest and all blobs with the right digests; pushed registries serve the manifest
 # and every blob; extracted trees hold exactly the image's files with the right sizes and contents.

@@ -22,6 +22,8 @@ pub enum Error {
     NoTags(String),
     #[error("REPOSITORY takes no tag or digest ({0}); name the repository only, e.g. harbor.example.com/project/app")]
     TagGiven(String),
+    #[error("{0} names no Harbor project: Harbor repositories are HOST/PROJECT/REPO")]
+    NoProject(String),
     #[error("{0} is not a Harbor registry (no /api/v2.0/ping); drop --api harbor to use the registry's tag list")]
     NotHarbor(String),
 }
@@ -85,6 +87,9 @@ pub async fn run(opts: &Options) -> Result<Listing, Error> {
     let use_harbor = match opts.api {
         Api::Registry => false,
         Api::Harbor => {
+            if reference.harbor_project().is_none() {
+                return Err(Error::NoProject(opts.repository.clone()));
+            }
             if !harbor::is_harbor(&client).await {
                 return Err(Error::NotHarbor(reference.registry.clone()));
             }
@@ -99,7 +104,7 @@ pub async fn run(opts: &Options) -> Result<Listing, Error> {
             .harbor_credentials
             .clone()
             .unwrap_or_else(|| client.credentials().clone());
-        harbor::tags(&client, &creds, project, repo, opts.client.tls.log_http)
+        harbor::tags(&client, &creds, project, repo)
             .await?
             .into_iter()
             .map(|t| Version {

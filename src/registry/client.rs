@@ -293,7 +293,12 @@ impl Client {
     }
 
     /// One request with retries on transport errors and 408/429/5xx. No auth handling.
-    async fn send_raw(&self, method: Method, url: Url, headers: HeaderMap) -> Result<Response> {
+    pub(crate) async fn send_raw(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+    ) -> Result<Response> {
         let mut attempt = 0;
         loop {
             if self.log_http {

@@ -5,14 +5,13 @@
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
 use super::auth::Credentials;
 use super::client::{next_link, Client};
-use super::error::{connect_error, Error, Result};
-use crate::http;
+use super::error::{Error, Result};
 
 const PAGE_SIZE: u32 = 100;
 
@@ -60,7 +59,7 @@ pub async fn is_harbor(client: &Client) -> bool {
     let Ok(url) = client.base_url().join("api/v2.0/ping") else {
         return false;
     };
-    match client.http().get(url).send().await {
+    match client.send_raw(Method::GET, url, HeaderMap::new()).await {
         Ok(r) if r.status().is_success() => {
             r.text().await.map(|t| t.contains("Pong")).unwrap_or(false)
         }
@@ -74,7 +73,6 @@ pub async fn tags(
     creds: &Credentials,
     project: &str,
     repository: &str,
-    log_http: bool,
 ) -> Result<Vec<TagInfo>> {
     let path = format!(
         "api/v2.0/projects/{}/repositories/{}/artifacts",
@@ -96,24 +94,10 @@ pub async fn tags(
     }
     let mut out = Vec::new();
     for page in 1..=10_000u32 {
-        if log_http {
-            http::log_exchange("GET", url.as_str(), None, &headers);
-        }
+        // The client's own retries (408/429/5xx, resets) and --log-http apply here too.
         let resp = client
-            .http()
-            .get(url.clone())
-            .headers(headers.clone())
-            .send()
-            .await
-            .map_err(|e| connect_error(url.as_str(), &e))?;
-        if log_http {
-            http::log_exchange(
-                "GET",
-                url.as_str(),
-                Some(resp.status().as_u16()),
-                resp.headers(),
-            );
-        }
+            .send_raw(Method::GET, url.clone(), headers.clone())
+            .await?;
         let what = format!("{}/{project}/{repository}", client.registry());
         match resp.status() {
             s if s.is_success() => {}
@@ -161,7 +145,7 @@ pub async fn tags(
     }
     out.sort_by(|a, b| {
         crate::rfc3339::newest_first(Some(&a.push_time), Some(&b.push_time))
-            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| b.name.cmp(&a.name))
     });
     Ok(out)
 }

@@ -14,12 +14,18 @@
 //! `tags/list`, manifests, blobs) with real, digest-verified OCI manifests of each artifact, so
 //! `Client::connect` can ping and `--api registry` can be compared on the same data. Every
 //! feature it does not implement (other `q` filters, other `sort` keys, other methods) is refused
-//! loudly rather than silently ignored.
+//! loudly rather than silently ignored. Where Harbor's handler code answers more narrowly than the
+//! swagger, [`Missing::LikeHandler`] reproduces it; times can carry the offset of a core running
+//! with a local `TZ` ([`HarborConfig::utc_offset_minutes`]); and the next artifact lists can be
+//! made to fail ([`HarborFake::fail_next_artifact_lists`]). A small front door on the public port
+//! answers a TLS `ClientHello` at once with a plain-HTTP 400 (our client tries `https://` first)
+//! and pipes everything else to the tiny_http server.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -110,7 +116,8 @@ impl FakeArtifact {
             .expect("sha256 digest")
             .to_string();
         FakeArtifact {
-            seed: format!("cosign signature of {}", signed.digest()),
+            // Every signing makes a new signature (ECDSA is randomised), so a new digest.
+            seed: format!("cosign signature of {} at {push_time_ms}", signed.digest()),
             push_time_ms,
             created: "0001-01-01T00:00:00Z".to_string(),
             tags: vec![FakeTag {
@@ -238,6 +245,15 @@ pub struct HarborConfig {
     pub users: Vec<(String, String)>,
     pub projects: Vec<FakeProject>,
     pub missing: Missing,
+    /// The UTC offset (minutes) Harbor writes a given instant (Unix ms) with: 0 (`Z`) for a core
+    /// running in UTC, as the installer and chart set it up; a function of the instant for one
+    /// running with a local `TZ` that has daylight saving time.
+    pub utc_offset_minutes: fn(u64) -> i32,
+}
+
+/// Harbor in UTC: every time ends in `Z`.
+pub fn utc(_unix_ms: u64) -> i32 {
+    0
 }
 
 impl HarborConfig {
@@ -247,6 +263,7 @@ impl HarborConfig {
             users: vec![(ADMIN.to_string(), ADMIN_PASSWORD.to_string())],
             projects,
             missing: Missing::NotFound,
+            utc_offset_minutes: utc,
         }
     }
 }
@@ -303,11 +320,14 @@ pub struct ListedTag {
 
 /// A running fake Harbor on `127.0.0.1:<random port>`; stops (and joins its thread) when dropped.
 pub struct HarborFake {
+    /// The front door's port (what clients connect to).
     port: u16,
     state: Arc<State>,
     requests: Arc<Mutex<Vec<HarborRequest>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    front: Option<JoinHandle<()>>,
 }
 
 struct StoredTag {
@@ -356,6 +376,9 @@ struct State {
     projects: Vec<StoredProject>,
     repositories: Vec<StoredRepository>,
     missing: Missing,
+    utc_offset_minutes: fn(u64) -> i32,
+    /// Statuses to answer the next `listArtifacts` calls with, before serving them normally.
+    failures: Mutex<VecDeque<u16>>,
 }
 
 impl State {
@@ -434,7 +457,14 @@ impl State {
             projects,
             repositories,
             missing: config.missing,
+            utc_offset_minutes: config.utc_offset_minutes,
+            failures: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// A time as this Harbor writes it.
+    fn time(&self, unix_ms: u64) -> String {
+        harbor_time_with_offset(unix_ms, (self.utc_offset_minutes)(unix_ms))
     }
 
     fn project(&self, name: &str) -> Option<&StoredProject> {
@@ -462,11 +492,22 @@ impl HarborFake {
             tiny_http::Server::http("127.0.0.1:0")
                 .unwrap_or_else(|e| panic!("fake Harbor: cannot bind 127.0.0.1:0: {e}")),
         );
-        let port = server
+        let inner_port = server
             .server_addr()
             .to_ip()
             .expect("fake Harbor listens on TCP")
             .port();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .unwrap_or_else(|e| panic!("fake Harbor: cannot bind 127.0.0.1:0: {e}"));
+        let port = listener.local_addr().expect("front door address").port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let front = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name(format!("harbor-fake-door-{port}"))
+                .spawn(move || front_door(&listener, inner_port, &stop))
+                .expect("spawn fake Harbor front door")
+        };
         let requests = Arc::new(Mutex::new(Vec::new()));
         let thread = {
             let server = Arc::clone(&server);
@@ -483,6 +524,8 @@ impl HarborFake {
             requests,
             server,
             thread: Some(thread),
+            stop,
+            front: Some(front),
         }
     }
 
@@ -511,6 +554,16 @@ impl HarborFake {
             .collect()
     }
 
+    /// Answers the next `listArtifacts` calls with these statuses (e.g. 503, as the nginx in front
+    /// of Harbor's core does while it restarts), one call each, before serving normally again.
+    pub fn fail_next_artifact_lists(&self, statuses: &[u16]) {
+        self.state
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(statuses.iter().copied());
+    }
+
     /// Every tag of `project/repository` that the artifact list shows (accessories excluded), in
     /// no particular order.
     pub fn listed_tags(&self, project: &str, repository: &str) -> Vec<ListedTag> {
@@ -523,7 +576,7 @@ impl HarborFake {
             .flat_map(|a| {
                 a.tags.iter().map(|t| ListedTag {
                     name: t.name.clone(),
-                    push_time: harbor_time(t.push_time_ms),
+                    push_time: self.state.time(t.push_time_ms),
                     push_time_ms: t.push_time_ms,
                     digest: a.digest.clone(),
                 })
@@ -583,11 +636,61 @@ impl HarborFake {
 
 impl Drop for HarborFake {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the blocking `accept` so the front door sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.front.take() {
+            let _ = t.join();
+        }
         self.server.unblock();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
+}
+
+/// Accepts connections on the public port. Our client tries `https://` first even on loopback;
+/// tiny_http would wait for a request line in the TLS `ClientHello` until the client's read
+/// timeout (two minutes), so a handshake is answered at once with a plain-HTTP 400, as an HTTP
+/// server does, and everything else is piped to tiny_http unchanged.
+fn front_door(listener: &TcpListener, inner_port: u16, stop: &AtomicBool) {
+    for conn in listener.incoming() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(client) = conn else { continue };
+        let _ = std::thread::Builder::new()
+            .name("harbor-fake-pipe".into())
+            .spawn(move || pipe(client, inner_port));
+    }
+}
+
+fn pipe(client: TcpStream, inner_port: u16) {
+    let mut first = [0u8; 1];
+    match client.peek(&mut first) {
+        Ok(1) if first[0] == 0x16 => {
+            let _ = (&client).write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let _ = client.shutdown(Shutdown::Both);
+            return;
+        }
+        Ok(1) => {}
+        _ => return,
+    }
+    let Ok(server) = TcpStream::connect(("127.0.0.1", inner_port)) else {
+        return;
+    };
+    let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut &client2, &mut &server2);
+        let _ = server2.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut &server, &mut &client);
+    let _ = client.shutdown(Shutdown::Write);
+    let _ = up.join();
 }
 
 /// What a handler answers.
@@ -751,6 +854,19 @@ fn list_artifacts(
     query: &str,
     presented: &Presented,
 ) -> Answer {
+    let injected = state
+        .failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop_front();
+    if let Some(status) = injected {
+        return Answer {
+            status,
+            body: format!("<html><body><h1>{status}</h1>injected by the test</body></html>")
+                .into_bytes(),
+            headers: vec![("Content-Type".into(), "text/html".into())],
+        };
+    }
     let (Some(project_name), Some(once)) =
         (percent_decode(project_raw), percent_decode(repository_raw))
     else {
@@ -898,7 +1014,8 @@ fn list_artifacts(
         .iter()
         .filter(|a| match tags_filter {
             None => true,
-            Some(tagged) => tagged == !a.tags.is_empty(),
+            Some(true) => !a.tags.is_empty(),
+            Some(false) => a.tags.is_empty(),
         })
         .collect();
     listed.sort_by(|a, b| {
@@ -920,6 +1037,7 @@ fn list_artifacts(
         .iter()
         .map(|a| {
             artifact_json(
+                state,
                 a,
                 project,
                 repository,
@@ -972,6 +1090,7 @@ fn next_of(link: &str) -> Option<String> {
 }
 
 fn artifact_json(
+    state: &State,
     a: &StoredArtifact,
     project: &StoredProject,
     repository: &StoredRepository,
@@ -988,7 +1107,7 @@ fn artifact_json(
                     "repository_id": repository.id,
                     "artifact_id": a.id,
                     "name": t.name,
-                    "push_time": harbor_time(t.push_time_ms),
+                    "push_time": state.time(t.push_time_ms),
                     "pull_time": ZERO_TIME,
                     "immutable": false,
                     "signed": false,
@@ -1012,7 +1131,7 @@ fn artifact_json(
                     "digest": s.digest,
                     "type": "signature.cosign",
                     "icon": "",
-                    "creation_time": harbor_time(s.creation_ms),
+                    "creation_time": state.time(s.creation_ms),
                 })
             })
             .collect()
@@ -1033,7 +1152,7 @@ fn artifact_json(
         "digest": a.digest,
         "size": a.manifest.len() + a.config.len(),
         "icon": "",
-        "push_time": harbor_time(a.push_time_ms),
+        "push_time": state.time(a.push_time_ms),
         "pull_time": ZERO_TIME,
         "extra_attrs": if a.cosign_signature {
             json!({"architecture": "", "os": "", "created": a.created, "config": {}})
@@ -1222,10 +1341,27 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 }
 
 /// A time the way Harbor's API writes it (go-openapi `strfmt.DateTime`, RFC 3339 with
-/// milliseconds, UTC): `2024-05-01T10:00:00.000Z`.
+/// milliseconds) from a core running in UTC: `2024-05-01T10:00:00.000Z`.
 pub fn harbor_time(unix_ms: u64) -> String {
-    let secs = rfc3339_seconds(unix_ms);
-    format!("{}.{:03}Z", secs.trim_end_matches('Z'), unix_ms % 1000)
+    harbor_time_with_offset(unix_ms, 0)
+}
+
+/// The same from a core whose local time is `offset_minutes` from UTC:
+/// `2024-10-27T02:30:00.000+02:00` (`Z` for 0).
+pub fn harbor_time_with_offset(unix_ms: u64, offset_minutes: i32) -> String {
+    let local = (unix_ms as i64 + i64::from(offset_minutes) * 60_000) as u64;
+    let secs = rfc3339_seconds(local);
+    let zone = if offset_minutes == 0 {
+        "Z".to_string()
+    } else {
+        let (sign, m) = if offset_minutes < 0 {
+            ('-', -offset_minutes)
+        } else {
+            ('+', offset_minutes)
+        };
+        format!("{sign}{:02}:{:02}", m / 60, m % 60)
+    };
+    format!("{}.{:03}{zone}", secs.trim_end_matches('Z'), local % 1000)
 }
 
 /// `2024-05-01T10:00:00Z` (whole seconds, UTC) of a Unix time in milliseconds.
