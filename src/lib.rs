@@ -13,6 +13,7 @@ pub mod extract;
 pub mod http;
 pub mod layout;
 pub mod oci;
+pub mod oidc;
 pub mod ops;
 pub mod plugin;
 pub mod registry;

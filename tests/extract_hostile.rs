@@ -2,9 +2,14 @@
 //! change or remove something outside the destination. Each case runs in a fresh directory
 //! `tmp/` holding the destination `tmp/root`, a sentinel file `tmp/sentinel` and a sentinel
 //! directory `tmp/outside/`; the layers' symlinks point at those (by absolute and by relative
-//! path) and at `/etc`. A case passes when the entry is refused with an error naming it, or the
-//! result is confined to the root — and, either way, when `tmp/` outside the root and `/etc/passwd`
-//! are exactly as before (paths, types, contents, modes, mtimes, link counts, inodes).
+//! path). A case passes when the entry is refused with an error naming it, or the result is
+//! confined to the root — and, either way, when `tmp/` outside the root is exactly as before
+//! (paths, types, contents, modes, mtimes, link counts, inodes).
+//!
+//! The cases that name `/etc` itself (`link -> /etc` then `link/passwd`, `/etc/passwd` as a name,
+//! whiteouts and hard links through `/etc`) run in a child process with a private mount namespace
+//! whose `/etc` is a throwaway copy: a regression in the code under test must never be able to
+//! damage the host it runs on.
 //!
 //! Tar entries are written byte by byte: `tar::Builder` would sanitise the very names under test.
 
@@ -100,10 +105,9 @@ struct Sandbox {
     root: PathBuf,
     outside: PathBuf,
     before: BTreeMap<PathBuf, String>,
-    etc_before: String,
 }
 
-/// Everything about the sandbox outside the root (and `/etc/passwd`), as comparable text.
+/// Everything under `dir` but its `root`, as comparable text.
 fn outside_state(dir: &Path) -> BTreeMap<PathBuf, String> {
     fn walk(dir: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, String>) {
         let abs = dir.join(rel);
@@ -141,17 +145,6 @@ fn outside_state(dir: &Path) -> BTreeMap<PathBuf, String> {
     out
 }
 
-fn etc_passwd() -> String {
-    let m = fs::symlink_metadata("/etc/passwd").unwrap();
-    format!(
-        "{:?} ino={} nlink={} mtime={}",
-        Digest::sha256_of(&fs::read("/etc/passwd").unwrap()),
-        m.ino(),
-        m.nlink(),
-        m.mtime()
-    )
-}
-
 impl Sandbox {
     fn new() -> Sandbox {
         let tmp = tempfile::tempdir().unwrap();
@@ -172,7 +165,6 @@ impl Sandbox {
             root,
             outside,
             before,
-            etc_before: etc_passwd(),
         }
     }
 
@@ -195,7 +187,6 @@ impl Sandbox {
             self.before, after,
             "{case}: something outside the root changed"
         );
-        assert_eq!(self.etc_before, etc_passwd(), "{case}: /etc/passwd changed");
     }
 
     fn read(&self, rel: &str) -> String {
@@ -272,13 +263,10 @@ fn absolute_names_are_rooted() {
     let sb = Sandbox::new();
     let abs = format!("{}/file", sb.outside());
     let mut tar = Tar::default();
-    tar.file("/abs/path", b"rooted")
-        .file(&abs, b"rooted too")
-        .file("/etc/passwd", b"not the host's");
+    tar.file("/abs/path", b"rooted").file(&abs, b"rooted too");
     sb.apply(&tar).unwrap();
     assert_eq!(sb.read("abs/path"), "rooted");
     assert_eq!(sb.read(&abs[1..]), "rooted too");
-    assert_eq!(sb.read("etc/passwd"), "not the host's");
     sb.assert_untouched("absolute names");
 }
 
@@ -308,9 +296,7 @@ fn writes_through_symlinks_stay_inside() {
     let sb = Sandbox::new();
     let out = sb.outside().to_string();
     let mut tar = Tar::default();
-    tar.symlink("etc-link", "/etc")
-        .file("etc-link/passwd", b"confined")
-        .symlink("abs", &out)
+    tar.symlink("abs", &out)
         .file("abs/file", b"confined abs")
         .dir("abs/sub/")
         .file("abs/sub/deep", b"confined deep")
@@ -321,7 +307,6 @@ fn writes_through_symlinks_stay_inside() {
         .symlink("chain", "up/up/abs")
         .file("chain/new", b"confined chain");
     sb.apply(&tar).unwrap();
-    assert_eq!(sb.read("etc/passwd"), "confined");
     assert_eq!(sb.read(&format!("{}/file", &out[1..])), "confined abs");
     assert_eq!(sb.read(&format!("{}/sub/deep", &out[1..])), "confined deep");
     assert_eq!(sb.read("sentinel"), "confined up");
@@ -399,6 +384,125 @@ fn symlink_loops_are_errors() {
     sb.assert_untouched("symlink loops");
 }
 
+// ---------------------------------------------------------------- /etc, in a private namespace
+
+const FAKE_ETC: &str = "GDCLOUD_EXTRACT_TEST_PRIVATE_ETC";
+
+fn require_tool(tool: &str) {
+    let found = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|d| fs::metadata(d.join(tool)).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0))
+    });
+    assert!(
+        found,
+        "`{tool}` not found in PATH: this test needs it; run tests/run.sh (it installs the tools)"
+    );
+}
+
+/// Runs `etc_cases_inner` in a child with its own mount namespace, where `/etc` is a bind mount
+/// of a copy: the cases aim at the real `/etc`, and a bug must not be able to reach it.
+#[test]
+fn etc_cases_run_against_a_private_copy_of_etc() {
+    require_tool("unshare");
+    require_tool("mount");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("etc");
+    let host_before = outside_state(Path::new("/etc/ssl"));
+    let host_passwd = fs::read("/etc/passwd").ok();
+    let script =
+        r#"cp -a /etc "$1" 2>/dev/null; mount --bind "$1" /etc || exit 97; shift; exec "$@""#;
+    let mut cmd = std::process::Command::new("unshare");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        cmd.arg("--map-root-user");
+    }
+    let out = cmd
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&copy)
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "etc_cases_inner",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FAKE_ETC, &copy)
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the /etc cases failed in their namespace ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert_eq!(
+        fs::read("/etc/passwd").ok(),
+        host_passwd,
+        "the host's /etc/passwd changed"
+    );
+    assert_eq!(outside_state(Path::new("/etc/ssl")), host_before);
+}
+
+/// The `/etc` cases proper; only ever run by the test above, inside its namespace.
+#[test]
+#[ignore = "run by etc_cases_run_against_a_private_copy_of_etc, in a private mount namespace"]
+fn etc_cases_inner() {
+    let copy = std::env::var_os(FAKE_ETC)
+        .expect("run through etc_cases_run_against_a_private_copy_of_etc, never on its own");
+    let (etc, copy) = (fs::metadata("/etc").unwrap(), fs::metadata(&copy).unwrap());
+    assert!(
+        (etc.dev(), etc.ino()) == (copy.dev(), copy.ino()),
+        "/etc is not the private copy: refusing to aim hostile layers at the host's /etc"
+    );
+    let etc_before = outside_state(Path::new("/etc"));
+    let sb = Sandbox::new();
+
+    let mut tar = Tar::default();
+    tar.symlink("link", "/etc")
+        .file("link/passwd", b"confined")
+        .file("/etc/hostname", b"rooted")
+        .hardlink("h", "/etc/passwd")
+        .hardlink("via-link", "link/passwd");
+    sb.apply(&tar).unwrap();
+    assert_eq!(sb.read("etc/passwd"), "confined");
+    assert_eq!(sb.read("etc/hostname"), "rooted");
+    let ino = fs::metadata(sb.root.join("etc/passwd")).unwrap().ino();
+    assert_eq!(fs::metadata(sb.root.join("h")).unwrap().ino(), ino);
+    assert_eq!(fs::metadata(sb.root.join("via-link")).unwrap().ino(), ino);
+
+    let mut tar = Tar::default();
+    tar.file("link/.wh.passwd", b"")
+        .file("/etc/.wh.hostname", b"")
+        .file("link/.wh..wh..opq", b"")
+        .symlink("up", "../../../../../../../..")
+        .file("up/etc/.wh.group", b"");
+    sb.apply(&tar).unwrap();
+    assert_eq!(fs::read_dir(sb.root.join("etc")).unwrap().count(), 0);
+
+    let mut tar = Tar::default();
+    tar.hardlink("h2", "/etc/shadow");
+    assert_error_names(sb.apply(&tar), "h2", "hard link to the image's /etc/shadow");
+    let mut tar = Tar::default();
+    tar.hardlink("h3", "../../../../../etc/passwd");
+    assert_refused(sb.apply(&tar), "h3", "hard link climbing to /etc");
+
+    assert!(
+        outside_state(Path::new("/etc")) == etc_before,
+        "/etc changed"
+    );
+    sb.assert_untouched("/etc cases");
+}
+
 // ---------------------------------------------------------------- hard links
 
 #[test]
@@ -411,10 +515,7 @@ fn hardlinks_cannot_reach_outside() {
     tar.hardlink("h", "a/../../sentinel");
     assert_refused(sb.apply(&tar), "h", "climbing hard link");
 
-    // Absolute targets are image paths: /etc/passwd of the image, which does not exist here.
-    let mut tar = Tar::default();
-    tar.hardlink("h", "/etc/passwd");
-    assert_error_names(sb.apply(&tar), "h", "absolute hard link");
+    // Absolute targets are image paths: the image has no such file.
     let out = sb.outside().to_string();
     let mut tar = Tar::default();
     tar.hardlink("h", &format!("{out}/file"));
@@ -431,15 +532,18 @@ fn hardlinks_cannot_reach_outside() {
     // When the image has the file, the link is to the image's copy.
     let sb = Sandbox::new();
     let mut tar = Tar::default();
-    tar.dir("etc/")
-        .file("etc/passwd", b"image passwd")
-        .hardlink("h", "/etc/passwd")
-        .symlink("l", "/etc")
+    let out = sb.outside().to_string();
+    tar.raw(format!("{out}/").as_bytes(), b'5', b"", b"")
+        .file(&format!("{out}/passwd"), b"image passwd")
+        .hardlink("h", &format!("{out}/passwd"))
+        .symlink("l", &out)
         .hardlink("via-link", "l/passwd")
-        .symlink("to-passwd", "/etc/passwd")
+        .symlink("to-passwd", &format!("{out}/passwd"))
         .hardlink("link-to-symlink", "to-passwd");
     sb.apply(&tar).unwrap();
-    let ino = fs::metadata(sb.root.join("etc/passwd")).unwrap().ino();
+    let ino = fs::metadata(sb.root.join(&out[1..]).join("passwd"))
+        .unwrap()
+        .ino();
     assert_eq!(fs::metadata(sb.root.join("h")).unwrap().ino(), ino);
     assert_eq!(fs::metadata(sb.root.join("via-link")).unwrap().ino(), ino);
     // The last component is not followed: a hard link to the symlink itself.
@@ -501,9 +605,7 @@ fn whiteouts_through_symlinks_stay_inside() {
         .file("up/.wh.outside", b"")
         .file("up/outside/.wh..wh..opq", b"")
         .file("up/.wh.sentinel", b"")
-        .symlink("etc-link", "/etc")
-        .file("etc-link/.wh.passwd", b"")
-        .file("/etc/.wh.passwd", b"")
+        .file(&format!("{out}/.wh.file"), b"")
         .file(".wh.nothing-here", b"");
     sb.apply(&tar).unwrap();
     // `up/.wh.sentinel` is the root's own sentinel.
@@ -597,7 +699,7 @@ fn unpack_rootfs_removes_what_it_built_on_a_hostile_layer() {
     let mut good = Tar::default();
     good.dir("etc/")
         .file("etc/hosts", b"hosts")
-        .symlink("l", "/etc");
+        .symlink("l", sb.outside());
     let mut evil = Tar::default();
     evil.file("l/ok", b"fine").file("../escape", b"evil");
     let layer = |tar: &Tar| {
@@ -773,24 +875,26 @@ fn artifact_files_are_written_by_title() {
 
 #[test]
 fn hostile_titles_are_refused() {
-    for title in [
-        "../x",
-        "/etc/x",
-        "a/../../x",
-        "..",
-        ".",
-        "",
-        "a\0b",
-        "../outside/file",
-    ] {
+    for n in 0..8 {
         let sb = Sandbox::new();
+        // Absolute titles name the sandbox, never a host path.
+        let title = match n {
+            0 => "../x".to_string(),
+            1 => format!("{}/x", sb.outside()),
+            2 => "a/../../x".into(),
+            3 => "..".into(),
+            4 => ".".into(),
+            5 => "".into(),
+            6 => "a\0b".into(),
+            _ => "../outside/file".into(),
+        };
         let ok = b"first".to_vec();
         let evil = b"evil".to_vec();
         let layout = artifact_layout(
             &sb.dir.join("root"),
             &[
                 (ok.clone(), descriptor("text/plain", &ok, Some("first.txt"))),
-                (evil.clone(), descriptor("text/plain", &evil, Some(title))),
+                (evil.clone(), descriptor("text/plain", &evil, Some(&title))),
             ],
         );
         let dest = sb.dir.join("root/out");
@@ -801,7 +905,7 @@ fn hostile_titles_are_refused() {
             !dest.join("first.txt").exists(),
             "{title:?}: not cleaned up"
         );
-        sb.assert_untouched(title);
+        sb.assert_untouched(&title);
     }
 }
 
@@ -860,4 +964,70 @@ fn artifact_titles_and_packed_dirs_cannot_escape() {
     let _ = fs::File::open(sb.dir.join("root/out/same")).map(|mut f| f.read_to_string(&mut s));
     assert!(s.is_empty(), "not cleaned up");
     sb.assert_untouched("duplicate titles");
+}
+
+// ---------------------------------------------------------------- size
+
+/// A tar stream of one file of `size` zero bytes, generated as it is read.
+struct ZeroTar {
+    header: Vec<u8>,
+    pos: u64,
+    total: u64,
+}
+
+impl ZeroTar {
+    fn new(size: u64) -> ZeroTar {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("big.bin").unwrap();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        ZeroTar {
+            header: h.as_bytes().to_vec(),
+            pos: 0,
+            total: 512 + size.next_multiple_of(512) + 1024,
+        }
+    }
+}
+
+impl Read for ZeroTar {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min((self.total - self.pos) as usize);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = self.pos as usize + i;
+            *b = if at < 512 { self.header[at] } else { 0 };
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn peak_rss_kib() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/self/status")
+}
+
+#[test]
+fn memory_stays_flat_for_a_huge_layer() {
+    // 256 MiB of zeros, gzip-compressed on the fly to a few hundred KiB: a layer that is mostly
+    // one file, decompressed and written as a stream.
+    const SIZE: u64 = 256 << 20;
+    let sb = Sandbox::new();
+    let gz = flate2::read::GzEncoder::new(ZeroTar::new(SIZE), flate2::Compression::fast());
+    let stream = extract::decompress(oci::OCI_LAYER_GZIP, gz).unwrap();
+    extract::apply_layer(&sb.root, stream, &Options::default(), "huge").unwrap();
+    assert_eq!(fs::metadata(sb.root.join("big.bin")).unwrap().len(), SIZE);
+    let peak = peak_rss_kib();
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB for a {SIZE}-byte layer: something buffered it"
+    );
+    sb.assert_untouched("huge layer");
 }

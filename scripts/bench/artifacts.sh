@@ -549,7 +549,9 @@ echo "ours:  $OURS ($OURS_VERSION)"
 echo "peers: $(skopeo --version), $(umoci --version), $(docker-registry --version 2>/dev/null | awk '{print "distribution " $NF}')"
 echo "machine: nproc=$(nproc), CPU: ${cpu:-unknown}, ${os_name:-unknown OS}, kernel $(uname -r)"
 echo "wall time: bash \$EPOCHREALTIME around the command; CPU (user+sys) and peak RSS: /usr/bin/time; sync before each run"
-# CPUs busy with other work just before the first run (1 s sample of /proc/stat).
+# CPUs busy with other work just before the first run (1 s sample of /proc/stat, after our own
+# writes, e.g. the image build's, are flushed).
+sync
 cpu_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 read -r busy0 idle0 < <(cpu_ticks); sleep 1; read -r busy1 idle1 < <(cpu_ticks)
 busy=$(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v n="$(nproc)" \

@@ -52,6 +52,11 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let log_path = config.get(log::LOG_PROPERTY);
+    if action == Action::Get {
+        if let Some(code) = token_get(&config, log_path.as_deref()) {
+            return code;
+        }
+    }
     let mut server = None;
     let (store_name, result) = match open_store(&config) {
         Ok(stores) => {
@@ -85,6 +90,85 @@ fn main() -> ExitCode {
         Err(HelperError::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// `get` for a registry that takes tokens from the gdcloud sign-in (`auth/registry_audiences`);
+/// `None` when the registry has no audience (the stores answer instead). Reads stdin only then.
+fn token_get(config: &Config, log_path: Option<&str>) -> Option<ExitCode> {
+    if gdcloud::oidc::registry_audiences(config).is_empty() {
+        return None;
+    }
+    let mut input = String::new();
+    if io::Read::read_to_string(&mut io::stdin().lock(), &mut input).is_err() {
+        return Some(fail("read stdin: not UTF-8"));
+    }
+    let url = input.trim().to_string();
+    let key = match gdcloud::credentials::key::normalize(&url) {
+        Ok(k) => k,
+        Err(e) => return Some(fail(&HelperError::from(e).to_string())),
+    };
+    let result = match gdcloud::oidc::helper::audience_for(config, &key) {
+        Some(audience) => gdcloud::oidc::helper::credentials(config, &url, &audience),
+        // Not a token registry: answer from the stores with the URL already read.
+        None => {
+            let stores = match open_store(config) {
+                Ok(s) => s,
+                Err(e) => return Some(fail(&e.to_string())),
+            };
+            let mut server = None;
+            let result = protocol::handle(
+                &stores,
+                Action::Get,
+                url.as_bytes(),
+                io::stdout().lock(),
+                &mut server,
+            );
+            if let Some(path) = log_path {
+                let outcome = match &result {
+                    Ok(()) => "ok".to_string(),
+                    Err(HelperError::NotFound) => "not-found".to_string(),
+                    Err(e) => format!("error: {e}"),
+                };
+                log::record(
+                    path.as_ref(),
+                    "get",
+                    server.as_deref(),
+                    stores.name(),
+                    &outcome,
+                );
+            }
+            return Some(match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e.to_string()),
+            });
+        }
+    };
+    if let Some(path) = log_path {
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        log::record(
+            path.as_ref(),
+            "get",
+            Some(&key),
+            "gdcloud-sign-in",
+            &outcome,
+        );
+    }
+    Some(match result {
+        Ok(creds) => {
+            let mut out = io::stdout().lock();
+            match serde_json::to_writer(&mut out, &creds) {
+                Ok(()) => {
+                    let _ = out.flush();
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&format!("write stdout: {e}")),
+            }
+        }
+        Err(reason) => fail(&reason),
+    })
 }
 
 fn usage(code: ExitCode) -> ExitCode {

@@ -29,6 +29,7 @@ use filetime::FileTime;
 use tar::EntryType;
 
 use super::compress::{copy, CopyError, COPY_BUFFER};
+use super::entry::{Meta, MetaError};
 use super::path::{self, Lookup, Node, ResolveError};
 use super::sys::{self, Creds};
 use super::whiteout::{self, Whiteout};
@@ -51,16 +52,6 @@ struct Parent {
 struct DirFix {
     mode: Option<u32>,
     times: Option<(FileTime, FileTime)>,
-}
-
-/// An entry's metadata, PAX records applied.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    atime: FileTime,
-    mtime: FileTime,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 pub(crate) struct LayerExtractor<'a> {
@@ -230,49 +221,11 @@ impl<'a> LayerExtractor<'a> {
         Ok(())
     }
 
-    /// Reads mode, owner, times (PAX `mtime`/`atime` win, with their fractions) and xattrs.
     fn meta<R: Read>(&self, raw: &[u8], entry: &mut tar::Entry<'_, R>) -> Result<Meta, Error> {
-        let h = entry.header();
-        let mode = h
-            .mode()
-            .map_err(|_| self.hostile(raw, "invalid mode field"))?
-            & 0o7777;
-        let uid = h.uid().ok().and_then(|u| u32::try_from(u).ok());
-        let gid = h.gid().ok().and_then(|g| u32::try_from(g).ok());
-        let (Some(uid), Some(gid)) = (uid, gid) else {
-            return Err(self.hostile(raw, "invalid uid or gid"));
-        };
-        let mtime = h
-            .mtime()
-            .ok()
-            .and_then(|t| i64::try_from(t).ok())
-            .ok_or_else(|| self.hostile(raw, "invalid mtime field"))?;
-        let mut meta = Meta {
-            mode,
-            uid,
-            gid,
-            atime: FileTime::from_unix_time(mtime, 0),
-            mtime: FileTime::from_unix_time(mtime, 0),
-            xattrs: Vec::new(),
-        };
-        let mut atime = None;
-        if let Some(pax) = entry.pax_extensions().map_err(|e| self.read_err(e))? {
-            for ext in pax {
-                let ext = ext.map_err(|_| self.hostile(raw, "invalid PAX record"))?;
-                let key = ext.key_bytes();
-                if key == b"mtime" {
-                    meta.mtime = parse_pax_time(ext.value_bytes())
-                        .ok_or_else(|| self.hostile(raw, "invalid PAX mtime"))?;
-                } else if key == b"atime" {
-                    atime = parse_pax_time(ext.value_bytes());
-                } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    meta.xattrs
-                        .push((name.to_vec(), ext.value_bytes().to_vec()));
-                }
-            }
-        }
-        meta.atime = atime.unwrap_or(meta.mtime);
-        Ok(meta)
+        Meta::read(entry).map_err(|e| match e {
+            MetaError::Hostile(reason) => self.hostile(raw, reason),
+            MetaError::Read(e) => self.read_err(e),
+        })
     }
 
     /// Resolves the cleaned directory `dir` inside the root, through the cache. With `create`,
@@ -636,15 +589,8 @@ impl<'a> LayerExtractor<'a> {
         born: (u32, u32),
         meta: &Meta,
     ) -> Result<bool, Error> {
-        if !self.opts.same_owner || born == (meta.uid, meta.gid) {
-            return Ok(false);
-        }
-        match file {
-            Some(f) => std::os::unix::fs::fchown(f, Some(meta.uid), Some(meta.gid)),
-            None => std::os::unix::fs::lchown(abs, Some(meta.uid), Some(meta.gid)),
-        }
-        .map_err(|e| self.io(raw, "change the owner", e))?;
-        Ok(true)
+        meta.chown(file, abs, born, self.opts.same_owner)
+            .map_err(|e| self.io(raw, "change the owner", e))
     }
 
     /// Whether an inode created with `perm` needs a `chmod` to get `mode`.
@@ -652,9 +598,6 @@ impl<'a> LayerExtractor<'a> {
         self.creds.created_mode(perm) != Some(mode) || chowned && mode & 0o7000 != 0
     }
 
-    /// Applies the entry's xattrs (but `security.selinux`, which belongs to the host's policy, as
-    /// umoci skips it). A filesystem without xattrs, or a refusal we could not avoid (not root, or
-    /// `user.*` on a symlink), is not an error, as in umoci.
     fn xattrs(
         &self,
         raw: &[u8],
@@ -663,20 +606,8 @@ impl<'a> LayerExtractor<'a> {
         meta: &Meta,
         symlink: bool,
     ) -> Result<(), Error> {
-        for (name, value) in &meta.xattrs {
-            if name == b"security.selinux" {
-                continue;
-            }
-            match sys::set_xattr(file, abs, name, value) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EPERM)
-                        && (symlink || self.creds.uid != 0) => {}
-                Err(e) => return Err(self.io(raw, "set an extended attribute", e)),
-            }
-        }
-        Ok(())
+        meta.set_xattrs(file, abs, symlink || self.creds.uid != 0)
+            .map_err(|e| self.io(raw, "set an extended attribute", e))
     }
 
     /// Directories' modes and times, deepest first, once their contents are done.
@@ -754,48 +685,4 @@ fn times_of(m: &Metadata) -> (FileTime, FileTime) {
 
 fn lossy(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
-}
-
-/// Parses a PAX time (`1700000000`, `1700000000.5`, `-1.25`) into seconds and nanoseconds.
-fn parse_pax_time(value: &[u8]) -> Option<FileTime> {
-    let s = std::str::from_utf8(value).ok()?;
-    let (neg, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: i64 = secs.parse().ok()?;
-    let mut nanos: u32 = 0;
-    for (i, d) in frac.bytes().take(9).enumerate() {
-        nanos += u32::from(d - b'0') * 10u32.pow(8 - i as u32);
-    }
-    Some(match (neg, nanos) {
-        (false, n) => FileTime::from_unix_time(secs, n),
-        (true, 0) => FileTime::from_unix_time(-secs, 0),
-        (true, n) => FileTime::from_unix_time(-secs - 1, 1_000_000_000 - n),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_times() {
-        let t = |s: &str| parse_pax_time(s.as_bytes()).map(|f| (f.unix_seconds(), f.nanoseconds()));
-        assert_eq!(t("1700000000"), Some((1_700_000_000, 0)));
-        assert_eq!(t("1700000000.5"), Some((1_700_000_000, 500_000_000)));
-        assert_eq!(t("1.123456789123"), Some((1, 123_456_789)));
-        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
-        assert_eq!(t("-3"), Some((-3, 0)));
-        assert_eq!(t(""), None);
-        assert_eq!(t("1.x"), None);
-        assert_eq!(t("+1"), None);
-    }
 }

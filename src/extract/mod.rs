@@ -10,12 +10,13 @@
 //! CVE-2018-15664 and their kin). Everything streams: memory does not grow with a layer's size.
 //!
 //! Files: `path.rs` (name cleaning, resolution inside the root), `whiteout.rs`, `layer.rs` (one
-//! tar stream applied), `compress.rs` (decoders, digests), `artifact.rs`, `docker_archive.rs`,
-//! `sys.rs` (the system calls `std` lacks).
+//! tar stream applied), `entry.rs` (an entry's metadata), `compress.rs` (decoders, digests),
+//! `artifact.rs`, `docker_archive.rs`, `sys.rs` (the system calls `std` lacks).
 
 mod artifact;
 mod compress;
 pub mod docker_archive;
+mod entry;
 mod layer;
 mod path;
 mod sys;

@@ -37,6 +37,8 @@ pub enum Error {
     #[error("--ca-cert-path installs a CA only together with --config-cert; add --config-cert")]
     CaFileWithoutConfigCert,
     #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error(transparent)]
     DockerConfig(#[from] docker_config::Error),
     #[error(transparent)]
     Certs(#[from] certs::Error),
@@ -53,6 +55,9 @@ pub struct Options {
     pub containers: bool,
     pub config_cert: bool,
     pub ca_cert_path: Option<PathBuf>,
+    /// The token audience these registries accept (recorded in `auth/registry_audiences`), so the
+    /// helper answers with a token from the gdcloud sign-in.
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -107,6 +112,8 @@ pub struct Report {
     pub certificates: Vec<PathBuf>,
     pub warnings: Vec<Warning>,
     pub dry_run: bool,
+    /// The audience recorded for the registries, with `--audience`.
+    pub audience: Option<String>,
 }
 
 impl Report {
@@ -225,7 +232,7 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-pub fn run(config: &Config, opts: &Options) -> Result<Report, Error> {
+pub fn run(config: &mut Config, opts: &Options) -> Result<Report, Error> {
     let hosts = registries(config, &opts.registries)?;
     // Installing under /etc is only done when asked for by name.
     let ca = match (&opts.ca_cert_path, opts.config_cert) {
@@ -291,7 +298,21 @@ pub fn run(config: &Config, opts: &Options) -> Result<Report, Error> {
             }
         }
     }
+    if let (Some(aud), false) = (&opts.audience, opts.dry_run) {
+        let mut pairs: Vec<(String, String)> = crate::oidc::registry_audiences(config)
+            .into_iter()
+            .filter(|(h, _)| !hosts.contains(h))
+            .collect();
+        pairs.extend(hosts.iter().map(|h| (h.clone(), aud.clone())));
+        let value = pairs
+            .iter()
+            .map(|(h, a)| format!("{h}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        config.set(crate::oidc::AUDIENCES_PROPERTY, &value)?;
+    }
     Ok(Report {
+        audience: opts.audience.clone(),
         registries: hosts,
         files,
         certificates,

@@ -32,6 +32,12 @@ struct Cli {
 enum Command {
     /// Register docker-credential-gdcloud for registries in Docker's (and podman's) configuration.
     ConfigureDocker(commands::configure_docker::Args),
+    /// Sign in with the organisation's identity provider (OpenID Connect).
+    Login(commands::login::Args),
+    /// Print a token for an audience (or the ID token) from the sign-in.
+    PrintIdentityToken(commands::print_identity_token::Args),
+    /// Revoke the sign-in at the provider and forget it here.
+    Revoke(commands::revoke::Args),
     /// Print a shell completion script.
     Completion {
         #[arg(value_enum)]
@@ -45,8 +51,20 @@ enum Command {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     let out = cli.global.output();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
     match cli.command {
         Command::ConfigureDocker(args) => commands::configure_docker::run(&cli.global, &out, args),
+        Command::Login(args) => runtime()?.block_on(commands::login::run(&cli.global, &out, args)),
+        Command::PrintIdentityToken(args) => {
+            runtime()?.block_on(commands::print_identity_token::run(&cli.global, &out, args))
+        }
+        Command::Revoke(args) => {
+            runtime()?.block_on(commands::revoke::run(&cli.global, &out, args))
+        }
         Command::Completion { shell } => {
             cli::completion(shell, &mut Cli::command())?;
             Ok(ExitCode::SUCCESS)

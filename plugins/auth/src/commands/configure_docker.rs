@@ -35,10 +35,14 @@ pub struct Args {
     /// The registry's CA certificate (PEM).
     #[arg(long, value_name = "FILE")]
     ca_cert_path: Option<PathBuf>,
+    /// The token audience these registries accept: the helper then answers with a token from
+    /// `gdcloud auth login` (sign in with this audience).
+    #[arg(long, value_name = "AUD")]
+    audience: Option<String>,
 }
 
 pub fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
+    let mut config = Config::load(global.configuration.as_deref())?;
     let opts = Options {
         registries: args.registries,
         overwrite: args.overwrite,
@@ -47,8 +51,9 @@ pub fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
         containers: args.containers,
         config_cert: args.config_cert,
         ca_cert_path: args.ca_cert_path,
+        audience: args.audience,
     };
-    let report = configure_docker::run(&config, &opts).context("configure-docker")?;
+    let report = configure_docker::run(&mut config, &opts).context("configure-docker")?;
     for w in &report.warnings {
         out.warn(&w.to_string());
     }
@@ -91,6 +96,13 @@ pub fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
         if let Some(b) = &file.backup {
             out.status(&format!("Backup of the previous file: {}", b.display()));
         }
+    }
+    if let Some(aud) = &report.audience {
+        out.line(&format!(
+            "{} {} tokens for audience {aud} from `gdcloud auth login`",
+            report.registries.join(", "),
+            if report.dry_run { "would get" } else { "get" }
+        ))?;
     }
     for c in &report.certificates {
         out.line(&format!(

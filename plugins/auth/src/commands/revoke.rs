@@ -1,0 +1,29 @@
+//! `gdcloud auth revoke`: revoke the refresh token at the provider (RFC 7009) and forget the session
+//! and its cached tokens; offline, the local removal still happens, with a warning.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use gdcloud::config::Config;
+use gdcloud::oidc::tokens;
+use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::{Format, Output};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub async fn run(global: &GlobalArgs, out: &Output, _args: Args) -> Result<ExitCode> {
+    let config = Config::load(global.configuration.as_deref())?;
+    let report = tokens::revoke(&config, global.log_http)
+        .await
+        .context("revoke")?;
+    if let Some(w) = &report.warning {
+        out.warn(w);
+    }
+    if out.format == Format::Json {
+        out.json(&report)?;
+    } else if let Some(a) = &report.account {
+        out.line(&format!("Revoked credentials for [{a}]."))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

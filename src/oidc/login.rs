@@ -1,0 +1,400 @@
+//! `gdcloud auth login`: the authorization code flow with PKCE through the user's browser and a
+//! one-shot listener on `127.0.0.1`, or with `--no-browser` the device authorization grant (or, where
+//! the provider has none, a redirect URL pasted back). The ID token is verified before anything is
+//! saved.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use url::Url;
+
+use super::cache::{self, CachedToken, TokenCache};
+use super::session::{Session, SessionStore};
+use super::{jwt, pkce_challenge, random_token, token_request, Error, Provider, Result, Settings};
+use crate::config::Config;
+use crate::secret::Secret;
+
+/// What the flow needs from the person at the terminal; the plugin implements it.
+pub trait Interaction {
+    /// The authorization URL, for a person to open by hand (also when a browser was started).
+    fn show_url(&self, url: &str, browser_started: bool);
+    /// The device flow's code and where to enter it.
+    fn show_device_code(&self, verification_uri: &str, user_code: &str, complete_uri: Option<&str>);
+    /// Reads the redirect URL the person pasted (no device flow at this provider).
+    fn read_redirect(&self) -> std::io::Result<String>;
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub settings: Settings,
+    pub audiences: Vec<String>,
+    pub no_browser: bool,
+    /// The program `$BROWSER` names, else the desktop's opener.
+    pub browser: Option<String>,
+    pub log_http: bool,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub account: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    /// `browser`, `device` or `paste`.
+    pub method: &'static str,
+}
+
+#[derive(Deserialize)]
+struct DeviceAuthorization {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    #[serde(default)]
+    verification_uri_complete: Option<String>,
+    #[serde(default)]
+    interval: Option<u64>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+fn auth_url(
+    p: &Provider,
+    o: &Options,
+    redirect: &str,
+    state: &str,
+    nonce: &str,
+    challenge: &str,
+) -> Result<String> {
+    let mut url = Url::parse(&p.authorization_endpoint).map_err(|e| Error::Protocol {
+        what: "authorization endpoint".into(),
+        reason: e.to_string(),
+    })?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &o.settings.client_id)
+            .append_pair("redirect_uri", redirect)
+            .append_pair("scope", &o.settings.scopes)
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+        // offline_access needs consent (OpenID Connect Core §11).
+        if o.settings
+            .scopes
+            .split_whitespace()
+            .any(|s| s == "offline_access")
+        {
+            q.append_pair("prompt", "consent");
+        }
+        // RFC 8707: every audience the registries need, granted now so refreshes may ask for them.
+        for a in &o.audiences {
+            q.append_pair("resource", a);
+        }
+    }
+    Ok(url.into())
+}
+
+/// Starts `browser` (or the desktop opener) on `url` without waiting for it.
+fn open_browser(browser: Option<&str>, url: &str) -> bool {
+    let candidates: Vec<String> = match browser.filter(|b| !b.trim().is_empty()) {
+        // $BROWSER may list several programs separated by ':'.
+        Some(b) => b.split(':').map(str::to_string).collect(),
+        None => vec!["xdg-open".into(), "sensible-browser".into()],
+    };
+    candidates.iter().any(|program| {
+        let mut parts = program.split_whitespace();
+        let Some(exe) = parts.next() else {
+            return false;
+        };
+        std::process::Command::new(exe)
+            .args(parts)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+    })
+}
+
+/// Waits for the provider's redirect on `listener`; answers the browser with a short page.
+async fn wait_for_callback(listener: TcpListener) -> Result<Url> {
+    loop {
+        let (mut stream, _) = listener
+            .accept()
+            .await
+            .map_err(|e| Error::Login(format!("the local listener failed: {e}")))?;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut n = 0;
+        while n < buf.len() {
+            let read = stream.read(&mut buf[n..]).await.unwrap_or(0);
+            if read == 0 {
+                break;
+            }
+            n += read;
+            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        let request = String::from_utf8_lossy(&buf[..n]);
+        let target = request
+            .lines()
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("");
+        if !target.starts_with("/callback") {
+            let _ = stream
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await;
+            continue;
+        }
+        let body = "<html><body><h3>gdcloud: signed in.</h3><p>You can close this window.</p></body></html>";
+        let _ = stream
+            .write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
+            .await;
+        return Url::parse(&format!("http://127.0.0.1{target}"))
+            .map_err(|e| Error::Login(e.to_string()));
+    }
+}
+
+/// The `code` of a redirect URL, after checking its `state` (and surfacing a provider error).
+fn code_from_redirect(url: &Url, state: &str) -> Result<String> {
+    let get = |k: &str| {
+        url.query_pairs()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.into_owned())
+    };
+    if let Some(err) = get("error") {
+        return Err(Error::Login(
+            format!(
+                "the provider refused: {err} {}",
+                get("error_description").unwrap_or_default()
+            )
+            .trim()
+            .to_string(),
+        ));
+    }
+    if get("state").as_deref() != Some(state) {
+        return Err(Error::Login("the redirect's state does not match this sign-in (a stale or forged redirect); run the command again".into()));
+    }
+    get("code").ok_or_else(|| Error::Login("the redirect carries no code".into()))
+}
+
+pub async fn run(config: &Config, o: &Options, ui: &dyn Interaction) -> Result<Report> {
+    let client = o.settings.http(o.log_http)?;
+    let provider = Provider::discover(&client, &o.settings.issuer).await?;
+    let verifier = random_token(32);
+    let challenge = pkce_challenge(&verifier);
+    let state = random_token(16);
+    let nonce = random_token(16);
+
+    let (method, tokens, nonce_used) = if !o.no_browser {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| Error::Login(format!("cannot listen on 127.0.0.1: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::Login(e.to_string()))?
+            .port();
+        let redirect = format!("http://127.0.0.1:{port}/callback");
+        let url = auth_url(&provider, o, &redirect, &state, &nonce, &challenge)?;
+        let started = open_browser(o.browser.as_deref(), &url);
+        ui.show_url(&url, started);
+        let callback = tokio::time::timeout(o.timeout, wait_for_callback(listener))
+            .await
+            .map_err(|_| Error::Timeout)??;
+        let code = code_from_redirect(&callback, &state)?;
+        let t = exchange(&client, &provider, o, &code, &redirect, &verifier).await?;
+        ("browser", t, Some(nonce.as_str()))
+    } else if let Some(device_endpoint) = &provider.device_authorization_endpoint {
+        let t = device_flow(&client, &provider, device_endpoint, o, ui).await?;
+        ("device", t, None)
+    } else {
+        let redirect = "http://127.0.0.1/callback".to_string();
+        let url = auth_url(&provider, o, &redirect, &state, &nonce, &challenge)?;
+        ui.show_url(&url, false);
+        let pasted = ui
+            .read_redirect()
+            .map_err(|e| Error::Login(format!("read the redirect URL: {e}")))?;
+        let callback = Url::parse(pasted.trim()).map_err(|_| {
+            Error::Login(
+                "that is not the redirect URL; copy the whole address from the browser".into(),
+            )
+        })?;
+        let code = code_from_redirect(&callback, &state)?;
+        let t = exchange(&client, &provider, o, &code, &redirect, &verifier).await?;
+        ("paste", t, Some(nonce.as_str()))
+    };
+
+    let id_token = tokens.id_token.clone().ok_or_else(|| {
+        Error::Login("the provider returned no ID token; include openid in auth/scopes".into())
+    })?;
+    let decoded = jwt::decode(&id_token)?;
+    decoded.verify_signature(&provider.jwks(&client).await?)?;
+    decoded.verify_id_token(
+        &provider.issuer,
+        &o.settings.client_id,
+        nonce_used,
+        cache::now(),
+    )?;
+    let refresh = tokens.refresh_token.clone().ok_or_else(|| {
+        Error::Login(
+            "the provider issued no refresh token; include offline_access in auth/scopes".into(),
+        )
+    })?;
+    let account = decoded
+        .claim_str("email")
+        .or_else(|| decoded.claim_str("sub"))
+        .unwrap_or("")
+        .to_string();
+
+    let session = Session {
+        issuer: provider.issuer.trim_end_matches('/').to_string(),
+        client_id: o.settings.client_id.clone(),
+        account: account.clone(),
+        refresh_token: Secret::new(refresh),
+        audiences: o.audiences.clone(),
+        scopes: o.settings.scopes.clone(),
+        token_endpoint: provider.token_endpoint.clone(),
+        revocation_endpoint: provider.revocation_endpoint.clone(),
+        ca_file: o.settings.ca_file.clone(),
+    };
+    SessionStore::open(config)?.save(&session)?;
+    let mut cache = TokenCache {
+        account: account.clone(),
+        issuer: session.issuer.clone(),
+        tokens: Default::default(),
+    };
+    let now = cache::now();
+    cache.tokens.insert(
+        cache::ID_TOKEN.into(),
+        CachedToken {
+            token: Secret::new(id_token),
+            issued_at: decoded
+                .claims
+                .get("iat")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(now),
+            expires_at: decoded.expires_at().unwrap_or(now),
+        },
+    );
+    cache.save(config.dir()).map_err(|source| Error::Io {
+        action: "write",
+        path: cache::path(config.dir()),
+        source,
+    })?;
+    Ok(Report {
+        account,
+        issuer: session.issuer,
+        audiences: o.audiences.clone(),
+        method,
+    })
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    p: &Provider,
+    o: &Options,
+    code: &str,
+    redirect: &str,
+    verifier: &str,
+) -> Result<super::TokenResponse> {
+    let t = token_request(
+        client,
+        &p.token_endpoint,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("client_id", &o.settings.client_id),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await?;
+    if let Some(e) = &t.error {
+        return Err(Error::Login(
+            format!(
+                "the provider refused the code: {e} {}",
+                t.error_description.clone().unwrap_or_default()
+            )
+            .trim()
+            .to_string(),
+        ));
+    }
+    Ok(t)
+}
+
+/// RFC 8628: show the code, poll at the given interval, slow down when told.
+async fn device_flow(
+    client: &reqwest::Client,
+    p: &Provider,
+    endpoint: &str,
+    o: &Options,
+    ui: &dyn Interaction,
+) -> Result<super::TokenResponse> {
+    let mut form: Vec<(&str, &str)> = vec![
+        ("client_id", &o.settings.client_id),
+        ("scope", &o.settings.scopes),
+    ];
+    for a in &o.audiences {
+        form.push(("resource", a));
+    }
+    let resp = client
+        .post(endpoint)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| super::connect_error(endpoint, &e))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    let da: DeviceAuthorization = serde_json::from_str(&text).map_err(|_| Error::Provider {
+        url: endpoint.to_string(),
+        status: status.as_u16(),
+        message: text.chars().take(200).collect(),
+    })?;
+    ui.show_device_code(
+        &da.verification_uri,
+        &da.user_code,
+        da.verification_uri_complete.as_deref(),
+    );
+    let mut interval = Duration::from_secs(da.interval.unwrap_or(5).max(1));
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_secs(da.expires_in.unwrap_or(600)).min(o.timeout);
+    loop {
+        tokio::time::sleep(interval).await;
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::Timeout);
+        }
+        let t = token_request(
+            client,
+            &p.token_endpoint,
+            &[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", &da.device_code),
+                ("client_id", &o.settings.client_id),
+            ],
+        )
+        .await?;
+        match t.error.as_deref() {
+            None => return Ok(t),
+            Some("authorization_pending") => {}
+            Some("slow_down") => interval += Duration::from_secs(5),
+            Some("expired_token") => return Err(Error::Timeout),
+            Some(other) => {
+                return Err(Error::Login(
+                    format!(
+                        "the provider refused: {other} {}",
+                        t.error_description.clone().unwrap_or_default()
+                    )
+                    .trim()
+                    .to_string(),
+                ))
+            }
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Tokens from the stored session: served from the cache while fresh enough, else refreshed with
+//! one round trip to the token endpoint. Refresh tokens rotate, so a refresh happens under a lock
+//! and saves the new refresh token before anything else: two processes never spend the same one
+//! (a reused refresh token makes the provider revoke the whole grant).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::cache::{self, CachedToken, TokenCache};
+use super::session::SessionStore;
+use super::{jwt, token_request, Error, Result};
+use crate::atomic::DirLock;
+use crate::config::Config;
+use crate::http::{self, TlsOptions};
+use crate::secret::Secret;
+
+/// When a cached token is good enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// More than this many seconds left (what `print-identity-token` promises its caller).
+    Margin(u64),
+    /// Not yet past half its life (what the credential helper asks for).
+    HalfLife,
+}
+
+/// Seconds of life a printed token has at least.
+pub const DEFAULT_MARGIN: u64 = 300;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Token {
+    pub token: Secret,
+    pub account: String,
+    pub expires_at: u64,
+    /// Whether this call refreshed it.
+    pub refreshed: bool,
+}
+
+fn fresh(t: &CachedToken, freshness: Freshness, now: u64) -> bool {
+    let margin = match freshness {
+        Freshness::Margin(m) => m.min(t.expires_at.saturating_sub(t.issued_at) / 2),
+        Freshness::HalfLife => 0,
+    };
+    t.valid_at(now, margin) && (freshness != Freshness::HalfLife || !t.stale_at(now))
+}
+
+fn lock_dir(config_dir: &Path) -> PathBuf {
+    config_dir.join("oidc.lock")
+}
+
+/// A token for `audience` (an access token, RFC 8707) or the ID token (`None`).
+pub async fn token(
+    config: &Config,
+    audience: Option<&str>,
+    freshness: Freshness,
+    log_http: bool,
+) -> Result<Token> {
+    let dir = config.dir().to_path_buf();
+    let key = audience.unwrap_or(cache::ID_TOKEN).to_string();
+    let now = cache::now();
+    let cached = TokenCache::load(&dir);
+    if let Some(t) = cached.tokens.get(&key) {
+        if fresh(t, freshness, now) {
+            return Ok(Token {
+                token: t.token.clone(),
+                account: cached.account.clone(),
+                expires_at: t.expires_at,
+                refreshed: false,
+            });
+        }
+    }
+    let lock_path = lock_dir(&dir);
+    let _lock = DirLock::acquire(&lock_path).map_err(|source| Error::Io {
+        action: "lock",
+        path: lock_path.clone(),
+        source,
+    })?;
+    // Another process may have refreshed while we waited for the lock.
+    let mut cached = TokenCache::load(&dir);
+    if let Some(t) = cached.tokens.get(&key) {
+        if fresh(t, freshness, cache::now()) {
+            return Ok(Token {
+                token: t.token.clone(),
+                account: cached.account.clone(),
+                expires_at: t.expires_at,
+                refreshed: false,
+            });
+        }
+    }
+    let store = SessionStore::open(config)?;
+    let mut session = store.load()?.ok_or(Error::NoSession)?;
+    if let Some(a) = audience {
+        if !session.audiences.iter().any(|g| g == a) {
+            return Err(Error::AudienceNotGranted(a.to_string()));
+        }
+    }
+    let client = http::client(&TlsOptions {
+        insecure: false,
+        ca_files: session.ca_file.iter().cloned().collect(),
+        log_http,
+    })?;
+    let mut form: Vec<(&str, &str)> = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", session.refresh_token.expose()),
+        ("client_id", &session.client_id),
+    ];
+    if let Some(a) = audience {
+        form.push(("resource", a));
+    }
+    let resp = token_request(&client, &session.token_endpoint, &form).await?;
+    match resp.error.as_deref() {
+        None => {}
+        Some("invalid_target") => {
+            return Err(Error::AudienceNotGranted(
+                audience.unwrap_or("").to_string(),
+            ))
+        }
+        Some(e @ ("invalid_grant" | "invalid_client" | "unauthorized_client")) => {
+            return Err(Error::SessionExpired(
+                format!("{e} {}", resp.error_description.clone().unwrap_or_default())
+                    .trim()
+                    .to_string(),
+            ))
+        }
+        Some(e) => {
+            return Err(Error::Provider {
+                url: session.token_endpoint.clone(),
+                status: 400,
+                message: format!("{e} {}", resp.error_description.clone().unwrap_or_default()),
+            })
+        }
+    }
+    // The rotated refresh token first: losing it would end the session.
+    if let Some(rt) = &resp.refresh_token {
+        session.refresh_token = Secret::new(rt.clone());
+        store.save(&session)?;
+    }
+    let now = cache::now();
+    cached.account = session.account.clone();
+    cached.issuer = session.issuer.clone();
+    if let Some(id) = &resp.id_token {
+        if let Ok(d) = jwt::decode(id) {
+            cached.tokens.insert(
+                cache::ID_TOKEN.into(),
+                CachedToken {
+                    token: Secret::new(id.clone()),
+                    issued_at: d.claims.get("iat").and_then(|v| v.as_u64()).unwrap_or(now),
+                    expires_at: d.expires_at().unwrap_or(now),
+                },
+            );
+        }
+    }
+    if let Some(a) = audience {
+        let access = resp.access_token.clone().ok_or_else(|| Error::Protocol {
+            what: "token answer".into(),
+            reason: "no access token".into(),
+        })?;
+        let expires_at = now + resp.expires_in.unwrap_or(60);
+        cached.tokens.insert(
+            a.to_string(),
+            CachedToken {
+                token: Secret::new(access),
+                issued_at: now,
+                expires_at,
+            },
+        );
+    }
+    cached.save(&dir).map_err(|source| Error::Io {
+        action: "write",
+        path: cache::path(&dir),
+        source,
+    })?;
+    let t = cached.tokens.get(&key).ok_or_else(|| Error::Protocol {
+        what: "token answer".into(),
+        reason: "no ID token (include openid in auth/scopes)".into(),
+    })?;
+    Ok(Token {
+        token: t.token.clone(),
+        account: cached.account.clone(),
+        expires_at: t.expires_at,
+        refreshed: true,
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RevokeReport {
+    pub account: Option<String>,
+    /// Whether the provider confirmed the revocation (RFC 7009).
+    pub revoked_at_provider: bool,
+    /// Why it could not be revoked there (offline, no endpoint); the local session is gone anyway.
+    pub warning: Option<String>,
+}
+
+/// Revokes the refresh token at the provider and removes the session and cached tokens, offline too.
+pub async fn revoke(config: &Config, log_http: bool) -> Result<RevokeReport> {
+    let dir = config.dir().to_path_buf();
+    let lock_path = lock_dir(&dir);
+    let _lock = DirLock::acquire(&lock_path).map_err(|source| Error::Io {
+        action: "lock",
+        path: lock_path.clone(),
+        source,
+    })?;
+    let store = SessionStore::open(config)?;
+    let session = store.load()?;
+    let mut report = RevokeReport {
+        account: session.as_ref().map(|s| s.account.clone()),
+        revoked_at_provider: false,
+        warning: None,
+    };
+    match &session {
+        None => report.warning = Some("no stored sign-in; cached tokens removed".into()),
+        Some(s) => {
+            match &s.revocation_endpoint {
+                None => report.warning = Some(
+                    "the provider has no revocation endpoint; the sign-in was removed here only"
+                        .into(),
+                ),
+                Some(endpoint) => {
+                    let client = http::client(&TlsOptions {
+                        insecure: false,
+                        ca_files: s.ca_file.iter().cloned().collect(),
+                        log_http,
+                    })?;
+                    let form = [
+                        ("token", s.refresh_token.expose()),
+                        ("token_type_hint", "refresh_token"),
+                        ("client_id", s.client_id.as_str()),
+                    ];
+                    match client.post(endpoint).form(&form).send().await {
+                    Ok(r) if r.status().is_success() => report.revoked_at_provider = true,
+                    Ok(r) => report.warning = Some(format!("the provider answered the revocation with HTTP {}; the sign-in was removed here", r.status().as_u16())),
+                    Err(e) => report.warning = Some(format!("could not reach the provider ({}); the sign-in was removed here only", super::connect_error(endpoint, &e))),
+                }
+                }
+            }
+        }
+    }
+    store.delete()?;
+    TokenCache::remove(&dir).map_err(|source| Error::Io {
+        action: "remove",
+        path: cache::path(&dir),
+        source,
+    })?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_rules() {
+        let t = CachedToken {
+            token: Secret::new("x"),
+            issued_at: 1000,
+            expires_at: 2000,
+        };
+        assert!(fresh(&t, Freshness::HalfLife, 1400));
+        assert!(!fresh(&t, Freshness::HalfLife, 1600));
+        assert!(fresh(&t, Freshness::Margin(300), 1600));
+        assert!(!fresh(&t, Freshness::Margin(300), 1800));
+        assert!(!fresh(&t, Freshness::Margin(0), 2000));
+    }
+}
