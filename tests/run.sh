@@ -11,7 +11,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 # Packages the integration tests drive (real registry, real clients, real keyring).
 packages=(docker-registry apache2-utils skopeo umoci podman buildah uidmap oci-image-tool
-          gnome-keyring libsecret-tools dbus dbus-x11 openssl ca-certificates)
+          gnome-keyring libsecret-tools dbus dbus-x11 openssl ca-certificates curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +25,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The OpenID provider the sign-in tests run (oidc-provider, pinned by tests/oidc/package-lock.json).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "installing nodejs npm"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+if [ ! -d tests/oidc/node_modules/oidc-provider ] || [ tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]; then
+  log "npm ci --prefix tests/oidc"
+  npm ci --prefix tests/oidc --no-audit --no-fund --loglevel=error
 fi
 
 # The tests must not inherit a desktop session or the caller's Docker/gdcloud settings; the fixtures
