@@ -303,6 +303,15 @@ impl<'a> LayerExtractor<'a> {
         let chowned = self.chown(raw, None, self.root, self.root_owner, meta)?;
         if chowned {
             self.root_owner = (meta.uid, meta.gid);
+            if self.root_dir.setgid {
+                // Children now inherit the new group: no cached parent may claim the old one.
+                self.root_dir = Rc::new(Parent {
+                    path: PathBuf::new(),
+                    setgid: true,
+                    child_gid: meta.gid,
+                });
+                self.parents.clear();
+            }
         }
         self.xattrs(raw, None, self.root, meta, false)?;
         let fix = self.dirs.entry(PathBuf::new()).or_default();
@@ -400,6 +409,10 @@ impl<'a> LayerExtractor<'a> {
         let chowned = self.chown(raw, None, abs, owner, meta)?;
         self.xattrs(raw, None, abs, meta, false)?;
         let gid = if chowned { meta.gid } else { owner.1 };
+        if chowned && setgid {
+            // Other cached names for this directory (through symlinks) knew its old group.
+            self.parents.clear();
+        }
         let fix = DirFix {
             mode: (mode != Some(meta.mode) || chowned && meta.mode & 0o7000 != 0)
                 .then_some(meta.mode),
