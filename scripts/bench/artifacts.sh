@@ -12,8 +12,8 @@
 # The image: 4 layers of 128 MiB each (uncompressed), gzip-compressed by umoci:
 #   1. one 128 MiB file of random bytes        3. another 128 MiB random file
 #   2. 2048 text files of 64 KiB (32 dirs)     4. one 128 MiB text (log-like) file
-# Text is seeded pseudo-random log lines (gzip ratio about 3:1). Built once with umoci and cached
-# under $BENCH_CACHE/<image version>; the build takes about a minute.
+# Text is seeded pseudo-random log lines (gzip ratio about 2.5:1). Built once with umoci and cached
+# under $BENCH_CACHE/<image version>; the build takes about 30 s.
 #
 # Usage: scripts/bench/artifacts.sh [--runs N] [--only pull|push|extract] [--keep] [-q] [-v]
 #   --runs N        timed runs per tool per operation (default: $RUNS or 3)
@@ -163,7 +163,7 @@ CACHE=$CACHE_ROOT/$IMAGE_VERSION
 LAYOUT=$CACHE/layout
 EXPECTED=$CACHE/expected.json
 
-# gen_text.py files DIR SEED | big FILE SEED: deterministic log-like text (about 3:1 with gzip).
+# gen_text.py files DIR SEED | big FILE SEED: deterministic log-like text (about 2.5:1 with gzip).
 write_text_generator() {
   cat >"$1" <<'EOF'
 import os, random, sys
@@ -283,7 +283,7 @@ if [[ ! -f $CACHE/complete ]]; then
   exec 9>"$CACHE_ROOT/.$IMAGE_VERSION.lock"
   flock 9
   if [[ ! -f $CACHE/complete ]]; then
-    say "building the benchmark image into $CACHE (once; about a minute)"
+    say "building the benchmark image into $CACHE (once; about 30 s)"
     rm -rf "$CACHE"
     BUILD_TMP=$(mktemp -d "$CACHE_ROOT/.$IMAGE_VERSION.build.XXXXXX")
     b0=$EPOCHREALTIME

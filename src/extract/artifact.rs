@@ -28,7 +28,7 @@ pub const ANNOTATION_UNPACK: &str = "io.deis.oras.content.unpack";
 
 /// Writes each titled layer as `root/<title>` (`root` is created if absent; existing files are
 /// never overwritten); layers without a title are skipped. Returns the paths written, in order.
-pub fn write_artifact_files<R: Read>(
+pub fn write_artifact_files<R: Read + Send>(
     root: &Path,
     layers: impl IntoIterator<Item = Result<Layer<R>, Error>>,
 ) -> Result<Vec<PathBuf>, Error> {

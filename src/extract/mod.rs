@@ -169,7 +169,7 @@ pub enum Error {
 /// empty directory. Each layer is decompressed by media type, its blob digest and size and (when
 /// given) its diff_id verified. On error, what was built under `root` is removed (and `root`
 /// itself when we created it); nothing outside `root` is touched.
-pub fn unpack_rootfs<R: Read>(
+pub fn unpack_rootfs<R: Read + Send>(
     root: &Path,
     layers: impl IntoIterator<Item = Result<Layer<R>, Error>>,
     opts: &Options,
@@ -203,7 +203,7 @@ pub fn apply_layer(
 
 /// Decompresses, applies and verifies one layer; `prefix` restricts entries to a subtree
 /// (artifact directories).
-pub(crate) fn unpack_layer<R: Read>(
+pub(crate) fn unpack_layer<R: Read + Send>(
     root: &Path,
     layer: Layer<R>,
     opts: &Options,
@@ -211,26 +211,132 @@ pub(crate) fn unpack_layer<R: Read>(
     prefix: Option<&Path>,
 ) -> Result<(), Error> {
     let name = layer.descriptor.digest.to_string();
-    let read_err = |source| Error::Read {
-        layer: name.clone(),
-        source,
-    };
-    let mut blob = HashingReader::new(layer.reader, Some(&layer.descriptor.digest));
-    let diff_id = {
-        let stream =
-            decompress(&layer.descriptor.media_type, &mut blob).map_err(|e| Error::Layer {
+    let Layer {
+        descriptor,
+        diff_id: expected_diff_id,
+        reader,
+    } = layer;
+    // Two stages on two cores: this thread applies the tar while a second one reads, hashes and
+    // decompresses the blob (the CPU-heavy half). A small bounded queue keeps memory flat.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(PIPE_DEPTH);
+        let producer = scope.spawn({
+            let name = name.clone();
+            let descriptor = &descriptor;
+            let expected_diff_id = expected_diff_id.as_ref();
+            move || -> Result<(Digest, u64, Digest), Error> {
+                let mut blob = HashingReader::new(reader, Some(&descriptor.digest));
+                let diff_id = {
+                    let stream = decompress(&descriptor.media_type, &mut blob).map_err(|e| {
+                        Error::Layer {
+                            layer: name.clone(),
+                            source: Box::new(e),
+                        }
+                    })?;
+                    let mut tar = HashingReader::new(stream, expected_diff_id);
+                    loop {
+                        let mut buf = vec![0u8; PIPE_CHUNK];
+                        let n = match read_full(&mut tar, &mut buf) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                let kind = e.kind();
+                                let _ = tx.send(Err(io::Error::new(kind, e.to_string())));
+                                return Err(Error::Read {
+                                    layer: name,
+                                    source: e,
+                                });
+                            }
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        buf.truncate(n);
+                        if tx.send(Ok(buf)).is_err() {
+                            // The extractor stopped (it has its own error to report).
+                            break;
+                        }
+                    }
+                    tar.finish().1
+                };
+                blob.drain().map_err(|source| Error::Read {
+                    layer: name.clone(),
+                    source,
+                })?;
+                let (_, digest, size) = blob.finish();
+                Ok((digest, size, diff_id))
+            }
+        });
+        let mut pipe = PipeReader {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        };
+        let applied =
+            LayerExtractor::new(root, opts, &name, stats, prefix).and_then(|x| x.apply(&mut pipe));
+        let drained = applied.and_then(|()| {
+            io::copy(&mut pipe, &mut io::sink())
+                .map(|_| ())
+                .map_err(|source| Error::Read {
+                    layer: name.clone(),
+                    source,
+                })
+        });
+        drop(pipe);
+        let produced = producer.join().unwrap_or_else(|_| {
+            Err(Error::Read {
                 layer: name.clone(),
-                source: Box::new(e),
-            })?;
-        let mut tar = HashingReader::new(stream, layer.diff_id.as_ref());
-        LayerExtractor::new(root, opts, &name, stats, prefix)?.apply(&mut tar)?;
-        tar.drain().map_err(read_err)?;
-        tar.finish().1
-    };
-    blob.drain().map_err(read_err)?;
-    let (_, digest, size) = blob.finish();
-    compress::check_blob(&layer.descriptor, digest, size)?;
-    compress::check_diff_id(&layer.descriptor, layer.diff_id.as_ref(), diff_id)
+                source: io::Error::other("the decompression thread panicked"),
+            })
+        });
+        // The extractor's error explains more than the producer's "receiver gone".
+        drained?;
+        let (digest, size, diff_id) = produced?;
+        compress::check_blob(&descriptor, digest, size)?;
+        compress::check_diff_id(&descriptor, expected_diff_id.as_ref(), diff_id)
+    })
+}
+
+/// Bytes per piece handed between the two stages, and pieces in flight.
+const PIPE_CHUNK: usize = 256 * 1024;
+const PIPE_DEPTH: usize = 8;
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The extractor's end of the pipe: a `Read` over the pieces the producer sends.
+struct PipeReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos >= self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(piece)) => {
+                    self.current = piece;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 /// Owns the destination while layers are applied: removes what was built if dropped armed.

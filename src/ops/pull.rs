@@ -376,7 +376,15 @@ async fn fetch_blob(
             break;
         }
     }
-    writer.commit()?;
+    // The fsync of a large blob takes a while: keep it off the async workers, which are busy
+    // receiving the other blobs.
+    tokio::task::spawn_blocking(move || writer.commit())
+        .await
+        .map_err(|e| layout::Error::Io {
+            action: "commit",
+            path: layout.blob_path(&desc.digest),
+            source: std::io::Error::other(e.to_string()),
+        })??;
     bar.done();
     Ok(transferred)
 }
