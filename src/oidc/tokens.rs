@@ -215,23 +215,10 @@ pub async fn revoke(config: &Config, log_http: bool) -> Result<RevokeReport> {
                     "the provider has no revocation endpoint; the sign-in was removed here only"
                         .into(),
                 ),
-                Some(endpoint) => {
-                    let client = http::client(&TlsOptions {
-                        insecure: false,
-                        ca_files: s.ca_file.iter().cloned().collect(),
-                        log_http,
-                    })?;
-                    let form = [
-                        ("token", s.refresh_token.expose()),
-                        ("token_type_hint", "refresh_token"),
-                        ("client_id", s.client_id.as_str()),
-                    ];
-                    match client.post(endpoint).form(&form).send().await {
-                    Ok(r) if r.status().is_success() => report.revoked_at_provider = true,
-                    Ok(r) => report.warning = Some(format!("the provider answered the revocation with HTTP {}; the sign-in was removed here", r.status().as_u16())),
-                    Err(e) => report.warning = Some(format!("could not reach the provider ({}); the sign-in was removed here only", super::connect_error(endpoint, &e))),
-                }
-                }
+                Some(endpoint) => match revoke_at_provider(s, endpoint, log_http).await {
+                    Ok(()) => report.revoked_at_provider = true,
+                    Err(warning) => report.warning = Some(warning),
+                },
             }
         }
     }
@@ -242,6 +229,41 @@ pub async fn revoke(config: &Config, log_http: bool) -> Result<RevokeReport> {
         source,
     })?;
     Ok(report)
+}
+
+/// RFC 7009 revocation of the session's refresh token; the error is the warning to show (the
+/// sign-in is removed here whatever happens there).
+async fn revoke_at_provider(
+    s: &super::session::Session,
+    endpoint: &str,
+    log_http: bool,
+) -> std::result::Result<(), String> {
+    // A client that cannot be built (the provider's CA file is gone) must not stop the local
+    // removal either.
+    let client = http::client(&TlsOptions {
+        insecure: false,
+        ca_files: s.ca_file.iter().cloned().collect(),
+        log_http,
+    })
+    .map_err(|e| {
+        format!("could not contact the provider ({e}); the sign-in was removed here only")
+    })?;
+    let form = [
+        ("token", s.refresh_token.expose()),
+        ("token_type_hint", "refresh_token"),
+        ("client_id", s.client_id.as_str()),
+    ];
+    match client.post(endpoint).form(&form).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!(
+            "the provider answered the revocation with HTTP {}; the sign-in was removed here",
+            r.status().as_u16()
+        )),
+        Err(e) => Err(format!(
+            "could not reach the provider ({}); the sign-in was removed here only",
+            super::connect_error(endpoint, &e)
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Fixtures shared by the integration tests: a private environment per test, real registries (with
-//! a token server of ours), a tiny image, and a headless keyring.
+//! a token server of ours), a tiny image, a headless keyring, and a real OpenID provider.
 #![allow(dead_code)]
 
 pub mod env;
 pub mod harbor_fake;
 pub mod image;
 pub mod keyring;
+pub mod oidc;
 pub mod proxy;
 pub mod registry;
 pub mod token_server;

@@ -5,6 +5,11 @@
 //! no real token server (Harbor, docker_auth) can be installed on the test machines, and because a
 //! recorded request log is the only way to prove that a client really sent the credentials we
 //! stored for it.
+//!
+//! Optionally ([`TokenServer::start_with`] and [`JwtPasswordCheck`]) it also accepts, as the
+//! password, a JWT access token signed by an OpenID provider for the registry's audience, verified
+//! against the provider's JWKS, as Harbor does for OIDC users' CLI secrets; each such password is
+//! recorded (see [`TokenServer::jwt_passwords`]).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -16,7 +21,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+use ring::signature::{
+    RsaKeyPair, RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256,
+};
 use sha2::{Digest, Sha256};
 
 /// The `service` the registry is configured with (and the `aud` claim of every token).
@@ -49,12 +56,37 @@ pub struct TokenRequest {
     pub status: u16,
 }
 
+/// Accept a JWT issued by an OpenID provider as the password (any user name): RS256, signed by a
+/// key of the provider's JWKS (fetched with curl on every such request, so key rotation is seen),
+/// `iss` equal to `issuer`, `aud` equal to (or, as a list, holding) `audience`, not expired.
+#[derive(Debug, Clone)]
+pub struct JwtPasswordCheck {
+    /// The provider's `jwks_uri`, e.g. `http://127.0.0.1:PORT/jwks`.
+    pub jwks_url: String,
+    /// The registry's audience (RFC 8707 resource) the token must be for.
+    pub audience: String,
+    /// The provider's issuer (the `iss` claim).
+    pub issuer: String,
+    /// CA (PEM) for an `https` `jwks_url`; `None` uses curl's defaults.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A password that looked like a JWT and was checked against the [`JwtPasswordCheck`].
+#[derive(Debug, Clone)]
+pub struct JwtPassword {
+    /// The user name it came with.
+    pub username: String,
+    /// Its claims when it verified, else why it was refused.
+    pub verdict: Result<serde_json::Value, String>,
+}
+
 /// A running token server; stops (and joins its thread) when dropped.
 pub struct TokenServer {
     port: u16,
     cert_path: PathBuf,
     kid: String,
     requests: Arc<Mutex<Vec<TokenRequest>>>,
+    jwt_passwords: Arc<Mutex<Vec<JwtPassword>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<JoinHandle<()>>,
 }
@@ -65,6 +97,8 @@ struct Issuer {
     key: RsaKeyPair,
     kid: String,
     rng: SystemRandom,
+    jwt_check: Option<JwtPasswordCheck>,
+    jwt_passwords: Arc<Mutex<Vec<JwtPassword>>>,
 }
 
 impl TokenServer {
@@ -72,7 +106,21 @@ impl TokenServer {
     /// The signing key (`token.key`, `token.pk8`) and self-signed certificate (`token.crt`,
     /// see [`TokenServer::cert_path`]) are written into `dir`, which must outlive the server.
     pub fn start(dir: &Path, username: &str, password: &str) -> TokenServer {
+        TokenServer::start_with(dir, username, password, None)
+    }
+
+    /// As [`TokenServer::start`]; with `jwt_check`, a password that is a JWT passing the check is
+    /// accepted too, whatever the user name (`username`/`password` keep working).
+    pub fn start_with(
+        dir: &Path,
+        username: &str,
+        password: &str,
+        jwt_check: Option<JwtPasswordCheck>,
+    ) -> TokenServer {
         super::registry::require_tool("openssl");
+        if jwt_check.is_some() {
+            super::registry::require_tool("curl");
+        }
         let key_pem = dir.join("token.key");
         let key_der = dir.join("token.pk8");
         let spki_der = dir.join("token.spki");
@@ -139,12 +187,15 @@ impl TokenServer {
             .expect("token server listens on TCP")
             .port();
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let jwt_passwords = Arc::new(Mutex::new(Vec::new()));
         let issuer = Issuer {
             username: username.to_string(),
             password: password.to_string(),
             key,
             kid: kid.clone(),
             rng: SystemRandom::new(),
+            jwt_check,
+            jwt_passwords: Arc::clone(&jwt_passwords),
         };
         let thread = {
             let server = Arc::clone(&server);
@@ -159,6 +210,7 @@ impl TokenServer {
             cert_path,
             kid,
             requests,
+            jwt_passwords,
             server,
             thread: Some(thread),
         }
@@ -187,6 +239,14 @@ impl TokenServer {
     /// A snapshot of every request seen so far, in arrival order.
     pub fn requests(&self) -> Vec<TokenRequest> {
         self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every JWT password checked so far (only with a [`JwtPasswordCheck`]), in arrival order.
+    pub fn jwt_passwords(&self) -> Vec<JwtPassword> {
+        self.jwt_passwords
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -391,6 +451,7 @@ fn handle(req: &mut tiny_http::Request, issuer: &Issuer) -> Handled {
 
     let subject = match &creds {
         Some((u, p)) if *u == issuer.username && *p == issuer.password => Some(u.clone()),
+        Some((u, p)) if issuer.jwt_password_ok(u, p) => Some(u.clone()),
         Some(_) => return error(&mut record, 401, "UNAUTHORIZED", "invalid credentials"),
         None => None,
     };
@@ -435,6 +496,27 @@ fn parse_scope(scope: &str) -> Option<serde_json::Value> {
 }
 
 impl Issuer {
+    /// Whether `password` is a JWT passing the [`JwtPasswordCheck`]; records the verdict of every
+    /// JWT-shaped password.
+    fn jwt_password_ok(&self, username: &str, password: &str) -> bool {
+        let Some(check) = &self.jwt_check else {
+            return false;
+        };
+        if password.split('.').count() != 3 {
+            return false;
+        }
+        let verdict = verify_jwt(check, password);
+        let ok = verdict.is_ok();
+        self.jwt_passwords
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(JwtPassword {
+                username: username.to_string(),
+                verdict,
+            });
+        ok
+    }
+
     fn sign(&self, sub: &str, aud: &str, access: Vec<serde_json::Value>, now: u64) -> String {
         let mut jti = [0u8; 16];
         self.rng.fill(&mut jti).expect("system RNG");
@@ -522,4 +604,99 @@ fn rfc3339(unix: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
+}
+
+fn b64url(part: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|e| format!("not base64url: {e}"))
+}
+
+/// GETs the provider's JWKS with curl.
+fn fetch_jwks(check: &JwtPasswordCheck) -> Result<serde_json::Value, String> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--fail", "--max-time", "10"]);
+    if let Some(ca) = &check.ca_file {
+        cmd.arg("--cacert").arg(ca);
+    }
+    let out = cmd
+        .arg(&check.jwks_url)
+        .output()
+        .map_err(|e| format!("cannot run curl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "GET {}: {}",
+            check.jwks_url,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("JWKS is not JSON: {e}"))
+}
+
+/// Verifies an RS256 JWT against the provider's JWKS and the check's issuer and audience; returns
+/// its claims.
+fn verify_jwt(check: &JwtPasswordCheck, jwt: &str) -> Result<serde_json::Value, String> {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [h, p, s] = parts[..] else {
+        return Err("not a JWT (three parts)".into());
+    };
+    let header: serde_json::Value =
+        serde_json::from_slice(&b64url(h)?).map_err(|e| format!("header is not JSON: {e}"))?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&b64url(p)?).map_err(|e| format!("payload is not JSON: {e}"))?;
+    let signature = b64url(s)?;
+    if header["alg"] != "RS256" {
+        return Err(format!("alg {} is not RS256", header["alg"]));
+    }
+    let jwks = fetch_jwks(check)?;
+    let keys = jwks["keys"].as_array().cloned().unwrap_or_default();
+    let kid = header["kid"].as_str();
+    let candidates: Vec<&serde_json::Value> = keys
+        .iter()
+        .filter(|k| k["kty"] == "RSA")
+        .filter(|k| kid.is_none() || k["kid"].as_str() == kid)
+        .collect();
+    if candidates.is_empty() {
+        return Err(format!("no RSA key {kid:?} in the JWKS"));
+    }
+    let signed = format!("{h}.{p}");
+    let verified = candidates.iter().any(|k| {
+        let (Some(n), Some(e)) = (k["n"].as_str(), k["e"].as_str()) else {
+            return false;
+        };
+        let (Ok(n), Ok(e)) = (b64url(n), b64url(e)) else {
+            return false;
+        };
+        RsaPublicKeyComponents { n: &n, e: &e }
+            .verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature)
+            .is_ok()
+    });
+    if !verified {
+        return Err("the signature does not verify against the JWKS".into());
+    }
+    if claims["iss"].as_str() != Some(check.issuer.as_str()) {
+        return Err(format!("iss {} is not {:?}", claims["iss"], check.issuer));
+    }
+    let aud_ok = match &claims["aud"] {
+        serde_json::Value::String(a) => *a == check.audience,
+        serde_json::Value::Array(list) => list
+            .iter()
+            .any(|a| a.as_str() == Some(check.audience.as_str())),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(format!("aud {} is not {:?}", claims["aud"], check.audience));
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    match claims["exp"].as_u64() {
+        Some(exp) if exp > now => {}
+        other => return Err(format!("expired or no exp ({other:?}, now {now})")),
+    }
+    if claims["nbf"].as_u64().is_some_and(|nbf| nbf > now + 60) {
+        return Err("not valid yet (nbf)".into());
+    }
+    Ok(claims)
 }

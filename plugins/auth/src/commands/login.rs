@@ -72,11 +72,17 @@ impl Interaction for Terminal {
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
     let mut config = Config::load(global.configuration.as_deref())?;
+    // Absolute, because the session keeps it for refreshes, which the credential helper runs from
+    // whatever directory Docker was started in (and the property is saved the same).
+    let cert = args
+        .login_config_cert
+        .as_ref()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
     let settings = Settings::resolve(
         &config,
         args.issuer_url.as_deref(),
         args.client_id.as_deref(),
-        args.login_config_cert.as_deref(),
+        cert.as_deref(),
     )?;
     let mut audiences: Vec<String> = oidc::registry_audiences(&config)
         .into_iter()
@@ -104,9 +110,8 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     if let Some(c) = &args.client_id {
         pairs.push((oidc::CLIENT_ID_PROPERTY, c.clone()));
     }
-    if let Some(p) = &args.login_config_cert {
-        let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
-        pairs.push((oidc::CERT_PROPERTY, abs.display().to_string()));
+    if let Some(p) = &cert {
+        pairs.push((oidc::CERT_PROPERTY, p.display().to_string()));
     }
     if !pairs.is_empty() {
         let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
