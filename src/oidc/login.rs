@@ -153,7 +153,8 @@ async fn wait_for_callback(listener: TcpListener) -> Result<Url> {
                 .await;
             continue;
         }
-        let body = "<html><body><h3>gdcloud: signed in.</h3><p>You can close this window.</p></body></html>";
+        // Neutral on purpose: the code exchange and the ID token check happen after this page.
+        let body = "<html><body><h3>gdcloud received the sign-in response.</h3><p>Return to the terminal to see the result; you can close this window.</p></body></html>";
         let _ = stream
             .write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes())
             .await;
@@ -262,6 +263,7 @@ pub async fn run(config: &Config, o: &Options, ui: &dyn Interaction) -> Result<R
         scopes: o.settings.scopes.clone(),
         token_endpoint: provider.token_endpoint.clone(),
         revocation_endpoint: provider.revocation_endpoint.clone(),
+        jwks_uri: Some(provider.jwks_uri.clone()),
         ca_file: o.settings.ca_file.clone(),
     };
     SessionStore::open(config)?.save(&session)?;

@@ -37,6 +37,9 @@ pub struct Session {
     pub token_endpoint: String,
     #[serde(default)]
     pub revocation_endpoint: Option<String>,
+    /// The provider's keys, to verify refreshed ID tokens.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
     /// The provider's CA, when it is not in the system roots.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,

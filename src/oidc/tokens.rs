@@ -138,6 +138,14 @@ pub async fn token(
     let now = cache::now();
     cached.account = session.account.clone();
     cached.issuer = session.issuer.clone();
+    // An ID token that is what the caller asked for is verified like the one from sign-in (but
+    // for the nonce, which a refresh does not carry).
+    if let (None, Some(id), Some(jwks_uri)) = (audience, &resp.id_token, &session.jwks_uri) {
+        let d = jwt::decode(id)?;
+        let jwks: jwt::Jwks = super::get_json(&client, jwks_uri, "JWKS").await?;
+        d.verify_signature(&jwks)?;
+        d.verify_id_token(&session.issuer, &session.client_id, None, now)?;
+    }
     if let Some(id) = &resp.id_token {
         if let Ok(d) = jwt::decode(id) {
             cached.tokens.insert(

@@ -121,12 +121,26 @@ pub fn completion(shell: Shell, cmd: &mut clap::Command) -> std::io::Result<()> 
     out.flush()
 }
 
+/// The error chain as one line. Causes whose text an outer message already quotes (typed errors
+/// that print `{source}` and also expose it as their source) are not repeated.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
 /// Runs a plugin's `run` and turns its result into an exit code: the error chain as one line on
 /// stderr (`ERROR: …`), a closed stdout (`| head`) counted as success.
-pub fn main<E>(run: impl FnOnce() -> Result<ExitCode, E>) -> ExitCode
-where
-    E: std::fmt::Display + std::fmt::Debug,
-{
+pub fn main(run: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
     // Error paths should cost milliseconds, not the ~80 ms a captured backtrace takes when the
     // machine sets RUST_BACKTRACE=1; a developer can still ask with RUST_LIB_BACKTRACE=1.
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
@@ -135,12 +149,38 @@ where
     match run() {
         Ok(code) => code,
         Err(e) => {
-            let text = format!("{e:#}");
-            if text.contains("Broken pipe") {
+            let broken_pipe = e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                    || c.to_string().contains("Broken pipe")
+            });
+            if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("ERROR: {}", text.replace('\n', " "));
+            eprintln!("ERROR: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("read CA certificate ca.crt: {source}")]
+    struct Outer {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(Outer { source: io }).context("login");
+        assert_eq!(
+            one_line(&e),
+            "login: read CA certificate ca.crt: No such file"
+        );
     }
 }
