@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod docker_config;
 pub mod extract;
 pub mod http;
+pub mod kube;
 pub mod layout;
 pub mod oci;
 pub mod oidc;

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod list_versions;
 pub mod pull;
 pub mod push;
+pub mod storage_config;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,62 @@
+//! The flags that name where S3 settings come from: the cluster (a bucket-key secret) or, without
+//! `--secret`, the configuration written by `configure`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use gdcloud::config::Config;
+use gdcloud::kube;
+use gdcloud::ops::storage_config::{self, Options, S3Settings};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// The bucket-key secret (default: the only object-storage-key-* secret of the namespace).
+    #[arg(long, value_name = "NAME")]
+    pub secret: Option<String>,
+    /// The secret's namespace.
+    #[arg(long, value_name = "NS", default_value = storage_config::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// The S3 endpoint (default: https://objectstorage.<dnsSuffix> from the cluster).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// A CA (PEM) for the endpoint's TLS (saved as storage/s3_custom_ca_certs_file).
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert_path: Option<PathBuf>,
+    /// The kubeconfig (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl ClusterArgs {
+    pub fn options(&self) -> Options {
+        Options {
+            secret: self.secret.clone(),
+            namespace: Some(self.namespace.clone()),
+            endpoint: self.endpoint.clone(),
+            ca_cert_path: self.ca_cert_path.clone(),
+            cluster: kube::Options {
+                kubeconfig: self.kubeconfig.clone(),
+                context: self.context.clone(),
+            },
+        }
+    }
+
+    /// From the cluster when `--secret` is given, else from the configuration.
+    pub async fn settings(&self, config: &Config) -> Result<S3Settings> {
+        if self.secret.is_some() {
+            Ok(storage_config::from_cluster(&self.options()).await?.0)
+        } else {
+            let mut s = storage_config::from_config(config)?;
+            if let Some(e) = &self.endpoint {
+                s.endpoint = e.clone();
+            }
+            if let Some(c) = &self.ca_cert_path {
+                s.ca_file = Some(c.clone());
+            }
+            Ok(s)
+        }
+    }
+}

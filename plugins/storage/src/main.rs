@@ -1,0 +1,84 @@
+//! `gdcloud-storage`: the `gdcloud storage` plugin. Argument parsing and rendering only; the work
+//! is done by `gdcloud::ops::storage_config`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
+use gdcloud::plugin::METADATA_COMMAND;
+
+const ABOUT: &str = "Configure S3 access from the cluster's bucket keys and hand it to S3 tools, without showing a secret.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gdcloud-storage",
+    bin_name = "gdcloud-storage",
+    version,
+    about = ABOUT,
+    after_help = "Runs as `gdcloud storage COMMAND` or directly as `gdcloud-storage COMMAND`.\n\nExamples:\n  gdcloud storage configure --kubeconfig org-admin.kubeconfig\n  gdcloud storage exec -- aws s3 ls s3://bucket"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write the bucket key and endpoint from the cluster into the gdcloud configuration.
+    Configure(commands::configure::Args),
+    /// Print the S3 settings as environment variables for other S3 tools.
+    Env(commands::env::Args),
+    /// Run a command with the S3 settings in its environment.
+    Exec(commands::exec::Args),
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print plugin metadata for the gdcloud host (JSON).
+    #[command(name = METADATA_COMMAND, hide = true)]
+    Metadata,
+}
+
+fn run() -> Result<ExitCode> {
+    let cli = Cli::parse();
+    let out = cli.global.output();
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match cli.command {
+        Command::Configure(args) => {
+            runtime()?.block_on(commands::configure::run(&cli.global, &out, args))
+        }
+        Command::Env(args) => runtime()?.block_on(commands::env::run(&cli.global, &out, args)),
+        Command::Exec(args) => runtime()?.block_on(commands::exec::run(&cli.global, args)),
+        Command::Completion { shell } => {
+            cli::completion(shell, &mut Cli::command())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Metadata => {
+            cli::print_metadata(&cli::metadata(&Cli::command(), ABOUT))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    cli::main(run)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
