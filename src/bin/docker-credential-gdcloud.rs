@@ -5,7 +5,7 @@
 //! an anyhow error captures a backtrace, ~80 ms). Errors go to stdout as one line with exit 1, which
 //! is what the protocol's clients read.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
 use gdcloud::config::Config;
@@ -52,8 +52,14 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let log_path = config.get(log::LOG_PROPERTY);
+    // The payload is small (a URL, or credentials JSON): read it once, so the token path can look
+    // at it and hand it on to the stores when the registry takes no tokens.
+    let mut input = Vec::new();
+    if let Err(e) = io::stdin().lock().read_to_end(&mut input) {
+        return fail(&HelperError::Read(e).to_string());
+    }
     if action == Action::Get {
-        if let Some(code) = token_get(&config, log_path.as_deref()) {
+        if let Some(code) = token_get(&config, &input, log_path.as_deref()) {
             return code;
         }
     }
@@ -63,7 +69,7 @@ fn main() -> ExitCode {
             let result = protocol::handle(
                 &stores,
                 action,
-                io::stdin().lock(),
+                input.as_slice(),
                 io::stdout().lock(),
                 &mut server,
             );
@@ -93,56 +99,15 @@ fn main() -> ExitCode {
 }
 
 /// `get` for a registry that takes tokens from the gdcloud sign-in (`auth/registry_audiences`);
-/// `None` when the registry has no audience (the stores answer instead). Reads stdin only then.
-fn token_get(config: &Config, log_path: Option<&str>) -> Option<ExitCode> {
+/// `None` when the registry has no audience, and the stores answer instead.
+fn token_get(config: &Config, input: &[u8], log_path: Option<&str>) -> Option<ExitCode> {
     if gdcloud::oidc::registry_audiences(config).is_empty() {
         return None;
     }
-    let mut input = String::new();
-    if io::Read::read_to_string(&mut io::stdin().lock(), &mut input).is_err() {
-        return Some(fail("read stdin: not UTF-8"));
-    }
-    let url = input.trim().to_string();
-    let key = match gdcloud::credentials::key::normalize(&url) {
-        Ok(k) => k,
-        Err(e) => return Some(fail(&HelperError::from(e).to_string())),
-    };
-    let result = match gdcloud::oidc::helper::audience_for(config, &key) {
-        Some(audience) => gdcloud::oidc::helper::credentials(config, &url, &audience),
-        // Not a token registry: answer from the stores with the URL already read.
-        None => {
-            let stores = match open_store(config) {
-                Ok(s) => s,
-                Err(e) => return Some(fail(&e.to_string())),
-            };
-            let mut server = None;
-            let result = protocol::handle(
-                &stores,
-                Action::Get,
-                url.as_bytes(),
-                io::stdout().lock(),
-                &mut server,
-            );
-            if let Some(path) = log_path {
-                let outcome = match &result {
-                    Ok(()) => "ok".to_string(),
-                    Err(HelperError::NotFound) => "not-found".to_string(),
-                    Err(e) => format!("error: {e}"),
-                };
-                log::record(
-                    path.as_ref(),
-                    "get",
-                    server.as_deref(),
-                    stores.name(),
-                    &outcome,
-                );
-            }
-            return Some(match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&e.to_string()),
-            });
-        }
-    };
+    let url = String::from_utf8_lossy(input).trim().to_string();
+    let key = gdcloud::credentials::key::normalize(&url).ok()?;
+    let audience = gdcloud::oidc::helper::audience_for(config, &key)?;
+    let result = gdcloud::oidc::helper::credentials(config, &url, &audience);
     if let Some(path) = log_path {
         let outcome = match &result {
             Ok(_) => "ok".to_string(),
@@ -159,11 +124,11 @@ fn token_get(config: &Config, log_path: Option<&str>) -> Option<ExitCode> {
     Some(match result {
         Ok(creds) => {
             let mut out = io::stdout().lock();
-            match serde_json::to_writer(&mut out, &creds) {
-                Ok(()) => {
-                    let _ = out.flush();
-                    ExitCode::SUCCESS
-                }
+            let written = serde_json::to_writer(&mut out, &creds)
+                .map_err(io::Error::from)
+                .and_then(|()| out.flush());
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&format!("write stdout: {e}")),
             }
         }
