@@ -43,6 +43,17 @@ fi
 # give each test its own.
 unset DBUS_SESSION_BUS_ADDRESS DOCKER_CONFIG REGISTRY_AUTH_FILE GDCLOUD_CONFIG GDCLOUD_ACTIVE_CONFIG_NAME
 
+# >>> testenv: real kube-apiserver + etcd and S3 server (s3s-fs) -- owned by scripts/testenv/ >>>
+# Both scripts are idempotent and cache what they build under ~/.cache/gdcloud-kit (cold: kube-apiserver
+# ~5 min, s3s-fs ~4 min; warm: well under a second). Each prints its binary's path as its last line;
+# tests/util/{kube,s3}.rs start one per test from these paths (they run the scripts themselves if unset).
+log "scripts/testenv/kube-apiserver.sh"
+GDCLOUD_TEST_KUBE_APISERVER="$(bash scripts/testenv/kube-apiserver.sh | tail -n1)"
+log "scripts/testenv/s3s-fs.sh"
+GDCLOUD_TEST_S3S_FS="$(bash scripts/testenv/s3s-fs.sh | tail -n1)"
+export GDCLOUD_TEST_KUBE_APISERVER GDCLOUD_TEST_S3S_FS
+# <<< testenv <<<
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
