@@ -41,6 +41,10 @@ pub enum Error {
     NotConfigured(String),
     #[error("invalid endpoint {0:?}: give an https:// (or http://) URL")]
     BadEndpoint(String),
+    #[error("{0}; pass --endpoint URL to skip reading the DNS suffix (nothing was written)")]
+    DnsSuffix(Box<kube::Error>),
+    #[error("cannot use the CA file {0}: {1} (nothing was written)")]
+    BadCaFile(PathBuf, String),
 }
 
 impl From<kube::Error> for Error {
@@ -164,7 +168,10 @@ pub async fn from_cluster(opts: &Options) -> Result<(S3Settings, String, String)
     let endpoint = match &opts.endpoint {
         Some(e) => check_endpoint(e)?,
         None => {
-            let data = cluster.config_map("gpc-system", "dnssuffix").await?;
+            let data = cluster
+                .config_map("gpc-system", "dnssuffix")
+                .await
+                .map_err(|e| Error::DnsSuffix(Box::new(e)))?;
             let suffix = data
                 .get("dnsSuffix")
                 .map(|s| s.trim().trim_matches('.').to_string())
@@ -173,10 +180,14 @@ pub async fn from_cluster(opts: &Options) -> Result<(S3Settings, String, String)
             format!("https://objectstorage.{suffix}")
         }
     };
-    let ca_file = opts
-        .ca_cert_path
-        .as_ref()
-        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+    let ca_file = match &opts.ca_cert_path {
+        Some(p) => Some(
+            std::fs::canonicalize(p)
+                .and_then(|abs| std::fs::File::open(&abs).map(|_| abs))
+                .map_err(|e| Error::BadCaFile(p.clone(), e.to_string()))?,
+        ),
+        None => None,
+    };
     Ok((
         S3Settings {
             access_key_id: access,

@@ -30,7 +30,7 @@ pub const NOBODY: &str = "nobody";
 pub const KEYS_NAMESPACE: &str = "object-storage-access-keys";
 
 const READY_DEADLINE: Duration = Duration::from_secs(60);
-const ETCD_DEADLINE: Duration = Duration::from_secs(20);
+const ETCD_DEADLINE: Duration = Duration::from_secs(40);
 const START_ATTEMPTS: usize = 5;
 
 // ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ pub const CLIENT_ID: &str = "gdcloud-test";
 /// The audience configured by default (see [`ProviderOptions`]).
 pub const REGISTRY_AUDIENCE: &str = "https://registry.test";
 
-const READY_DEADLINE: Duration = Duration::from_secs(30);
+const READY_DEADLINE: Duration = Duration::from_secs(120);
 
 /// What to start; see [`Provider::start`].
 #[derive(Debug, Clone)]
@@ -82,7 +82,7 @@ fn require_tool(tool: &str) {
 }
 
 impl Provider {
-    /// Starts a provider on a free port of 127.0.0.1 and waits (≤ 30 s) for its ready line.
+    /// Starts a provider on a free port of 127.0.0.1 and waits (≤ 120 s: a loaded 2-core machine can be slow to start node) for its ready line.
     /// Panics with its log if it cannot start, or with instructions if node, curl or
     /// tests/oidc/node_modules are missing.
     pub fn start(opts: ProviderOptions) -> Provider {

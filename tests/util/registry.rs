@@ -92,7 +92,7 @@ impl Drop for ChildGuard {
 }
 
 const START_ATTEMPTS: usize = 5;
-const READY_DEADLINE: Duration = Duration::from_secs(10);
+const READY_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Panics with a one-line message unless `tool` is an executable file in `PATH`.
 pub fn require_tool(tool: &str) {
@@ -113,7 +113,7 @@ pub fn require_tool(tool: &str) {
 }
 
 impl Registry {
-    /// Starts a registry on a random free port of 127.0.0.1 and waits (≤ 10 s) until `GET /v2/`
+    /// Starts a registry on a random free port of 127.0.0.1 and waits (≤ 30 s) until `GET /v2/`
     /// answers. Panics, with the registry's output, if it cannot be started.
     pub fn start(opts: RegistryOptions) -> Registry {
         require_tool("docker-registry");

@@ -17,7 +17,7 @@ use super::kube::{free_port, http_get, lost_port_race, require_tool, testenv_bin
 
 /// The bucket every server starts with.
 pub const BUCKET: &str = "gdtest-bucket";
-const READY_DEADLINE: Duration = Duration::from_secs(15);
+const READY_DEADLINE: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: usize = 5;
 
 /// A running s3s-fs (and its TLS front, when started with [`S3Server::start_tls`]). Dropping it
