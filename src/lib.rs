@@ -19,6 +19,7 @@ pub mod ops;
 pub mod plugin;
 pub mod registry;
 pub mod rfc3339;
+pub mod s3;
 pub mod secret;
 
 /// The version every binary reports.

@@ -1,0 +1,106 @@
+//! What can go wrong talking to S3, each variant naming the bucket, key or URL and saying what to
+//! do. S3's XML error codes map onto these variants; no variant ever carries the secret key (S3's
+//! own messages do not hold it, and URLs pass through [`crate::http::redact_url`]).
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot reach {url}: {detail}{hint}")]
+    Connect {
+        url: String,
+        detail: String,
+        hint: &'static str,
+    },
+    #[error("the S3 keys were refused by {endpoint} for {what} ({code}): run `gdcloud storage configure`")]
+    Refused {
+        endpoint: String,
+        what: String,
+        code: String,
+    },
+    #[error("{endpoint} rejected the request time ({code}): set this machine's clock right (NTP)")]
+    ClockSkew { endpoint: String, code: String },
+    #[error(
+        "no such object: s3://{bucket}/{key}: check the key (`gdcloud storage ls` lists them)"
+    )]
+    NoSuchKey { bucket: String, key: String },
+    #[error("no such bucket: {bucket} at {endpoint}: check the bucket name and the endpoint")]
+    NoSuchBucket { bucket: String, endpoint: String },
+    #[error("no such multipart upload {upload_id} for s3://{bucket}/{key}: it was completed or aborted; start the upload again")]
+    NoSuchUpload {
+        bucket: String,
+        key: String,
+        upload_id: String,
+    },
+    #[error("range {range} is outside s3://{bucket}/{key}")]
+    InvalidRange {
+        bucket: String,
+        key: String,
+        range: String,
+    },
+    #[error("s3://{bucket}/{key} changed while it was read (ETag no longer {etag}): start again")]
+    Changed {
+        bucket: String,
+        key: String,
+        etag: String,
+    },
+    #[error("{method} {url} failed: HTTP {status}{code}: {message}")]
+    Service {
+        method: String,
+        url: String,
+        status: u16,
+        /// ` (Code)` when S3 sent an error document, else empty.
+        code: String,
+        message: String,
+    },
+    #[error("invalid answer from {url}: {reason}")]
+    Protocol { url: String, reason: String },
+    #[error("invalid S3 endpoint {endpoint:?}: {reason}")]
+    Endpoint { endpoint: String, reason: String },
+    #[error("invalid object name {name:?}: {reason}")]
+    Name { name: String, reason: &'static str },
+    #[error(transparent)]
+    Http(#[from] crate::http::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Describes a transport failure with a hint: certificate problems point at the CA options.
+pub fn connect_error(url: &str, e: &reqwest::Error) -> Error {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    let lower = detail.to_ascii_lowercase();
+    let hint = if is_certificate_problem(&lower) {
+        "; the server's TLS certificate is not trusted: trust its CA with --ca-cert-path FILE (--insecure skips verification)"
+    } else if lower.contains("connection refused")
+        || lower.contains("dns")
+        || lower.contains("resolve")
+    {
+        "; check the S3 endpoint address and that the service is running"
+    } else {
+        ""
+    };
+    Error::Connect {
+        url: crate::http::redact_url(url),
+        detail,
+        hint,
+    }
+}
+
+/// Whether a (lower-cased) transport error text is about the server's certificate.
+pub fn is_certificate_problem(lower: &str) -> bool {
+    lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("invalid peer")
+}
+
+impl Error {
+    /// Whether this is a certificate problem (the caller should not fall back or retry).
+    pub fn is_certificate(&self) -> bool {
+        matches!(self, Error::Connect { detail, .. } if is_certificate_problem(&detail.to_ascii_lowercase()))
+    }
+}

@@ -1,0 +1,16 @@
+//! S3 object storage for `gdcloud storage cp/ls`: a SigV4 signer ([`sigv4`]), a path-style client
+//! for objects, ranges, multipart uploads and listings ([`Client`]), and typed errors ([`Error`]).
+//!
+//! Our own small client rather than `object_store`: `cp` needs exact control of streamed ranged
+//! GETs, resumable downloads and multipart uploads with abort, on the reqwest/rustls stack the rest
+//! of the project already builds (custom CAs, `--insecure`, `--log-http`), not a second HTTP stack.
+
+pub mod client;
+pub mod error;
+pub mod object;
+pub mod sigv4;
+mod xml;
+
+pub use client::{Client, Download, DEFAULT_REGION};
+pub use error::{Error, Result};
+pub use object::{CompletedPart, ListPage, ListQuery, ObjectEntry, ObjectInfo};
