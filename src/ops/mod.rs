@@ -7,6 +7,7 @@ pub mod list_versions;
 pub mod pull;
 pub mod push;
 pub mod storage_config;
+pub mod storage_copy;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

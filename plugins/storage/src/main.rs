@@ -31,6 +31,10 @@ struct Cli {
 enum Command {
     /// Write the bucket key and endpoint from the cluster into the gdcloud configuration.
     Configure(commands::configure::Args),
+    /// Copy objects between S3 and local files (parallel, resumable, verified).
+    Cp(commands::cp::Args),
+    /// List objects and prefixes.
+    Ls(commands::ls::Args),
     /// Print the S3 settings as environment variables for other S3 tools.
     Env(commands::env::Args),
     /// Run a command with the S3 settings in its environment.
@@ -57,6 +61,8 @@ fn run() -> Result<ExitCode> {
         Command::Configure(args) => {
             runtime()?.block_on(commands::configure::run(&cli.global, &out, args))
         }
+        Command::Cp(args) => runtime()?.block_on(commands::cp::run(&cli.global, &out, args)),
+        Command::Ls(args) => runtime()?.block_on(commands::ls::run(&cli.global, &out, args)),
         Command::Env(args) => runtime()?.block_on(commands::env::run(&cli.global, &out, args)),
         Command::Exec(args) => runtime()?.block_on(commands::exec::run(&cli.global, args)),
         Command::Completion { shell } => {

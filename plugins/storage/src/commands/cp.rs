@@ -1,0 +1,92 @@
+//! `gdcloud storage cp [-r] [-n] [-c] SOURCE… DESTINATION`: flags → `ops::storage_copy::Options`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use gdcloud::config::Config;
+use gdcloud::ops::storage_copy::{self, Options};
+use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::progress::Progress;
+use gdcloud::plugin::{Format, Output};
+
+use super::source::ClusterArgs;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gdcloud storage cp s3://bucket/g/oracle_db.tar .\n  gdcloud storage cp -r s3://bucket/images/ ./images\n  gdcloud storage cp -n big.tar s3://bucket/uploads/\n\nDownloads resume when run again after an interruption; a file takes its name only when complete and checked."
+)]
+pub struct Args {
+    /// Sources (s3://BUCKET/KEY or local paths), then the destination.
+    #[arg(required = true, num_args = 2.., value_name = "SOURCE… DESTINATION")]
+    paths: Vec<String>,
+    /// Copy prefixes and directories recursively, keeping relative paths.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    /// Never overwrite an existing destination.
+    #[arg(short = 'n', long = "no-clobber")]
+    no_clobber: bool,
+    /// Continue past failures; a summary is printed and the exit status is still non-zero.
+    #[arg(short = 'c', long = "continue-on-error")]
+    continue_on_error: bool,
+    /// Parts transferred at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+    /// Part size in MiB for ranged downloads and multipart uploads.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=5120))]
+    part_size_mib: u64,
+    /// Skip TLS verification of the S3 endpoint.
+    #[arg(long)]
+    insecure: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+pub async fn run(global: &GlobalArgs, out: &Output, mut args: Args) -> Result<ExitCode> {
+    let config = Config::load(global.configuration.as_deref())?;
+    let settings = args.cluster.settings(&config).await.context("cp")?;
+    let destination = args.paths.pop().expect("clap requires two paths");
+    let opts = Options {
+        sources: args.paths.clone(),
+        destination: destination.clone(),
+        recursive: args.recursive,
+        no_clobber: args.no_clobber,
+        continue_on_error: args.continue_on_error,
+        concurrency: args.concurrency.into(),
+        part_size: args.part_size_mib << 20,
+        settings,
+        insecure: args.insecure,
+        log_http: global.log_http,
+    };
+    let progress = Progress::new(out.progress_enabled(), "cp");
+    let report = storage_copy::run(&opts, &progress).await.context("cp")?;
+    if out.format == Format::Json {
+        out.json(&report)?;
+    } else {
+        for item in &report.copied {
+            out.line(&format!("{} -> {}", item.source, item.destination))?;
+        }
+    }
+    if !report.skipped.is_empty() {
+        out.status(&format!(
+            "{} left alone (already there, -n)",
+            report.skipped.len()
+        ));
+    }
+    if !report.failed.is_empty() {
+        eprintln!(
+            "{} of {} copies failed:",
+            report.failed.len(),
+            report.failed.len() + report.copied.len() + report.skipped.len()
+        );
+        for f in &report.failed {
+            eprintln!("  {}: {}", f.source, f.error);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    out.status(&format!(
+        "Copied {} ({} bytes)",
+        report.copied.len(),
+        report.bytes
+    ));
+    Ok(ExitCode::SUCCESS)
+}

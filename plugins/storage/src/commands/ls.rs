@@ -1,0 +1,59 @@
+//! `gdcloud storage ls s3://BUCKET[/PREFIX]`: objects and prefixes, like `aws s3 ls`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use gdcloud::config::Config;
+use gdcloud::ops::storage_copy;
+use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::{Format, Output};
+
+use super::source::ClusterArgs;
+
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  gdcloud storage ls s3://bucket/g/\n  gdcloud storage ls -r s3://bucket --format json"
+)]
+pub struct Args {
+    /// s3://BUCKET[/PREFIX]
+    url: String,
+    /// List every object below the prefix, not just one level.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    /// Skip TLS verification of the S3 endpoint.
+    #[arg(long)]
+    insecure: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
+    let config = Config::load(global.configuration.as_deref())?;
+    let settings = args.cluster.settings(&config).await.context("ls")?;
+    let listed = storage_copy::ls(
+        &settings,
+        &args.url,
+        args.recursive,
+        args.insecure,
+        global.log_http,
+    )
+    .await
+    .with_context(|| format!("ls {}", args.url))?;
+    if out.format == Format::Json {
+        out.json(&listed)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for l in &listed {
+        if l.prefix {
+            out.line(&format!("{:>29} PRE {}", "", l.key))?;
+        } else {
+            out.line(&format!(
+                "{:>20} {:>12} {}",
+                l.last_modified.as_deref().unwrap_or("-"),
+                l.size.unwrap_or(0),
+                l.key
+            ))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,857 @@
+//! `gdcloud storage cp` and `ls`: objects between S3 and local files, fast and safe.
+//!
+//! Downloads run as parallel ranged GETs pinned to the object's ETag, written in place into a hidden
+//! temp file beside the target with a small sidecar recording the finished parts, so an interrupted
+//! download resumes where it stopped; the file takes its final name only when complete and checked
+//! (size always, MD5 when the ETag is a plain MD5). Uploads above the part size go multipart and are
+//! aborted on failure, leaving no orphaned parts. Object keys never write outside DESTINATION.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{stream, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::storage_config::S3Settings;
+use crate::http::TlsOptions;
+use crate::plugin::progress::Progress;
+use crate::s3::{self, CompletedPart, ListQuery, ObjectEntry};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    S3(Box<s3::Error>),
+    #[error("{0} is not a location: use s3://BUCKET/KEY or a local path")]
+    Location(String),
+    #[error("object key {key:?} would be written outside {dest} ({reason}); refused")]
+    HostileKey {
+        key: String,
+        dest: PathBuf,
+        reason: &'static str,
+    },
+    #[error("copying several sources needs a directory (or an s3://BUCKET/PREFIX/) as DESTINATION, not {0}")]
+    NotADirectory(String),
+    #[error("{0}: copy between S3 and local files only (one side must be s3://…)")]
+    Unsupported(String),
+    #[error("{path} is a directory: add -r to copy it")]
+    NeedsRecursive { path: PathBuf },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {what} does not match the object ({detail}); the partial download was removed, run the command again")]
+    Verify {
+        path: PathBuf,
+        what: &'static str,
+        detail: String,
+    },
+    #[error("{failed} of {total} copies failed (first: {first})")]
+    SomeFailed {
+        failed: usize,
+        total: usize,
+        first: String,
+    },
+}
+
+impl From<s3::Error> for Error {
+    fn from(e: s3::Error) -> Self {
+        Error::S3(Box::new(e))
+    }
+}
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub sources: Vec<String>,
+    pub destination: String,
+    pub recursive: bool,
+    pub no_clobber: bool,
+    pub continue_on_error: bool,
+    pub concurrency: usize,
+    pub part_size: u64,
+    pub settings: S3Settings,
+    pub insecure: bool,
+    pub log_http: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub source: String,
+    pub destination: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub source: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub copied: Vec<Item>,
+    /// Targets left alone because of `-n`.
+    pub skipped: Vec<Item>,
+    pub failed: Vec<Failure>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Location {
+    S3 { bucket: String, key: String },
+    Local(PathBuf),
+}
+
+fn parse_location(s: &str) -> Result<Location, Error> {
+    if let Some(rest) = s.strip_prefix("s3://") {
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::Location(s.to_string()));
+        }
+        return Ok(Location::S3 {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        });
+    }
+    if s.contains("://") || s.is_empty() {
+        return Err(Error::Location(s.to_string()));
+    }
+    Ok(Location::Local(PathBuf::from(s)))
+}
+
+/// `rel` (an object key, or its part below a prefix) as a path inside `dest`, or why it cannot be.
+pub fn confined(dest: &Path, key: &str, rel: &str) -> Result<PathBuf, Error> {
+    let hostile = |reason| Error::HostileKey {
+        key: key.to_string(),
+        dest: dest.to_path_buf(),
+        reason,
+    };
+    if rel.is_empty() {
+        return Err(hostile("it names no file"));
+    }
+    if rel.starts_with('/') {
+        return Err(hostile("it is an absolute path"));
+    }
+    let path = Path::new(rel);
+    let mut out = dest.to_path_buf();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(hostile("it climbs with ..")),
+            _ => return Err(hostile("it is an absolute path")),
+        }
+    }
+    if rel.contains('\0') {
+        return Err(hostile("it holds a NUL byte"));
+    }
+    Ok(out)
+}
+
+fn basename(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+enum Job {
+    Download {
+        bucket: String,
+        key: String,
+        target: PathBuf,
+    },
+    Upload {
+        path: PathBuf,
+        bucket: String,
+        key: String,
+    },
+}
+
+impl Job {
+    fn source(&self) -> String {
+        match self {
+            Job::Download { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+            Job::Upload { path, .. } => path.display().to_string(),
+        }
+    }
+    fn destination(&self) -> String {
+        match self {
+            Job::Download { target, .. } => target.display().to_string(),
+            Job::Upload { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+        }
+    }
+}
+
+async fn list_all(
+    client: &s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ObjectEntry>, Error> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_objects_v2(
+                bucket,
+                &ListQuery {
+                    prefix,
+                    delimiter: None,
+                    continuation: token.as_deref(),
+                    max_keys: None,
+                },
+            )
+            .await?;
+        out.extend(page.objects);
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io_err("list", dir))?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let t = e.file_type().map_err(io_err("inspect", &p))?;
+        if t.is_dir() {
+            walk(&p, out)?;
+        } else if t.is_file() {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// What to copy where, one job per object or file.
+async fn plan(client: &s3::Client, opts: &Options) -> Result<Vec<Job>, Error> {
+    let dest = parse_location(&opts.destination)?;
+    let many = opts.sources.len() > 1 || opts.recursive;
+    let mut jobs = Vec::new();
+    for src in &opts.sources {
+        match (parse_location(src)?, &dest) {
+            (Location::S3 { bucket, key }, Location::Local(dir)) => {
+                if opts.recursive {
+                    let prefix = if key.is_empty() || key.ends_with('/') {
+                        key.clone()
+                    } else {
+                        format!("{key}/")
+                    };
+                    for obj in list_all(client, &bucket, &prefix).await? {
+                        if obj.key.ends_with('/') {
+                            continue;
+                        }
+                        let target = confined(dir, &obj.key, &obj.key[prefix.len()..])?;
+                        jobs.push(Job::Download {
+                            bucket: bucket.clone(),
+                            key: obj.key,
+                            target,
+                        });
+                    }
+                } else {
+                    let into_dir = dir.is_dir() || opts.destination.ends_with('/') || many;
+                    let target = if into_dir {
+                        confined(dir, &key, basename(&key))?
+                    } else {
+                        dir.clone()
+                    };
+                    if !into_dir {
+                        // The key's own name is not used, but a hostile one is still refused.
+                        confined(Path::new("."), &key, basename(&key))?;
+                    }
+                    jobs.push(Job::Download {
+                        bucket,
+                        key,
+                        target,
+                    });
+                }
+            }
+            (Location::Local(path), Location::S3 { bucket, key }) => {
+                let prefix_like = key.is_empty() || key.ends_with('/') || many;
+                if path.is_dir() {
+                    if !opts.recursive {
+                        return Err(Error::NeedsRecursive { path });
+                    }
+                    let base = if key.is_empty() || key.ends_with('/') {
+                        key.clone()
+                    } else {
+                        format!("{key}/")
+                    };
+                    let mut files = Vec::new();
+                    walk(&path, &mut files)?;
+                    for f in files {
+                        let rel = f
+                            .strip_prefix(&path)
+                            .unwrap_or(&f)
+                            .to_string_lossy()
+                            .replace('\\', "/");
+                        jobs.push(Job::Upload {
+                            path: f.clone(),
+                            bucket: bucket.clone(),
+                            key: format!("{base}{rel}"),
+                        });
+                    }
+                } else {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    let key = if prefix_like {
+                        format!(
+                            "{}{}{name}",
+                            key,
+                            if key.is_empty() || key.ends_with('/') {
+                                ""
+                            } else {
+                                "/"
+                            }
+                        )
+                    } else {
+                        key.clone()
+                    };
+                    jobs.push(Job::Upload {
+                        path,
+                        bucket: bucket.clone(),
+                        key,
+                    });
+                }
+            }
+            (Location::Local(_), Location::Local(_))
+            | (Location::S3 { .. }, Location::S3 { .. }) => {
+                return Err(Error::Unsupported(src.clone()))
+            }
+        }
+    }
+    if opts.sources.len() > 1 {
+        if let Location::Local(d) = &dest {
+            if !d.is_dir() && !opts.destination.ends_with('/') {
+                return Err(Error::NotADirectory(opts.destination.clone()));
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
+    let tls = TlsOptions {
+        insecure: opts.insecure,
+        ca_files: opts.settings.ca_file.iter().cloned().collect(),
+        log_http: opts.log_http,
+    };
+    let client = s3::Client::new(
+        &opts.settings.endpoint,
+        &opts.settings.access_key_id,
+        opts.settings.secret_access_key.clone(),
+        None,
+        &tls,
+    )?;
+    let jobs = plan(&client, opts).await?;
+    let mut report = Report::default();
+    for job in &jobs {
+        let result = match job {
+            Job::Download {
+                bucket,
+                key,
+                target,
+            } => download(&client, bucket, key, target, opts, progress).await,
+            Job::Upload { path, bucket, key } => {
+                upload(&client, path, bucket, key, opts, progress).await
+            }
+        };
+        let item = |bytes| Item {
+            source: job.source(),
+            destination: job.destination(),
+            bytes,
+        };
+        match result {
+            Ok(Some(n)) => {
+                report.bytes += n;
+                report.copied.push(item(n));
+            }
+            Ok(None) => report.skipped.push(item(0)),
+            Err(e) if opts.continue_on_error => report.failed.push(Failure {
+                source: job.source(),
+                error: e.to_string(),
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    progress.finish();
+    if !report.failed.is_empty() && !opts.continue_on_error {
+        let first = report.failed[0].error.clone();
+        return Err(Error::SomeFailed {
+            failed: report.failed.len(),
+            total: jobs.len(),
+            first,
+        });
+    }
+    Ok(report)
+}
+
+/// Which parts of a download are done, beside the temp file, so a re-run resumes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Sidecar {
+    etag: String,
+    size: u64,
+    part_size: u64,
+    done: Vec<bool>,
+}
+
+const PART_ATTEMPTS: u32 = 4;
+
+/// Downloads one object; `None` when `-n` left an existing target alone.
+async fn download(
+    client: &s3::Client,
+    bucket: &str,
+    key: &str,
+    target: &Path,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Option<u64>, Error> {
+    if opts.no_clobber && target.exists() {
+        return Ok(None);
+    }
+    let info = client.head_object(bucket, key).await?;
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let partial = dir.join(format!(".{name}.gdcloud-partial"));
+    let sidecar_path = dir.join(format!(".{name}.gdcloud-partial.json"));
+    let part_size = opts.part_size.max(1 << 20);
+    let parts = info.size.div_ceil(part_size).max(1) as usize;
+    let fresh = Sidecar {
+        etag: info.etag.clone(),
+        size: info.size,
+        part_size,
+        done: vec![false; parts],
+    };
+    let state = std::fs::read(&sidecar_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+        .filter(|s| {
+            s.etag == fresh.etag
+                && s.size == fresh.size
+                && s.part_size == part_size
+                && s.done.len() == parts
+                && partial.is_file()
+        })
+        .unwrap_or(fresh);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&partial)
+        .map_err(io_err("create", &partial))?;
+    file.set_len(info.size).map_err(io_err("size", &partial))?;
+    let file = Arc::new(file);
+    let state = Arc::new(Mutex::new(state));
+    let bar = progress.blob(&name.chars().take(20).collect::<String>(), info.size);
+    progress.expect(info.size);
+    let todo: Vec<usize> = {
+        let s = state.lock().expect("not poisoned");
+        (0..parts).filter(|i| !s.done[*i]).collect()
+    };
+    bar.skip((parts - todo.len()) as u64 * part_size.min(info.size));
+    let results: Vec<Result<u64, Error>> = stream::iter(todo)
+        .map(|i| {
+            let file = file.clone();
+            let state = state.clone();
+            let sidecar_path = sidecar_path.clone();
+            let etag = info.etag.clone();
+            let bar = &bar;
+            let partial = &partial;
+            async move {
+                let start = i as u64 * part_size;
+                let end = (start + part_size).min(info.size);
+                if end == start {
+                    return Ok(0);
+                }
+                let mut attempt = 0;
+                let mut offset = start;
+                loop {
+                    let outcome: Result<(), Error> = async {
+                        let dl = client
+                            .get_range_if_match(bucket, key, offset, end - 1, &etag)
+                            .await?;
+                        let mut body = dl.into_stream();
+                        while let Some(chunk) = body.next().await {
+                            let chunk = chunk?;
+                            file.write_all_at(&chunk, offset)
+                                .map_err(io_err("write", partial))?;
+                            offset += chunk.len() as u64;
+                            bar.inc(chunk.len() as u64);
+                        }
+                        Ok(())
+                    }
+                    .await;
+                    match outcome {
+                        Ok(()) if offset >= end => break,
+                        Ok(()) | Err(Error::S3(_)) if attempt + 1 < PART_ATTEMPTS => {
+                            attempt += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(250 << attempt))
+                                .await;
+                        }
+                        Ok(()) => {
+                            return Err(Error::Verify {
+                                path: partial.to_path_buf(),
+                                what: "length",
+                                detail: format!("part {i} ended early"),
+                            })
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                let snapshot = {
+                    let mut s = state.lock().expect("not poisoned");
+                    s.done[i] = true;
+                    serde_json::to_vec(&*s).expect("sidecar serializes")
+                };
+                let _ = std::fs::write(&sidecar_path, snapshot);
+                Ok(end - start)
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let mut transferred = 0;
+    for r in results {
+        transferred += r?;
+    }
+    bar.done();
+    let file = Arc::try_unwrap(file).map_err(|_| Error::Verify {
+        path: partial.clone(),
+        what: "state",
+        detail: "still in use".into(),
+    })?;
+    let partial2 = partial.clone();
+    let etag = info.etag.clone();
+    let size = info.size;
+    tokio::task::spawn_blocking(move || verify(file, &partial2, size, &etag))
+        .await
+        .map_err(|e| Error::Io {
+            action: "verify",
+            path: partial.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(&sidecar_path);
+        })?;
+    if opts.no_clobber && target.exists() {
+        let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_file(&sidecar_path);
+        return Ok(None);
+    }
+    std::fs::rename(&partial, target).map_err(io_err("rename into place", target))?;
+    let _ = std::fs::remove_file(&sidecar_path);
+    Ok(Some(transferred))
+}
+
+/// Size always; MD5 when the ETag is a plain MD5 (single-part uploads); then fsync.
+fn verify(file: std::fs::File, path: &Path, size: u64, etag: &str) -> Result<(), Error> {
+    let len = file.metadata().map_err(io_err("inspect", path))?.len();
+    if len != size {
+        return Err(Error::Verify {
+            path: path.to_path_buf(),
+            what: "size",
+            detail: format!("{len} bytes, expected {size}"),
+        });
+    }
+    let plain = etag.trim_matches('"');
+    if plain.len() == 32 && plain.bytes().all(|b| b.is_ascii_hexdigit()) {
+        use md5::{Digest, Md5};
+        let mut hasher = Md5::new();
+        let mut f = &file;
+        f.seek(SeekFrom::Start(0)).map_err(io_err("read", path))?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f.read(&mut buf).map_err(io_err("read", path))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let got = hex::encode(hasher.finalize());
+        if !got.eq_ignore_ascii_case(plain) {
+            return Err(Error::Verify {
+                path: path.to_path_buf(),
+                what: "MD5",
+                detail: format!("{got}, expected {plain}"),
+            });
+        }
+    }
+    file.sync_all().map_err(io_err("sync", path))
+}
+
+/// `len` bytes of `path` from `offset`, read on a blocking thread in 1 MiB pieces.
+fn file_stream(
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut f = match std::fs::File::open(&path)
+            .and_then(|mut f| f.seek(SeekFrom::Start(offset)).map(|_| f))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(1 << 20) as usize;
+            let mut buf = BytesMut::zeroed(want);
+            if let Err(e) = f.read_exact(&mut buf) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            left -= want as u64;
+            if tx.blocking_send(Ok(buf.freeze())).is_err() {
+                return;
+            }
+        }
+    });
+    Box::pin(stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+async fn upload(
+    client: &s3::Client,
+    path: &Path,
+    bucket: &str,
+    key: &str,
+    opts: &Options,
+    progress: &Progress,
+) -> Result<Option<u64>, Error> {
+    let meta = std::fs::metadata(path).map_err(io_err("read", path))?;
+    if meta.is_dir() {
+        return Err(Error::NeedsRecursive {
+            path: path.to_path_buf(),
+        });
+    }
+    let size = meta.len();
+    let part_size = opts.part_size.max(5 << 20);
+    let bar = progress.blob(&basename(key).chars().take(20).collect::<String>(), size);
+    progress.expect(size);
+    if size <= part_size {
+        client
+            .put_object(bucket, key, file_stream(path.to_path_buf(), 0, size), size)
+            .await?;
+        bar.inc(size);
+        bar.done();
+        return Ok(Some(size));
+    }
+    let upload_id = client.create_multipart(bucket, key).await?;
+    let parts = size.div_ceil(part_size);
+    let results: Vec<Result<CompletedPart, Error>> = stream::iter(0..parts)
+        .map(|i| {
+            let upload_id = upload_id.clone();
+            let bar = &bar;
+            async move {
+                let start = i * part_size;
+                let len = part_size.min(size - start);
+                let mut attempt = 0;
+                loop {
+                    match client
+                        .upload_part(
+                            bucket,
+                            key,
+                            &upload_id,
+                            (i + 1) as u32,
+                            file_stream(path.to_path_buf(), start, len),
+                            len,
+                        )
+                        .await
+                    {
+                        Ok(etag) => {
+                            bar.inc(len);
+                            return Ok(CompletedPart {
+                                part_number: (i + 1) as u32,
+                                etag,
+                            });
+                        }
+                        Err(e)
+                            if attempt + 1 < PART_ATTEMPTS
+                                && !matches!(e, s3::Error::Refused { .. }) =>
+                        {
+                            attempt += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(250 << attempt))
+                                .await;
+                        }
+                        Err(e) => return Err(Error::from(e)),
+                    }
+                }
+            }
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
+    let mut done = Vec::new();
+    let mut failure = None;
+    for r in results {
+        match r {
+            Ok(p) => done.push(p),
+            Err(e) => failure = failure.or(Some(e)),
+        }
+    }
+    let completed = match failure {
+        None => {
+            done.sort_by_key(|p| p.part_number);
+            client
+                .complete_multipart(bucket, key, &upload_id, &done)
+                .await
+                .map_err(Error::from)
+        }
+        Some(e) => Err(e),
+    };
+    if let Err(e) = completed {
+        // No orphaned parts: they cost storage and are invisible in listings.
+        let _ = client.abort_multipart(bucket, key, &upload_id).await;
+        return Err(e);
+    }
+    bar.done();
+    Ok(Some(size))
+}
+
+/// One line of `ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub key: String,
+    pub size: Option<u64>,
+    pub last_modified: Option<String>,
+    /// A common prefix (a "directory"), not an object.
+    pub prefix: bool,
+}
+
+pub async fn ls(
+    settings: &S3Settings,
+    url: &str,
+    recursive: bool,
+    insecure: bool,
+    log_http: bool,
+) -> Result<Vec<Listed>, Error> {
+    let Location::S3 { bucket, key } = parse_location(url)? else {
+        return Err(Error::Location(url.to_string()));
+    };
+    let tls = TlsOptions {
+        insecure,
+        ca_files: settings.ca_file.iter().cloned().collect(),
+        log_http,
+    };
+    let client = s3::Client::new(
+        &settings.endpoint,
+        &settings.access_key_id,
+        settings.secret_access_key.clone(),
+        None,
+        &tls,
+    )?;
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = client
+            .list_objects_v2(
+                &bucket,
+                &ListQuery {
+                    prefix: &key,
+                    delimiter: (!recursive).then_some("/"),
+                    continuation: token.as_deref(),
+                    max_keys: None,
+                },
+            )
+            .await?;
+        for p in page.common_prefixes {
+            out.push(Listed {
+                key: p,
+                size: None,
+                last_modified: None,
+                prefix: true,
+            });
+        }
+        for o in page.objects {
+            out.push(Listed {
+                key: o.key,
+                size: Some(o.size),
+                last_modified: o
+                    .last_modified
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                prefix: false,
+            });
+        }
+        match page.next_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_stay_inside() {
+        let d = Path::new("/dest");
+        assert_eq!(
+            confined(d, "a/b", "a/b").unwrap(),
+            PathBuf::from("/dest/a/b")
+        );
+        assert!(confined(d, "../x", "../x").is_err());
+        assert!(confined(d, "a/../../x", "a/../../x").is_err());
+        assert!(confined(d, "/etc/passwd", "/etc/passwd").is_err());
+        assert!(confined(d, "", "").is_err());
+        assert_eq!(confined(d, "./a", "./a").unwrap(), PathBuf::from("/dest/a"));
+    }
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            parse_location("s3://b/k/x").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                key: "k/x".into()
+            }
+        );
+        assert_eq!(
+            parse_location("s3://b").unwrap(),
+            Location::S3 {
+                bucket: "b".into(),
+                key: "".into()
+            }
+        );
+        assert!(parse_location("s3:///k").is_err());
+        assert!(parse_location("gs://b/k").is_err());
+        assert_eq!(
+            parse_location("out/x").unwrap(),
+            Location::Local("out/x".into())
+        );
+    }
+}
