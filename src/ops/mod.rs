@@ -2,6 +2,7 @@
 //! the plugin decides how to render it (text or JSON).
 
 pub mod configure_docker;
+pub mod discovery;
 pub mod extract;
 pub mod list_versions;
 pub mod pull;

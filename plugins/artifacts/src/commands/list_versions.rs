@@ -9,7 +9,7 @@ use gdcloud::ops::list_versions::{self, Api, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
 
-use super::registry_args::{default_registry, RegistryArgs};
+use super::registry_args::{default_registry_for, ClusterArgs, RegistryArgs};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ApiArg {
@@ -34,15 +34,21 @@ pub struct Args {
     /// Where the order comes from: Harbor's API (push time) or the registry's tag list (image creation time).
     #[arg(long, value_enum, default_value = "auto")]
     api: ApiArg,
+    /// Read Harbor's admin login from the cluster (secret harbor-admin in harbor-system), never
+    /// printing it: the runbook's method 2 without the curl.
+    #[arg(long)]
+    credentials_from_cluster: bool,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
     let config = Config::load(global.configuration.as_deref())?;
     let opts = Options {
         repository: args.repository.clone(),
-        default_registry: default_registry(&config),
+        default_registry: default_registry_for(&config, &args.repository, &args.cluster).await?,
         include_signatures: args.include_signatures,
         api: match args.api {
             ApiArg::Auto => Api::Auto,
@@ -50,7 +56,12 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
             ApiArg::Registry => Api::Registry,
         },
         client: args.registry.client_options(global)?,
-        harbor_credentials: None,
+        harbor_credentials: if args.credentials_from_cluster {
+            let cluster = gdcloud::kube::connect(&args.cluster.options()).await?;
+            Some(gdcloud::ops::discovery::harbor_admin(&cluster).await?)
+        } else {
+            None
+        },
         concurrency: 8,
     };
     let mut listing = list_versions::run(&opts)

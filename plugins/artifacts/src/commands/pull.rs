@@ -10,7 +10,7 @@ use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::progress::Progress;
 use gdcloud::plugin::{Format, Output};
 
-use super::registry_args::{default_registry, parse_platform, RegistryArgs};
+use super::registry_args::{default_registry_for, parse_platform, ClusterArgs, RegistryArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -32,6 +32,8 @@ pub struct Args {
     concurrency: u16,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
@@ -39,7 +41,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let opts = Options {
         source: args.source.clone(),
         destination: args.destination.clone(),
-        default_registry: default_registry(&config),
+        default_registry: default_registry_for(&config, &args.source, &args.cluster).await?,
         single_manifest_repo: args.single_manifest_repo,
         platform: args.platform.clone(),
         concurrency: args.concurrency.into(),

@@ -65,6 +65,60 @@ pub fn default_registry(config: &Config) -> Option<String> {
     config.get(REGISTRY_PROPERTY)
 }
 
+/// Where the cluster is, for the registry (and Harbor admin) lookups.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig used to find the cluster's registry for references without a host, when
+    /// artifacts/registry is not set (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl ClusterArgs {
+    pub fn options(&self) -> gdcloud::kube::Options {
+        gdcloud::kube::Options {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
+/// Whether `reference` starts with a registry host (`host.domain/…`, `host:port/…`, `localhost/…`).
+fn names_a_host(reference: &str) -> bool {
+    let r = reference.strip_prefix("docker://").unwrap_or(reference);
+    match r.split_once('/') {
+        Some((first, _)) => {
+            first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.starts_with('[')
+        }
+        None => false,
+    }
+}
+
+/// The registry for a reference without a host: `artifacts/registry`, else the cluster's (the
+/// HarborCluster's externalURL, else harbor.<dnsSuffix>). Only asks the cluster when needed.
+pub async fn default_registry_for(
+    config: &Config,
+    reference: &str,
+    cluster: &ClusterArgs,
+) -> Result<Option<String>> {
+    if let Some(r) = default_registry(config) {
+        return Ok(Some(r));
+    }
+    if names_a_host(reference) {
+        return Ok(None);
+    }
+    let host = gdcloud::ops::discovery::registry_from(&cluster.options())
+        .await
+        .with_context(|| format!("{reference} names no registry host and artifacts/registry is not set; the cluster's registry could not be found either"))?;
+    Ok(Some(host))
+}
+
 /// `--platform OS/ARCH[/VARIANT]`.
 pub fn parse_platform(s: &str) -> std::result::Result<gdcloud::oci::Platform, String> {
     gdcloud::oci::Platform::parse(s)

@@ -10,7 +10,7 @@ use gdcloud::ops::tree::{self, Node, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
 
-use super::registry_args::{default_registry, RegistryArgs};
+use super::registry_args::{default_registry_for, ClusterArgs, RegistryArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -21,6 +21,8 @@ pub struct Args {
     oci_bundle: String,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 fn human(size: u64) -> String {
@@ -68,7 +70,11 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let config = Config::load(global.configuration.as_deref())?;
     let opts = Options {
         target: args.oci_bundle.clone(),
-        default_registry: default_registry(&config),
+        default_registry: if std::path::Path::new(&args.oci_bundle).is_dir() {
+            None
+        } else {
+            default_registry_for(&config, &args.oci_bundle, &args.cluster).await?
+        },
         client: args.registry.client_options(global)?,
     };
     let images = tree::run(&opts)

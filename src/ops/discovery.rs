@@ -1,0 +1,81 @@
+//! Where the organisation's registry is and how to sign in to Harbor as admin, read from the
+//! cluster the way the runbook does by hand: `.spec.externalURL` of the `HarborCluster` named
+//! `harbor` in `harbor-system` (else `harbor.<dnsSuffix>`), and the admin password from secret
+//! `harbor-admin` (key `secret`) — never printed.
+
+use kube::core::GroupVersionKind;
+
+use crate::kube::{self as k8s, Cluster};
+use crate::registry::auth::Credentials;
+use crate::secret::Secret;
+
+pub const HARBOR_NAMESPACE: &str = "harbor-system";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Kube(Box<k8s::Error>),
+    #[error("cluster {0}: neither a HarborCluster with spec.externalURL nor a dnsSuffix names the registry; pass --registries HOST or set artifacts/registry")]
+    NoRegistry(String),
+    #[error("cluster {cluster}: {reason}")]
+    Secret { cluster: String, reason: String },
+}
+
+impl From<k8s::Error> for Error {
+    fn from(e: k8s::Error) -> Self {
+        Error::Kube(Box::new(e))
+    }
+}
+
+/// The registry host (`host[:port]`) of the cluster.
+pub async fn registry(cluster: &Cluster) -> Result<String, Error> {
+    let gvk = GroupVersionKind::gvk("goharbor.io", "v1beta1", "HarborCluster");
+    match cluster
+        .custom(&gvk, "harborclusters", HARBOR_NAMESPACE, "harbor")
+        .await
+    {
+        Ok(obj) => {
+            if let Some(url) = obj
+                .data
+                .pointer("/spec/externalURL")
+                .and_then(|v| v.as_str())
+            {
+                if let Ok(host) = crate::docker_config::registry_host(url) {
+                    return Ok(host);
+                }
+            }
+        }
+        Err(k8s::Error::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let data = cluster.config_map("gpc-system", "dnssuffix").await?;
+    match data
+        .get("dnsSuffix")
+        .map(|s| s.trim().trim_matches('.'))
+        .filter(|s| !s.is_empty())
+    {
+        Some(suffix) => Ok(format!("harbor.{suffix}")),
+        None => Err(Error::NoRegistry(cluster.name.clone())),
+    }
+}
+
+/// Harbor's admin login from secret `harbor-admin`.
+pub async fn harbor_admin(cluster: &Cluster) -> Result<Credentials, Error> {
+    let secret = cluster
+        .secret(HARBOR_NAMESPACE, "harbor-admin", None)
+        .await?;
+    let password = k8s::secret_text(&secret, "secret").map_err(|reason| Error::Secret {
+        cluster: cluster.name.clone(),
+        reason,
+    })?;
+    Ok(Credentials::Basic {
+        username: "admin".into(),
+        password: Secret::new(password),
+    })
+}
+
+/// The registry for references and `configure-docker` when nothing is configured: the cluster's.
+pub async fn registry_from(opts: &k8s::Options) -> Result<String, Error> {
+    registry(&k8s::connect(opts).await?).await
+}
