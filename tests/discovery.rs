@@ -78,7 +78,7 @@ fn without_a_harbor_cluster_the_dns_suffix_names_the_registry() {
     let cluster = KubeCluster::start();
     cluster.install_gdc_fixtures_with(&GdcFixtures::default());
     // Drop the HarborCluster object so only the DNS suffix is left.
-    cluster.kubectl_ok(&[
+    cluster.kubectl_ok([
         "-n",
         "harbor-system",
         "delete",
