@@ -178,18 +178,28 @@ enum Job {
         bucket: String,
         key: String,
     },
+    /// A listed object whose key would land outside DESTINATION: refused, and reported like a
+    /// failed copy so `-c` still copies the rest.
+    Refused {
+        bucket: String,
+        key: String,
+        error: Option<Error>,
+    },
 }
 
 impl Job {
     fn source(&self) -> String {
         match self {
-            Job::Download { bucket, key, .. } => format!("s3://{bucket}/{key}"),
+            Job::Download { bucket, key, .. } | Job::Refused { bucket, key, .. } => {
+                format!("s3://{bucket}/{key}")
+            }
             Job::Upload { path, .. } => path.display().to_string(),
         }
     }
     fn destination(&self) -> String {
         match self {
             Job::Download { target, .. } => target.display().to_string(),
+            Job::Refused { .. } => String::new(),
             Job::Upload { bucket, key, .. } => format!("s3://{bucket}/{key}"),
         }
     }
@@ -258,12 +268,18 @@ async fn plan(client: &s3::Client, opts: &Options) -> Result<Vec<Job>, Error> {
                         if obj.key.ends_with('/') {
                             continue;
                         }
-                        let target = confined(dir, &obj.key, &obj.key[prefix.len()..])?;
-                        jobs.push(Job::Download {
-                            bucket: bucket.clone(),
-                            key: obj.key,
-                            target,
-                        });
+                        match confined(dir, &obj.key, &obj.key[prefix.len()..]) {
+                            Ok(target) => jobs.push(Job::Download {
+                                bucket: bucket.clone(),
+                                key: obj.key,
+                                target,
+                            }),
+                            Err(e) => jobs.push(Job::Refused {
+                                bucket: bucket.clone(),
+                                key: obj.key,
+                                error: Some(e),
+                            }),
+                        }
                     }
                 } else {
                     let into_dir = dir.is_dir() || opts.destination.ends_with('/') || many;
@@ -364,8 +380,9 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     )?;
     let jobs = plan(&client, opts).await?;
     let mut report = Report::default();
-    for job in &jobs {
-        let result = match job {
+    let total = jobs.len();
+    for mut job in jobs {
+        let result = match &mut job {
             Job::Download {
                 bucket,
                 key,
@@ -374,6 +391,7 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
             Job::Upload { path, bucket, key } => {
                 upload(&client, path, bucket, key, opts, progress).await
             }
+            Job::Refused { error, .. } => Err(error.take().expect("a refused job holds its error")),
         };
         let item = |bytes| Item {
             source: job.source(),
@@ -398,7 +416,7 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
         let first = report.failed[0].error.clone();
         return Err(Error::SomeFailed {
             failed: report.failed.len(),
-            total: jobs.len(),
+            total,
             first,
         });
     }
@@ -462,6 +480,7 @@ async fn download(
         .unwrap_or(fresh);
     let file = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .write(true)
         .truncate(false)
         .open(&partial)
@@ -658,6 +677,13 @@ async fn upload(
         });
     }
     let size = meta.len();
+    if opts.no_clobber {
+        match client.head_object(bucket, key).await {
+            Ok(_) => return Ok(None),
+            Err(s3::Error::NoSuchKey { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let part_size = opts.part_size.max(5 << 20);
     let bar = progress.blob(&basename(key).chars().take(20).collect::<String>(), size);
     progress.expect(size);

@@ -19,7 +19,7 @@ pub struct ClusterArgs {
     /// The S3 endpoint (default: https://objectstorage.<dnsSuffix> from the cluster).
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
-    /// A CA (PEM) for the endpoint's TLS (saved as storage/s3_custom_ca_certs_file).
+    /// A CA (PEM) for the endpoint's TLS (`configure` saves it as storage/s3_custom_ca_certs_file).
     #[arg(long, value_name = "FILE")]
     pub ca_cert_path: Option<PathBuf>,
     /// The kubeconfig (default: KUBECONFIG, else ~/.kube/config).

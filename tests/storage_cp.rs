@@ -1,0 +1,1210 @@
+//! Integration tests of `gdcloud-storage cp` and `ls` against a real S3 server (s3s-fs, which
+//! checks SigV4 signatures), with the aws CLI as the independent peer that puts and inspects
+//! objects, our TCP proxy to cut downloads half-way and to record which byte ranges were asked
+//! for, a stunnel TLS front for the CA options, and a small scripted server (tiny_http) that lists
+//! hostile keys s3s-fs cannot store (it lists its directory tree, so `..` or a leading `/` never
+//! appears in its listings). They check what the command promises: round trips (small and
+//! multipart, sha256 equal on both sides and on the server's disk), naming into directories and
+//! prefixes, `-n`, `-r` both ways, resumable downloads that never leave a partial file under the
+//! final name and fetch only what is missing, keys that would escape the destination, `-c` with a
+//! summary and a failing exit, TLS with and without the CA, refused keys, missing objects, and
+//! `ls` in text and JSON.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use util::env::{ok, run_with_stdin, stderr, stdout, TestEnv};
+use util::proxy::Proxy;
+use util::s3::{S3Server, TestCa};
+
+const MIB: usize = 1024 * 1024;
+
+/// The freshly built plugin binary.
+fn storage_bin() -> String {
+    let bin = util::env::bin_dir().join("gdcloud-storage");
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        bin.display()
+    );
+    bin.display().to_string()
+}
+
+/// Removes what the machine exports globally (CA bundles, AWS settings) so that only what the
+/// test passes reaches the command.
+fn hermetic(c: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    for k in [
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "KUBECONFIG",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}
+
+fn storage_cmd(env: &TestEnv, args: &[&str]) -> Command {
+    let mut c = env.cmd(&storage_bin());
+    hermetic(&mut c).args(args);
+    c
+}
+
+/// `gdcloud-storage ARGS` in `env`, hermetic, stdin empty, cwd = the env's root.
+fn storage(env: &TestEnv, args: &[&str]) -> Output {
+    run_with_stdin(storage_cmd(env, args), b"")
+}
+
+/// A test environment whose default configuration points at `s3` with its keys.
+fn env_for(s3: &S3Server) -> TestEnv {
+    let env = TestEnv::new();
+    env.set_property("storage", "s3_access_key_id", &s3.access_key);
+    env.set_property("storage", "s3_secret_access_key", &s3.secret_key);
+    env.set_property("storage", "s3_endpoint", &s3.endpoint);
+    env
+}
+
+/// Asserts failure and returns stdout + stderr.
+#[track_caller]
+fn fails(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "command succeeded but should have failed:\nstdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    format!("{}{}", stdout(o), stderr(o))
+}
+
+#[track_caller]
+fn assert_contains(text: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(text.contains(p), "expected {p:?} in:\n{text}");
+    }
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn sha256_file(p: &Path) -> String {
+    sha256_hex(&std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+fn url(s3: &S3Server, key: &str) -> String {
+    format!("s3://{}/{key}", s3.bucket)
+}
+
+/// Puts `bytes` as `key` with the aws CLI (one PUT: its ETag is the plain MD5).
+fn aws_put(s3: &S3Server, key: &str, bytes: &[u8]) {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), bytes).unwrap();
+    let out = s3
+        .aws(false)
+        .args(["s3api", "put-object", "--bucket", &s3.bucket, "--key", key])
+        .arg("--body")
+        .arg(tmp.path())
+        .output()
+        .expect("run aws");
+    assert!(
+        out.status.success(),
+        "aws put-object {key}: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// Every file under `dir` (relative paths, `/`-separated), recursively.
+fn files_under(dir: &Path) -> BTreeSet<String> {
+    fn walk(base: &Path, d: &Path, out: &mut BTreeSet<String>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Temp files of interrupted downloads left under `dir`.
+fn partials_under(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| f.contains("gdcloud-partial"))
+        .collect()
+}
+
+/// Asserts that a successful run drew no progress bar (stderr is not a terminal) and kept
+/// stdout free of control characters.
+#[track_caller]
+fn assert_no_progress(o: &Output) {
+    for (name, text) in [("stdout", stdout(o)), ("stderr", stderr(o))] {
+        assert!(
+            !text.contains('\r') && !text.contains('\x1b'),
+            "{name} carries progress output although it is not a terminal: {text:?}"
+        );
+    }
+}
+
+/// Runs `c` to its end, killing it (and failing) after `limit`.
+fn run_with_deadline(mut c: Command, limit: Duration) -> Output {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().expect("spawn gdcloud-storage");
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = std::sync::Arc::clone(&done);
+    let watchdog = std::thread::spawn(move || {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if d.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // kill(1) of the child we spawned, by its id.
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        true
+    });
+    let out = child.wait_with_output().expect("wait");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let killed = watchdog.join().unwrap();
+    assert!(
+        !killed,
+        "gdcloud-storage did not finish within {limit:?}:\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+/// Every string in a JSON document (keys of objects included).
+fn json_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| json_strings(x, out)),
+        Value::Object(m) => {
+            for (k, x) in m {
+                out.push(k.clone());
+                json_strings(x, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The JSON objects (at any depth) that hold a string value equal to `needle`.
+fn json_objects_with<'a>(v: &'a Value, needle: &str, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(a) => a.iter().for_each(|x| json_objects_with(x, needle, out)),
+        Value::Object(m) => {
+            if m.values().any(|x| x.as_str() == Some(needle)) {
+                out.push(v);
+            }
+            m.values().for_each(|x| json_objects_with(x, needle, out));
+        }
+        _ => {}
+    }
+}
+
+/// Whether a JSON object has a number field equal to `n`.
+fn has_number(v: &Value, n: u64) -> bool {
+    v.as_object()
+        .is_some_and(|m| m.values().any(|x| x.as_u64() == Some(n)))
+}
+
+/// `(start, end_inclusive)` of a `Range: bytes=A-B` header; `B` is `u64::MAX` for `bytes=A-`.
+fn range_of(r: &util::proxy::ProxiedRequest) -> Option<(u64, u64)> {
+    let spec = r
+        .header("range")?
+        .trim()
+        .strip_prefix("bytes=")?
+        .to_string();
+    let (a, b) = spec.split_once('-')?;
+    let a = a.trim().parse().ok()?;
+    let b = if b.trim().is_empty() {
+        u64::MAX
+    } else {
+        b.trim().parse().ok()?
+    };
+    Some((a, b))
+}
+
+/// The object GETs in a proxy log for `key`.
+fn gets_of(proxy: &Proxy, key: &str) -> Vec<util::proxy::ProxiedRequest> {
+    proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.target.split('?').next().unwrap().ends_with(key))
+        .collect()
+}
+
+#[test]
+fn small_file_round_trip_and_naming() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    let content = b"hello, object storage\n".repeat(3);
+    let src = env.path().join("small.txt");
+    std::fs::write(&src, &content).unwrap();
+
+    // Upload to an explicit key: the object on the server is the file.
+    let out = storage(&env, &["cp", s(&src), &url(&s3, "dir/small-copy.txt")]);
+    ok(&out);
+    assert_no_progress(&out);
+    assert_eq!(
+        std::fs::read(s3.object_path(&s3.bucket, "dir/small-copy.txt")).unwrap(),
+        content,
+        "object on the server differs from the file"
+    );
+
+    // Upload to a prefix: prefix + basename.
+    ok(&storage(&env, &["cp", s(&src), &url(&s3, "pre/")]));
+    assert_eq!(
+        std::fs::read(s3.object_path(&s3.bucket, "pre/small.txt")).unwrap_or_default(),
+        content,
+        "`cp FILE s3://b/pre/` should store s3://b/pre/small.txt; server has: {:?}",
+        files_under(&s3.root.join(&s3.bucket))
+    );
+
+    // Download to a file path.
+    let out_dir = env.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let target = out_dir.join("back.txt");
+    let out = storage(&env, &["cp", &url(&s3, "dir/small-copy.txt"), s(&target)]);
+    ok(&out);
+    assert_no_progress(&out);
+    assert_eq!(sha256_file(&target), sha256_hex(&content));
+
+    // Download into an existing directory: DIR/<basename of the key>.
+    ok(&storage(
+        &env,
+        &["cp", &url(&s3, "dir/small-copy.txt"), s(&out_dir)],
+    ));
+    assert_eq!(
+        std::fs::read(out_dir.join("small-copy.txt")).unwrap_or_default(),
+        content,
+        "download into a directory; it holds {:?}",
+        files_under(&out_dir)
+    );
+    assert_eq!(
+        files_under(&out_dir),
+        ["back.txt", "small-copy.txt"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        "unexpected files (temp files left?)"
+    );
+
+    // --format json: a machine-readable summary that names what was copied.
+    let out = storage(
+        &env,
+        &[
+            "cp",
+            "--format",
+            "json",
+            &url(&s3, "dir/small-copy.txt"),
+            s(&out_dir.join("json.txt")),
+        ],
+    );
+    let text = ok(&out);
+    let json: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("cp --format json is not one JSON document ({e}): {text:?}"));
+    let mut strings = Vec::new();
+    json_strings(&json, &mut strings);
+    assert!(
+        strings.iter().any(|s| s.contains("small-copy.txt")),
+        "the JSON summary does not name the object: {json}"
+    );
+    assert_eq!(
+        std::fs::read(out_dir.join("json.txt")).unwrap(),
+        content,
+        "json run"
+    );
+}
+
+#[test]
+fn large_file_multipart_round_trip() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    // 40 MiB and an odd tail, so the last part is short.
+    let content = data(40 * MIB + 12_345, 0x5eed);
+    let want = sha256_hex(&content);
+    let src = env.path().join("big.bin");
+    std::fs::write(&src, &content).unwrap();
+
+    let t0 = Instant::now();
+    let out = storage(
+        &env,
+        &[
+            "cp",
+            "--part-size-mib",
+            "8",
+            "--concurrency",
+            "4",
+            s(&src),
+            &url(&s3, "big/big.bin"),
+        ],
+    );
+    ok(&out);
+    assert_no_progress(&out);
+    eprintln!("upload of 40 MiB took {:?}", t0.elapsed());
+    let on_server = s3.object_path(&s3.bucket, "big/big.bin");
+    assert_eq!(sha256_file(&on_server), want, "object on the server");
+    // Multipart: S3's ETag for a completed multipart upload ends in `-<parts>` (6 parts of 8 MiB).
+    let head = s3
+        .aws(false)
+        .args([
+            "s3api",
+            "head-object",
+            "--bucket",
+            &s3.bucket,
+            "--key",
+            "big/big.bin",
+        ])
+        .output()
+        .unwrap();
+    let head = stdout(&head);
+    assert!(
+        head.contains("-6\\\"") || head.contains("-6\""),
+        "expected a multipart ETag with 6 parts: {head}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&s3.root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload_id-"))
+        .collect();
+    assert!(leftovers.is_empty(), "parts left behind: {leftovers:?}");
+
+    // Download through the proxy, to see the ranged GETs.
+    let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
+    let endpoint = format!("http://{}", proxy.host);
+    let target = env.path().join("big.back");
+    let out = storage(
+        &env,
+        &[
+            "cp",
+            "--endpoint",
+            &endpoint,
+            "--part-size-mib",
+            "8",
+            "--concurrency",
+            "4",
+            &url(&s3, "big/big.bin"),
+            s(&target),
+        ],
+    );
+    ok(&out);
+    assert_no_progress(&out);
+    assert_eq!(sha256_file(&target), want, "downloaded file");
+    let ranged: Vec<_> = gets_of(&proxy, "big/big.bin")
+        .into_iter()
+        .filter_map(|r| range_of(&r))
+        .collect();
+    assert!(
+        ranged.len() >= 6,
+        "expected ≥ 6 ranged GETs of 8 MiB parts, saw {ranged:?}; log:\n{}",
+        proxy.log()
+    );
+    assert!(partials_under(env.path()).is_empty());
+
+    // An object uploaded by the aws CLI (its own multipart ETag) downloads equal too.
+    let other = data(17 * MIB + 3, 0xabcd);
+    let tmp = env.path().join("aws-src.bin");
+    std::fs::write(&tmp, &other).unwrap();
+    let up = s3
+        .aws(false)
+        .arg("s3")
+        .arg("cp")
+        .arg(&tmp)
+        .arg(url(&s3, "big/aws.bin"))
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{}", stderr(&up));
+    let target = env.path().join("aws.back");
+    ok(&storage(
+        &env,
+        &[
+            "cp",
+            "--part-size-mib",
+            "5",
+            &url(&s3, "big/aws.bin"),
+            s(&target),
+        ],
+    ));
+    assert_eq!(sha256_file(&target), sha256_hex(&other));
+}
+
+#[test]
+fn no_clobber_keeps_existing_targets() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    aws_put(&s3, "k.txt", b"from the server\n");
+    let target = env.path().join("k.txt");
+    std::fs::write(&target, b"local, keep me\n").unwrap();
+
+    let out = storage(&env, &["cp", "-n", &url(&s3, "k.txt"), s(&target)]);
+    ok(&out);
+    assert_eq!(std::fs::read(&target).unwrap(), b"local, keep me\n");
+    // Into a directory as well.
+    let out = storage(&env, &["cp", "-n", &url(&s3, "k.txt"), s(env.path())]);
+    ok(&out);
+    assert_eq!(std::fs::read(&target).unwrap(), b"local, keep me\n");
+
+    // Upload onto an existing object.
+    let src = env.path().join("new.txt");
+    std::fs::write(&src, b"new content\n").unwrap();
+    ok(&storage(&env, &["cp", "-n", s(&src), &url(&s3, "k.txt")]));
+    assert_eq!(
+        std::fs::read(s3.object_path(&s3.bucket, "k.txt")).unwrap(),
+        b"from the server\n",
+        "-n upload overwrote the object"
+    );
+
+    // Without -n both are replaced.
+    ok(&storage(&env, &["cp", &url(&s3, "k.txt"), s(&target)]));
+    assert_eq!(std::fs::read(&target).unwrap(), b"from the server\n");
+    ok(&storage(&env, &["cp", s(&src), &url(&s3, "k.txt")]));
+    assert_eq!(
+        std::fs::read(s3.object_path(&s3.bucket, "k.txt")).unwrap(),
+        b"new content\n"
+    );
+}
+
+#[test]
+fn recursive_copies_keep_relative_paths() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    let tree = env.path().join("tree");
+    let files: &[(&str, Vec<u8>)] = &[
+        ("a.txt", b"a\n".to_vec()),
+        ("sub/b.txt", b"b\n".to_vec()),
+        ("sub/deep/c.bin", data(300_000, 7)),
+        ("other/d.txt", b"d\n".to_vec()),
+    ];
+    for (rel, bytes) in files {
+        let p = tree.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+
+    // Upload: every file lands under up/ with its relative path (either up/<rel>, as `aws s3 cp
+    // --recursive` does, or up/tree/<rel>, as gsutil does).
+    ok(&storage(&env, &["cp", "-r", s(&tree), &url(&s3, "up/")]));
+    let bucket_dir = s3.root.join(&s3.bucket);
+    let stored = files_under(&bucket_dir.join("up"));
+    let base = if stored.contains("a.txt") {
+        "up/"
+    } else {
+        "up/tree/"
+    };
+    for (rel, bytes) in files {
+        let key = format!("{base}{rel}");
+        assert_eq!(
+            std::fs::read(s3.object_path(&s3.bucket, &key))
+                .ok()
+                .as_ref(),
+            Some(bytes),
+            "{key} missing or different; stored under up/: {stored:?}"
+        );
+    }
+    assert_eq!(stored.len(), files.len(), "extra objects: {stored:?}");
+
+    // Download a prefix: OUT/<paths relative to the prefix>.
+    let out = env.path().join("OUT");
+    ok(&storage(
+        &env,
+        &["cp", "-r", &url(&s3, &format!("{base}sub/")), s(&out)],
+    ));
+    let got = files_under(&out);
+    assert_eq!(
+        got,
+        ["b.txt", "deep/c.bin"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        "`cp -r s3://b/{base}sub/ OUT`"
+    );
+    assert_eq!(std::fs::read(out.join("deep/c.bin")).unwrap(), files[2].1);
+
+    // The whole tree, into a fresh directory.
+    let all = env.path().join("ALL");
+    ok(&storage(&env, &["cp", "-r", &url(&s3, base), s(&all)]));
+    for (rel, bytes) in files {
+        assert_eq!(
+            std::fs::read(all.join(rel)).ok().as_ref(),
+            Some(bytes),
+            "{rel}; got {:?}",
+            files_under(&all)
+        );
+    }
+}
+
+#[test]
+fn interrupted_download_resumes_with_only_the_missing_ranges() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    let content = data(24 * MIB + 777, 0xfeed);
+    aws_put(&s3, "resume/blob.bin", &content);
+    let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
+    let endpoint = format!("http://{}", proxy.host);
+    let out_dir = env.path().join("dl");
+    std::fs::create_dir(&out_dir).unwrap();
+    let target = out_dir.join("blob.bin");
+    let args = [
+        "cp",
+        "--endpoint",
+        &endpoint,
+        "--part-size-mib",
+        "4",
+        "--concurrency",
+        "1",
+        &url(&s3, "resume/blob.bin"),
+        s(&target),
+    ];
+
+    // First run: every connection is cut after 10 MiB of response; once the first cut happened,
+    // nothing more gets through, so the run must fail with about two parts on disk.
+    proxy.cut_after(Some(10 * MIB as u64));
+    let child_cmd = storage_cmd(&env, &args);
+    let watcher = {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let proxy_cuts = &proxy;
+        std::thread::scope(|sc| {
+            let h = sc.spawn(|| run_with_deadline(child_cmd, Duration::from_secs(150)));
+            while proxy_cuts.cuts() == 0 && Instant::now() < deadline && !h.is_finished() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            proxy_cuts.refuse_connections(true);
+            proxy_cuts.cut_after(Some(0));
+            h.join().unwrap()
+        })
+    };
+    let first_log = proxy.log();
+    let msg = fails(&watcher);
+    assert!(
+        proxy.cuts() > 0,
+        "the proxy never cut the download; log:\n{first_log}"
+    );
+    assert!(
+        !target.exists(),
+        "a failed download left a file under the final name ({} bytes); error: {msg}",
+        std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0)
+    );
+    let partials = partials_under(&out_dir);
+    assert!(
+        partials
+            .iter()
+            .any(|p| p.contains(".blob.bin.gdcloud-partial")),
+        "no `.blob.bin.gdcloud-partial` beside the target after the failed run: {:?}",
+        files_under(&out_dir)
+    );
+
+    // Second run through a healthy proxy: completes, equal, and asks only for what is missing.
+    proxy.cut_after(None);
+    proxy.refuse_connections(false);
+    proxy.clear_requests();
+    let out = storage(&env, &args);
+    ok(&out);
+    assert_eq!(sha256_file(&target), sha256_hex(&content), "resumed file");
+    assert!(
+        partials_under(&out_dir).is_empty(),
+        "temp files left after completion: {:?}",
+        files_under(&out_dir)
+    );
+    let second = gets_of(&proxy, "resume/blob.bin");
+    let log = proxy.log();
+    assert!(!second.is_empty(), "no GETs on the second run:\n{log}");
+    let ranges: Vec<(u64, u64)> = second.iter().filter_map(range_of).collect();
+    assert_eq!(
+        ranges.len(),
+        second.len(),
+        "the second run sent a GET without Range (a full re-download):\n{log}"
+    );
+    let size = content.len() as u64;
+    let requested: u64 = ranges
+        .iter()
+        .map(|&(a, b)| b.min(size - 1).saturating_sub(a) + 1)
+        .sum();
+    assert!(
+        requested < size,
+        "the second run asked for {requested} of {size} bytes: nothing was resumed:\n{log}"
+    );
+    // The first 4 MiB part was complete before the first cut (10 MiB per connection).
+    assert!(
+        ranges.iter().all(|&(a, _)| a >= 4 * MIB as u64),
+        "bytes already on disk were requested again: {ranges:?}\n{log}"
+    );
+}
+
+/// A scripted S3 server that lists `keys` under bucket `bucket` (ignoring delimiters), answers
+/// HEAD and (ranged) GET with each key's bytes, and never checks signatures. It exists because
+/// s3s-fs lists its directory tree, so it can never list a key with `..` or a leading `/`.
+struct HostileS3 {
+    endpoint: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HostileS3 {
+    fn start(bucket: &str, objects: Vec<(String, Vec<u8>)>) -> HostileS3 {
+        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
+        let endpoint = format!("http://{}", server.server_addr().to_ip().unwrap());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let st = std::sync::Arc::clone(&stop);
+        let bucket = bucket.to_string();
+        let thread = std::thread::spawn(move || {
+            while !st.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) else {
+                    continue;
+                };
+                let resp = hostile_answer(&bucket, &objects, &req);
+                let _ = req.respond(resp);
+            }
+        });
+        HostileS3 {
+            endpoint,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HostileS3 {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn header(k: &str, v: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 3 <= b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hostile_answer(
+    bucket: &str,
+    objects: &[(String, Vec<u8>)],
+    req: &tiny_http::Request,
+) -> tiny_http::ResponseBox {
+    let raw = req.url().to_string();
+    let (path, query) = raw.split_once('?').unwrap_or((raw.as_str(), ""));
+    let path = percent_decode(path);
+    let rest = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(bucket))
+        .unwrap_or("");
+    const DATE: &str = "Mon, 02 Nov 2026 10:00:00 GMT";
+    if rest.is_empty() || rest == "/" {
+        let prefix = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("prefix="))
+            .map(percent_decode)
+            .unwrap_or_default();
+        let mut xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>{bucket}</Name><Prefix>{prefix}</Prefix><IsTruncated>false</IsTruncated>"
+        );
+        for (k, v) in objects.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+            xml.push_str(&format!(
+                "<Contents><Key>{k}</Key><LastModified>2026-11-02T10:00:00.000Z</LastModified><ETag>&quot;0123456789abcdef0123456789abcdef-1&quot;</ETag><Size>{}</Size></Contents>",
+                v.len()
+            ));
+        }
+        xml.push_str("</ListBucketResult>");
+        return tiny_http::Response::from_string(xml)
+            .with_header(header("Content-Type", "application/xml"))
+            .boxed();
+    }
+    let key = &rest[1..];
+    let Some((_, bytes)) = objects.iter().find(|(k, _)| k == key) else {
+        return tiny_http::Response::from_string(format!(
+            "<Error><Code>NoSuchKey</Code><Key>{key}</Key></Error>"
+        ))
+        .with_status_code(404)
+        .boxed();
+    };
+    let etag = "\"0123456789abcdef0123456789abcdef-1\"";
+    let range = req
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Range"))
+        .map(|h| h.value.as_str().to_string());
+    let (status, body, content_range) = match range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("bytes="))
+        .and_then(|r| r.split_once('-'))
+    {
+        Some((a, b)) if !bytes.is_empty() => {
+            let a: usize = a.parse().unwrap_or(0);
+            let b: usize = b.parse().unwrap_or(bytes.len() - 1).min(bytes.len() - 1);
+            (
+                206,
+                bytes[a..=b].to_vec(),
+                Some(format!("bytes {a}-{b}/{}", bytes.len())),
+            )
+        }
+        _ => (200, bytes.clone(), None),
+    };
+    let mut resp = tiny_http::Response::from_data(body)
+        .with_status_code(status)
+        .with_header(header("ETag", etag))
+        .with_header(header("Last-Modified", DATE))
+        .with_header(header("Accept-Ranges", "bytes"));
+    if let Some(cr) = content_range {
+        resp = resp.with_header(header("Content-Range", &cr));
+    }
+    resp.boxed()
+}
+
+#[test]
+fn hostile_keys_never_escape_the_destination() {
+    // 1. On s3s-fs: keys with `..` stored by the aws CLI. (s3s-fs 0.14.1 itself resolves them on
+    // its disk: `../evil` lands beside the bucket directory, and its listings never show them.)
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    aws_put(&s3, "../evil", b"evil\n");
+    aws_put(&s3, "a/../../evil2", b"evil2\n");
+    let out_dir = env.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    for key in ["../evil", "a/../../evil2"] {
+        let o = storage(&env, &["cp", &url(&s3, key), s(&out_dir)]);
+        // Refused, or at most written inside out/ under its basename; never outside.
+        let inside = files_under(&out_dir);
+        assert!(
+            !o.status.success() || inside.len() == 1,
+            "{key}: {inside:?}"
+        );
+        eprintln!("{key}: {}{}", stdout(&o), stderr(&o));
+    }
+    for escaped in ["evil", "evil2", "../evil", "../evil2"] {
+        assert!(
+            !env.path().join(escaped).exists(),
+            "{escaped} was written outside the destination"
+        );
+    }
+
+    // 2. A listing with hostile keys (scripted server): `cp -r` must refuse them and write
+    // nothing outside OUT. The absolute key points into this test's own temp dir, so a naive
+    // `OUT.join(key)` would be seen (and harmless).
+    let env = TestEnv::new();
+    let escape_abs = env.path().join("escaped-abs.txt");
+    let objects = vec![
+        ("pre/ok.txt".to_string(), b"fine\n".to_vec()),
+        (
+            "pre/../../escaped-dotdot.txt".to_string(),
+            b"bad1\n".to_vec(),
+        ),
+        (
+            "pre/sub/../../../escaped-deep.txt".to_string(),
+            b"bad2\n".to_vec(),
+        ),
+        (format!("pre/{}", s(&escape_abs)), b"bad3\n".to_vec()),
+        (s(&escape_abs).to_string(), b"bad4\n".to_vec()),
+    ];
+    let fake = HostileS3::start("hostile", objects);
+    env.set_property("storage", "s3_access_key_id", "AKIDHOSTILE");
+    env.set_property("storage", "s3_secret_access_key", "hostile-secret");
+    env.set_property("storage", "s3_endpoint", &fake.endpoint);
+    let work = env.path().join("a/b");
+    std::fs::create_dir_all(&work).unwrap();
+    for (src, name) in [("s3://hostile/pre/", "OUT"), ("s3://hostile", "OUT2")] {
+        let dest = work.join(name);
+        let o = storage(&env, &["cp", "-r", "-c", src, s(&dest)]);
+        let msg = fails(&o);
+        let everything = files_under(env.path());
+        let outside: Vec<_> = everything
+            .iter()
+            .filter(|f| f.contains("escaped"))
+            .filter(|f| !env.path().join(f).starts_with(&dest))
+            .collect();
+        assert!(
+            outside.is_empty(),
+            "`cp -r {src}` wrote outside {}: {outside:?}\n{msg}",
+            dest.display()
+        );
+        assert!(
+            !escape_abs.exists(),
+            "`cp -r {src}` followed an absolute key to {}",
+            escape_abs.display()
+        );
+        assert_contains(&msg, &["escaped-dotdot.txt"]);
+    }
+    // The good key next to them was copied (-c).
+    assert_eq!(
+        std::fs::read(work.join("OUT/ok.txt")).ok().as_deref(),
+        Some(&b"fine\n"[..]),
+        "{:?}",
+        files_under(&work)
+    );
+}
+
+#[test]
+fn continue_on_error_summarises_and_fails() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    let a = env.path().join("a.txt");
+    let b = env.path().join("b.txt");
+    std::fs::write(&a, b"a\n").unwrap();
+    std::fs::write(&b, b"b\n").unwrap();
+    let missing = env.path().join("missing.txt");
+
+    let o = storage(
+        &env,
+        &["cp", "-c", s(&a), s(&missing), s(&b), &url(&s3, "multi/")],
+    );
+    let msg = fails(&o);
+    assert_contains(&stderr(&o), &["missing.txt"]);
+    assert!(
+        !stdout(&o).contains("ERROR"),
+        "errors belong on stderr: {}",
+        stdout(&o)
+    );
+    for (name, bytes) in [("a.txt", b"a\n"), ("b.txt", b"b\n")] {
+        assert_eq!(
+            std::fs::read(s3.object_path(&s3.bucket, &format!("multi/{name}")))
+                .ok()
+                .as_deref(),
+            Some(&bytes[..]),
+            "{name} not uploaded despite -c: {msg}"
+        );
+    }
+    // A summary: counts of copied and failed sources (2 and 1).
+    let err = stderr(&o);
+    assert!(
+        err.contains('2') && err.contains('1'),
+        "no summary with 2 copied / 1 failed on stderr: {err}"
+    );
+
+    // Downloads: one missing key among several.
+    let out_dir = env.path().join("dl");
+    std::fs::create_dir(&out_dir).unwrap();
+    let o = storage(
+        &env,
+        &[
+            "cp",
+            "-c",
+            &url(&s3, "multi/a.txt"),
+            &url(&s3, "multi/nope.txt"),
+            &url(&s3, "multi/b.txt"),
+            s(&out_dir),
+        ],
+    );
+    let msg = fails(&o);
+    assert_contains(&stderr(&o), &["multi/nope.txt"]);
+    assert_eq!(
+        files_under(&out_dir),
+        ["a.txt", "b.txt"].iter().map(|s| s.to_string()).collect(),
+        "{msg}"
+    );
+
+    // Without -c the run fails too (whether or not it went on).
+    fails(&storage(
+        &env,
+        &["cp", s(&missing), s(&a), &url(&s3, "multi2/")],
+    ));
+}
+
+#[test]
+fn failed_multipart_upload_is_aborted() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    let src = env.path().join("shrinking.bin");
+    std::fs::write(&src, data(64 * MIB, 3)).unwrap();
+    let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
+    let endpoint = format!("http://{}", proxy.host);
+    let cmd = storage_cmd(
+        &env,
+        &[
+            "cp",
+            "--endpoint",
+            &endpoint,
+            "--part-size-mib",
+            "5",
+            "--concurrency",
+            "1",
+            s(&src),
+            &url(&s3, "mp/shrinking.bin"),
+        ],
+    );
+    // Once the first part is on its way, the file shrinks under the upload: reading it fails.
+    let out = std::thread::scope(|sc| {
+        let h = sc.spawn(|| run_with_deadline(cmd, Duration::from_secs(120)));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !proxy
+            .requests()
+            .iter()
+            .any(|r| r.method == "PUT" && r.target.contains("partNumber="))
+            && Instant::now() < deadline
+            && !h.is_finished()
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let f = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
+        f.set_len(MIB as u64).unwrap();
+        h.join().unwrap()
+    });
+    let log = proxy.log();
+    if out.status.success() {
+        panic!(
+            "the upload finished before the file shrank (or ignored it); stored {} bytes:\n{log}",
+            std::fs::metadata(s3.object_path(&s3.bucket, "mp/shrinking.bin"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        );
+    }
+    assert!(
+        log.contains("uploads"),
+        "no multipart upload was started:\n{log}"
+    );
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.target.contains("uploadId=")),
+        "the failed multipart upload was not aborted (no DELETE ?uploadId=):\n{log}\n{}",
+        stderr(&out)
+    );
+    // s3s-fs 0.14.1 does not implement ListMultipartUploads: look at its data dir instead.
+    let leftovers: Vec<_> = std::fs::read_dir(&s3.root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload_id-"))
+        .collect();
+    assert!(leftovers.is_empty(), "orphaned parts: {leftovers:?}");
+    assert!(!s3.object_path(&s3.bucket, "mp/shrinking.bin").exists());
+}
+
+#[test]
+fn tls_needs_the_ca() {
+    let ca = TestCa::generate("gdtest-storage-cp-ca");
+    let s3 = S3Server::start_tls(&ca);
+    let env = env_for(&s3);
+    let tls = s3.tls_endpoint.clone().unwrap();
+    let ca_cert = s3.ca_cert.clone().unwrap();
+    env.set_property("storage", "s3_endpoint", &tls);
+    aws_put(&s3, "tls/k.txt", b"over tls\n");
+    let target = env.path().join("k.txt");
+
+    let msg = fails(&storage(&env, &["cp", &url(&s3, "tls/k.txt"), s(&target)]));
+    assert_contains(&msg.to_lowercase(), &["certificate"]);
+    assert_contains(&msg, &["--ca-cert-path"]);
+    assert!(!target.exists());
+    let msg = fails(&storage(&env, &["ls", &url(&s3, "")]));
+    assert_contains(&msg, &["--ca-cert-path"]);
+
+    ok(&storage(
+        &env,
+        &[
+            "cp",
+            "--ca-cert-path",
+            s(&ca_cert),
+            &url(&s3, "tls/k.txt"),
+            s(&target),
+        ],
+    ));
+    assert_eq!(std::fs::read(&target).unwrap(), b"over tls\n");
+
+    let t2 = env.path().join("k2.txt");
+    ok(&storage(
+        &env,
+        &["cp", "--insecure", &url(&s3, "tls/k.txt"), s(&t2)],
+    ));
+    assert_eq!(std::fs::read(&t2).unwrap(), b"over tls\n");
+
+    // The property does the same; uploads too.
+    env.set_property("storage", "s3_custom_ca_certs_file", s(&ca_cert));
+    let t3 = env.path().join("k3.txt");
+    ok(&storage(&env, &["cp", &url(&s3, "tls/k.txt"), s(&t3)]));
+    assert_eq!(std::fs::read(&t3).unwrap(), b"over tls\n");
+    ok(&storage(&env, &["cp", s(&t3), &url(&s3, "tls/up.txt")]));
+    assert_eq!(
+        std::fs::read(s3.object_path(&s3.bucket, "tls/up.txt")).unwrap(),
+        b"over tls\n"
+    );
+    assert_contains(&ok(&storage(&env, &["ls", &url(&s3, "tls/")])), &["up.txt"]);
+}
+
+#[test]
+fn wrong_keys_and_missing_objects_are_named() {
+    let s3 = S3Server::start();
+    aws_put(&s3, "k.txt", b"x\n");
+    let env = TestEnv::new();
+    let wrong_secret = "gdtest-wrong-secret-0123456789";
+    env.set_property("storage", "s3_access_key_id", &s3.access_key);
+    env.set_property("storage", "s3_secret_access_key", wrong_secret);
+    env.set_property("storage", "s3_endpoint", &s3.endpoint);
+    let target = env.path().join("k.txt");
+    let src = env.path().join("up.txt");
+    std::fs::write(&src, b"up\n").unwrap();
+    for args in [
+        vec!["cp".to_string(), url(&s3, "k.txt"), s(&target).to_string()],
+        vec!["cp".to_string(), s(&src).to_string(), url(&s3, "up.txt")],
+        vec!["ls".to_string(), url(&s3, "")],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = storage(&env, &args);
+        let msg = fails(&o);
+        let err = stderr(&o);
+        let error_lines: Vec<_> = err.lines().filter(|l| l.starts_with("ERROR:")).collect();
+        assert_eq!(
+            error_lines.len(),
+            1,
+            "{args:?}: expected one ERROR: line:\n{err}"
+        );
+        assert_contains(error_lines[0], &["refused", "gdcloud storage configure"]);
+        assert!(
+            !msg.contains(wrong_secret) && !msg.contains(&s3.secret_key),
+            "{args:?} printed a secret:\n{msg}"
+        );
+    }
+    assert!(!target.exists());
+    assert!(!s3.object_path(&s3.bucket, "up.txt").exists());
+
+    // A missing object is named.
+    let env = env_for(&s3);
+    let msg = fails(&storage(
+        &env,
+        &["cp", &url(&s3, "dir/nope.txt"), s(&target)],
+    ));
+    assert_contains(&msg, &["dir/nope.txt"]);
+    assert!(!target.exists());
+    // A missing local source is named.
+    let msg = fails(&storage(
+        &env,
+        &["cp", s(&env.path().join("absent.bin")), &url(&s3, "x")],
+    ));
+    assert_contains(&msg, &["absent.bin"]);
+}
+
+#[test]
+fn ls_plain_recursive_and_json() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    aws_put(&s3, "top.txt", b"12345");
+    aws_put(&s3, "dir/a.txt", b"abc");
+    aws_put(&s3, "dir/sub/b.txt", &data(1234, 1));
+
+    let root = ok(&storage(&env, &["ls", &format!("s3://{}", s3.bucket)]));
+    assert_contains(&root, &["top.txt", "dir/"]);
+    assert!(
+        !root.contains("a.txt") && !root.contains("b.txt"),
+        "plain ls is not recursive:\n{root}"
+    );
+    let top = root.lines().find(|l| l.contains("top.txt")).unwrap();
+    assert!(
+        top.split_whitespace().any(|w| w == "5"),
+        "no size on {top:?}"
+    );
+    assert!(
+        top.contains("20") && top.contains(':'),
+        "no time on {top:?}"
+    );
+
+    let dir = ok(&storage(&env, &["ls", &url(&s3, "dir/")]));
+    assert_contains(&dir, &["a.txt", "sub/"]);
+    assert!(!dir.contains("top.txt") && !dir.contains("b.txt"), "{dir}");
+
+    let all = ok(&storage(
+        &env,
+        &["ls", "-r", &format!("s3://{}", s3.bucket)],
+    ));
+    assert_contains(&all, &["top.txt", "dir/a.txt", "dir/sub/b.txt"]);
+    let b_line = all.lines().find(|l| l.contains("dir/sub/b.txt")).unwrap();
+    assert!(b_line.split_whitespace().any(|w| w == "1234"), "{b_line}");
+
+    let text = ok(&storage(
+        &env,
+        &[
+            "ls",
+            "-r",
+            "--format",
+            "json",
+            &format!("s3://{}", s3.bucket),
+        ],
+    ));
+    let json: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("ls --format json is not JSON ({e}): {text}"));
+    for (key, size) in [("top.txt", 5), ("dir/a.txt", 3), ("dir/sub/b.txt", 1234)] {
+        let mut found = Vec::new();
+        json_objects_with(&json, key, &mut found);
+        assert!(
+            found.iter().any(|o| has_number(o, size)),
+            "no JSON entry for {key} with size {size}: {json}"
+        );
+    }
+    let text = ok(&storage(
+        &env,
+        &["ls", "--format", "json", &url(&s3, "dir/")],
+    ));
+    let json: Value = serde_json::from_str(text.trim()).expect("JSON");
+    let mut strings = Vec::new();
+    json_strings(&json, &mut strings);
+    assert!(
+        strings.iter().any(|s| s == "dir/sub/"),
+        "the common prefix dir/sub/ is missing: {json}"
+    );
+    assert!(!strings.iter().any(|s| s.ends_with("b.txt")), "{json}");
+
+    // An empty prefix lists nothing and succeeds; a missing bucket is an error naming it.
+    let empty = ok(&storage(&env, &["ls", &url(&s3, "nothing-here/")]));
+    assert!(!empty.contains(".txt"), "{empty}");
+    let msg = fails(&storage(&env, &["ls", "s3://no-such-bucket-gdtest"]));
+    assert_contains(&msg, &["no-such-bucket-gdtest"]);
+}
