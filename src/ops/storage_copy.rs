@@ -632,7 +632,8 @@ fn file_stream(
     offset: u64,
     len: u64,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    // Two pieces in flight per stream: memory stays under 64 MiB at the default concurrency.
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
     tokio::task::spawn_blocking(move || {
         let mut f = match std::fs::File::open(&path)
             .and_then(|mut f| f.seek(SeekFrom::Start(offset)).map(|_| f))
