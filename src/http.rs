@@ -244,6 +244,58 @@ pub fn installed_cas(host: &str) -> Vec<PathBuf> {
     found
 }
 
+/// A transport error and its causes as one line: reqwest's own message leaves out the cause that
+/// explains it (refused connection, certificate rejected).
+pub fn error_chain(e: &reqwest::Error) -> String {
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push_str(": ");
+        detail.push_str(&s.to_string());
+        source = s.source();
+    }
+    detail
+}
+
+/// What went wrong on the way to a server, for the hint that says what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server's certificate was not trusted: a CA option is the answer.
+    Certificate,
+    /// Nothing listens there, or the name does not resolve.
+    Unreachable,
+    Other,
+}
+
+/// Classifies a transport error's text (see [`error_chain`]).
+pub fn classify(text: &str) -> Failure {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("certificate")
+        || lower.contains("unknownissuer")
+        || lower.contains("invalid peer")
+    {
+        Failure::Certificate
+    } else if lower.contains("connection refused")
+        || lower.contains("dns")
+        || lower.contains("resolve")
+    {
+        Failure::Unreachable
+    } else {
+        Failure::Other
+    }
+}
+
+/// Whether retrying `e` is pointless: a request that could not be built, a refused connection, a
+/// rejected certificate, or TLS spoken to a plain-HTTP server.
+pub fn is_permanent(e: &reqwest::Error) -> bool {
+    // The Debug form names the rustls/io error kinds the Display chain may word differently.
+    let text = format!("{} {e:?}", error_chain(e)).to_ascii_lowercase();
+    e.is_builder()
+        || classify(&text) == Failure::Certificate
+        || text.contains("connection refused")
+        || text.contains("invalidcontenttype")
+}
+
 /// Prints one request/response line pair for `--log-http`, with credentials redacted.
 pub fn log_exchange(method: &str, url: &str, status: Option<u16>, headers: &HeaderMap) {
     let mut line = format!("HTTP {method} {}", redact_url(url));

@@ -5,6 +5,7 @@
 //! Kubernetes code; the command-line plumbing of the plugins sits behind the `cli` feature.
 
 pub mod atomic;
+pub mod body;
 pub mod certs;
 pub mod config;
 pub mod credentials;

@@ -178,14 +178,8 @@ async fn get_json<T: serde::de::DeserializeOwned>(
 }
 
 pub(crate) fn connect_error(url: &str, e: &reqwest::Error) -> Error {
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    if detail.to_ascii_lowercase().contains("certificate") {
+    let mut detail = crate::http::error_chain(e);
+    if crate::http::classify(&detail) == crate::http::Failure::Certificate {
         detail.push_str("; trust the provider's CA with --login-config-cert FILE");
     }
     Error::Connect {

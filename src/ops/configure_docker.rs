@@ -222,14 +222,8 @@ pub fn helper_on_path() -> bool {
     let Some(path) = std::env::var_os("PATH") else {
         return false;
     };
-    std::env::split_paths(&path).any(|dir| is_executable(&dir.join("docker-credential-gdcloud")))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    std::env::split_paths(&path)
+        .any(|dir| crate::plugin::is_executable(&dir.join("docker-credential-gdcloud")))
 }
 
 pub fn run(config: &mut Config, opts: &Options) -> Result<Report, Error> {

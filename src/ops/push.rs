@@ -11,14 +11,13 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use futures_util::{stream, Stream, StreamExt};
+use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
 use crate::layout::source::{open_source, BlobSource, LocalImage};
 use crate::oci::{self, AnyManifest, Descriptor, Digest, Platform};
 use crate::ops::pull::SOURCE_ANNOTATION;
-use crate::plugin::progress::{BlobProgress, Progress};
+use crate::plugin::progress::Progress;
 use crate::registry::client::{BlobUpload, Mount};
 use crate::registry::{self, Client, ClientOptions, Reference, Scope};
 
@@ -77,7 +76,7 @@ pub struct Report {
     pub bytes_uploaded: u64,
 }
 
-const READ_CHUNK: usize = 1 << 20;
+const READ_CHUNK: usize = crate::body::PIECE;
 const UPLOAD_ATTEMPTS: u32 = 3;
 
 struct Counters {
@@ -313,7 +312,16 @@ async fn push_blob(
             }
             Mount::Upload(loc) => loc,
         };
-        let body = blob_stream(blobs.clone(), desc.digest.clone(), &bar);
+        let (source, digest) = (blobs.clone(), desc.digest.clone());
+        let body = crate::body::from_reader(
+            move || {
+                source
+                    .open(&digest)
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            },
+            None,
+            bar.counter(),
+        );
         let blob = BlobUpload {
             digest: &desc.digest,
             size: desc.size,
@@ -345,53 +353,4 @@ async fn push_blob(
             }
         }
     }
-}
-
-/// Streams a blob from `blobs` in 1 MiB pieces read on a blocking thread (so the runtime never
-/// waits on disk), at most a few pieces buffered: memory stays flat whatever the blob size.
-fn blob_stream(
-    blobs: Arc<dyn BlobSource>,
-    digest: Digest,
-    bar: &BlobProgress,
-) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
-    let counter = bar.counter();
-    tokio::task::spawn_blocking(move || {
-        let mut reader = match blobs.open(&digest) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                return;
-            }
-        };
-        loop {
-            let mut buf = BytesMut::zeroed(READ_CHUNK);
-            let mut filled = 0;
-            while filled < READ_CHUNK {
-                match reader.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                }
-            }
-            if filled == 0 {
-                return;
-            }
-            buf.truncate(filled);
-            counter(filled as u64);
-            if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                return;
-            }
-            if filled < READ_CHUNK {
-                return;
-            }
-        }
-    });
-    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
 }

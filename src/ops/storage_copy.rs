@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::{stream, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -626,41 +626,21 @@ fn verify(file: std::fs::File, path: &Path, size: u64, etag: &str) -> Result<(),
     file.sync_all().map_err(io_err("sync", path))
 }
 
-/// `len` bytes of `path` from `offset`, read on a blocking thread in 1 MiB pieces.
+/// `len` bytes of `path` from `offset`.
 fn file_stream(
     path: PathBuf,
     offset: u64,
     len: u64,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static {
-    // Two pieces in flight per stream: memory stays under 64 MiB at the default concurrency.
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(2);
-    tokio::task::spawn_blocking(move || {
-        let mut f = match std::fs::File::open(&path)
-            .and_then(|mut f| f.seek(SeekFrom::Start(offset)).map(|_| f))
-        {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-        };
-        let mut left = len;
-        while left > 0 {
-            let want = left.min(1 << 20) as usize;
-            let mut buf = BytesMut::zeroed(want);
-            if let Err(e) = f.read_exact(&mut buf) {
-                let _ = tx.blocking_send(Err(e));
-                return;
-            }
-            left -= want as u64;
-            if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                return;
-            }
-        }
-    });
-    Box::pin(stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
+    crate::body::from_reader(
+        move || {
+            let mut f = std::fs::File::open(&path)?;
+            f.seek(SeekFrom::Start(offset))?;
+            Ok(f)
+        },
+        Some(len),
+        |_| {},
+    )
 }
 
 async fn upload(

@@ -329,12 +329,7 @@ impl Client {
                 }
                 Err(e) => {
                     // A refused connection or a TLS failure will not heal by retrying.
-                    let permanent = e.is_builder() || {
-                        let text = format!("{e:?}").to_ascii_lowercase();
-                        text.contains("certificate")
-                            || text.contains("connection refused")
-                            || text.contains("invalidcontenttype")
-                    };
+                    let permanent = crate::http::is_permanent(&e);
                     if permanent || attempt + 1 >= ATTEMPTS {
                         return Err(connect_error(url.as_str(), &e));
                     }

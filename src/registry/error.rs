@@ -73,26 +73,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Describes a transport failure with a hint: certificate problems point at the CA options.
 pub fn connect_error(url: &str, e: &reqwest::Error) -> Error {
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    let lower = detail.to_ascii_lowercase();
-    let hint = if lower.contains("certificate")
-        || lower.contains("unknownissuer")
-        || lower.contains("invalid peer")
-    {
-        "; trust the registry's CA with --ca-cert-path FILE or `gdcloud auth configure-docker --config-cert --ca-cert-path FILE` (--insecure skips verification)"
-    } else if lower.contains("connection refused")
-        || lower.contains("dns")
-        || lower.contains("resolve")
-    {
-        "; check the registry address and that it is running"
-    } else {
-        ""
+    let detail = crate::http::error_chain(e);
+    let hint = match crate::http::classify(&detail) {
+        crate::http::Failure::Certificate => "; trust the registry's CA with --ca-cert-path FILE or `gdcloud auth configure-docker --config-cert --ca-cert-path FILE` (--insecure skips verification)",
+        crate::http::Failure::Unreachable => "; check the registry address and that it is running",
+        crate::http::Failure::Other => "",
     };
     Error::Connect {
         url: crate::http::redact_url(url),

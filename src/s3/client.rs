@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
-use super::error::{connect_error, is_certificate_problem, Error, Result};
+use super::error::{connect_error, Error, Result};
 use super::object::{
     check_bucket, complete_body, key_path, parse_content_range, parse_http_date, parse_list,
     CompletedPart, ListPage, ListQuery, ObjectInfo,
@@ -84,11 +84,6 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// Whether a transport error will not heal by retrying (refused connection, bad certificate).
-fn permanent(e: &reqwest::Error) -> bool {
-    let text = format!("{e:?}").to_ascii_lowercase();
-    e.is_builder() || is_certificate_problem(&text) || text.contains("connection refused")
-}
-
 fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -231,7 +226,7 @@ impl Client {
                     return Ok(resp);
                 }
                 Err(e) => {
-                    if permanent(&e) || attempt + 1 >= ATTEMPTS {
+                    if crate::http::is_permanent(&e) || attempt + 1 >= ATTEMPTS {
                         return Err(connect_error(url.as_str(), &e));
                     }
                     tokio::time::sleep(backoff(attempt)).await;

@@ -66,23 +66,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Describes a transport failure with a hint: certificate problems point at the CA options.
 pub fn connect_error(url: &str, e: &reqwest::Error) -> Error {
-    let mut detail = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        detail.push_str(": ");
-        detail.push_str(&s.to_string());
-        source = s.source();
-    }
-    let lower = detail.to_ascii_lowercase();
-    let hint = if is_certificate_problem(&lower) {
-        "; the server's TLS certificate is not trusted: trust its CA with --ca-cert-path FILE (--insecure skips verification)"
-    } else if lower.contains("connection refused")
-        || lower.contains("dns")
-        || lower.contains("resolve")
-    {
-        "; check the S3 endpoint address and that the service is running"
-    } else {
-        ""
+    let detail = crate::http::error_chain(e);
+    let hint = match crate::http::classify(&detail) {
+        crate::http::Failure::Certificate => "; the server's TLS certificate is not trusted: trust its CA with --ca-cert-path FILE (--insecure skips verification)",
+        crate::http::Failure::Unreachable => "; check the S3 endpoint address and that the service is running",
+        crate::http::Failure::Other => "",
     };
     Error::Connect {
         url: crate::http::redact_url(url),
@@ -91,16 +79,9 @@ pub fn connect_error(url: &str, e: &reqwest::Error) -> Error {
     }
 }
 
-/// Whether a (lower-cased) transport error text is about the server's certificate.
-pub fn is_certificate_problem(lower: &str) -> bool {
-    lower.contains("certificate")
-        || lower.contains("unknownissuer")
-        || lower.contains("invalid peer")
-}
-
 impl Error {
     /// Whether this is a certificate problem (the caller should not fall back or retry).
     pub fn is_certificate(&self) -> bool {
-        matches!(self, Error::Connect { detail, .. } if is_certificate_problem(&detail.to_ascii_lowercase()))
+        matches!(self, Error::Connect { detail, .. } if crate::http::classify(detail) == crate::http::Failure::Certificate)
     }
 }
