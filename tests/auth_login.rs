@@ -423,7 +423,7 @@ fn login_refuses_a_forged_state_and_times_out_without_a_browser() {
     let env = file_env();
     // A "browser" that first requests another path, then delivers a forged redirect.
     let evil = env.path().join("evil-browser.sh");
-    std::fs::write(
+    write_executable(
         &evil,
         "#!/bin/sh\n\
          redirect=$(printf '%s' \"$1\" | sed -n 's/.*[?&]redirect_uri=\\([^&]*\\).*/\\1/p' \
@@ -431,9 +431,7 @@ fn login_refuses_a_forged_state_and_times_out_without_a_browser() {
          base=${redirect%/callback}\n\
          curl -s -o /dev/null \"$base/favicon.ico\"\n\
          curl -s -o /dev/null \"$redirect?code=forged-code&state=forged-state\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let mut c = login_cmd(&env, &p, &[]);
     c.env("BROWSER", &evil);
     let o = run_with_stdin(c, b"");

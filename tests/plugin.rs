@@ -105,8 +105,7 @@ fn install_plugin(config_dir: &Path, symlink: bool) -> PathBuf {
     if symlink {
         std::os::unix::fs::symlink(real_plugin(), &p).unwrap();
     } else {
-        fs::copy(real_plugin(), &p).unwrap();
-        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        install_executable(&real_plugin(), &p);
     }
     p
 }
@@ -677,8 +676,7 @@ fn list_includes_plugins_folder_entry_first() {
     let plugins = env.config_dir.join("plugins");
     let extra = unique("extra");
     let extra_path = plugins.join(format!("gdcloud-{extra}"));
-    fs::write(&extra_path, "#!/bin/sh\nexit 0\n").unwrap();
-    fs::set_permissions(&extra_path, fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&extra_path, "#!/bin/sh\nexit 0\n");
     let noexec = unique("noexec");
     let noexec_path = plugins.join(format!("gdcloud-{noexec}"));
     fs::write(&noexec_path, "#!/bin/sh\n").unwrap();

@@ -172,3 +172,33 @@ pub fn ok(o: &Output) -> String {
     );
     stdout(o)
 }
+
+/// Installs `source` as an executable at `dest` (mode 0755) through `install(1)`.
+///
+/// A file this test binary wrote itself can fail to run with ETXTBSY ("Text file busy"): a test on
+/// another thread may fork while the write descriptor is open, and its child holds that descriptor
+/// until it execs. Having a separate process write the file keeps every descriptor to it out of
+/// this multi-threaded process.
+pub fn install_executable(source: &Path, dest: &Path) {
+    let st = Command::new("install")
+        .arg("-m0755")
+        .arg(source)
+        .arg(dest)
+        .status()
+        .expect("run install(1)");
+    assert!(
+        st.success(),
+        "install {} {}",
+        source.display(),
+        dest.display()
+    );
+}
+
+/// Writes `contents` as an executable script at `path`; see [`install_executable`] for why a
+/// child process does the writing.
+pub fn write_executable(path: &Path, contents: &str) {
+    let staging = path.with_extension("staging");
+    std::fs::write(&staging, contents).unwrap();
+    install_executable(&staging, path);
+    std::fs::remove_file(&staging).unwrap();
+}
