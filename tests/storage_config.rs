@@ -592,3 +592,58 @@ fn env_and_exec_hand_the_key_to_s3_tools() {
         fresh.config_dir.display()
     );
 }
+
+/// `env` output read back by real shells, with values that break naive quoting: quotes of every
+/// kind, backslashes, `$`, spaces and a newline. Stale AWS variables inherited by the shell are
+/// cleared, and `exec` clears them too.
+#[test]
+fn env_quotes_hostile_values_for_sh_and_fish_and_clears_stale_variables() {
+    require_tool("fish", "install fish (tests/run.sh does)");
+    let env = TestEnv::new();
+    let secret = "a'b\"c\\d\\\\e $HOME `x` \u{2019}f\ng";
+    let endpoint = "http://127.0.0.1:9";
+    let bin = storage_bin();
+    let with_settings = |c: &mut Command| {
+        hermetic(c)
+            .env("GDCLOUD_STORAGE_S3_ACCESS_KEY_ID", "GDTESTHOSTILE")
+            .env("GDCLOUD_STORAGE_S3_SECRET_ACCESS_KEY", secret)
+            .env("GDCLOUD_STORAGE_S3_ENDPOINT", endpoint)
+            .env("AWS_SESSION_TOKEN", "stale-session-token")
+            .env("AWS_ENDPOINT_URL_S3", "http://stale.invalid");
+    };
+    let script_sh = format!(
+        r#"eval "$('{bin}' env)"; printf '%s|%s|%s|%s' "$AWS_SECRET_ACCESS_KEY" "$AWS_ENDPOINT_URL" "${{AWS_SESSION_TOKEN-unset}}" "${{AWS_ENDPOINT_URL_S3-unset}}""#
+    );
+    let script_fish = format!(
+        r#"'{bin}' env --shell fish | source; or exit 3; printf '%s|%s|%s|%s' "$AWS_SECRET_ACCESS_KEY" "$AWS_ENDPOINT_URL" (set -q AWS_SESSION_TOKEN; and echo set; or echo unset) (set -q AWS_ENDPOINT_URL_S3; and echo set; or echo unset)"#
+    );
+    let want = format!("{secret}|{endpoint}|unset|unset");
+    for (shell, script) in [("sh", script_sh), ("fish", script_fish)] {
+        let mut c = env.cmd(shell);
+        with_settings(&mut c);
+        c.arg("-c").arg(script);
+        let got = ok(&run_with_stdin(c, b""));
+        assert_eq!(got, want, "{shell} read back something else");
+    }
+
+    // exec: same values, stale variables gone.
+    let mut c = env.cmd(&bin);
+    with_settings(&mut c);
+    c.args(["exec", "--", "sh", "-c"]).arg(
+        r#"printf '%s|%s|%s' "$AWS_SECRET_ACCESS_KEY" "${AWS_SESSION_TOKEN-unset}" "${AWS_ENDPOINT_URL_S3-unset}""#,
+    );
+    assert_eq!(ok(&run_with_stdin(c, b"")), format!("{secret}|unset|unset"));
+
+    // PowerShell: no interpreter here; the lines are checked as text.
+    let mut c = env.cmd(&bin);
+    with_settings(&mut c);
+    c.args(["env", "--shell", "powershell"]);
+    let ps = ok(&run_with_stdin(c, b""));
+    assert_contains(
+        &ps,
+        &[
+            "Remove-Item -ErrorAction SilentlyContinue Env:AWS_SESSION_TOKEN",
+            "$env:AWS_SECRET_ACCESS_KEY = 'a''b\"c\\d\\\\e $HOME `x` \u{2019}\u{2019}f\ng'",
+        ],
+    );
+}

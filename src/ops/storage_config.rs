@@ -260,9 +260,38 @@ pub fn environment(s: &S3Settings) -> Vec<(&'static str, String)> {
     vars
 }
 
+/// Variables that would override or spoil the ones [`environment`] sets if a tool inherited them:
+/// a session token left from other AWS keys fails every signature, and the S3-specific endpoint
+/// wins over `AWS_ENDPOINT_URL` in the SDKs and the aws CLI.
+pub const STALE_VARIABLES: &[&str] = &[
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL_S3",
+];
+
 /// Quotes `v` for a POSIX shell.
 pub fn sh_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', r"'\''"))
+}
+
+/// Quotes `v` for fish, where a backslash inside single quotes escapes `\\` and `'`.
+pub fn fish_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
+/// Quotes `v` for PowerShell, where a single-quoted string only doubles its quote, and the
+/// typographic single quotes count as quotes too.
+pub fn powershell_quote(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('\'');
+    for c in v.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
 }
 
 #[cfg(test)]
@@ -274,6 +303,9 @@ mod tests {
         assert_eq!(mask("AKIAABCDEFGH1234"), "************1234");
         assert_eq!(mask("ab"), "****ab");
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(fish_quote(r"a\b'c\\"), r"'a\\b\'c\\\\'");
+        assert_eq!(powershell_quote("it's $x"), "'it''s $x'");
+        assert_eq!(powershell_quote("a\u{2019}b"), "'a\u{2019}\u{2019}b'");
         assert!(check_endpoint("ftp://x").is_err());
         assert_eq!(
             check_endpoint("https://objectstorage.org.test/").unwrap(),

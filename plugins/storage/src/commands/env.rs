@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use gdcloud::config::Config;
-use gdcloud::ops::storage_config::{environment, sh_quote};
+use gdcloud::ops::storage_config::{
+    environment, fish_quote, powershell_quote, sh_quote, STALE_VARIABLES,
+};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
 
@@ -49,11 +51,22 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         out.json(&map)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // Stale variables first, so the shell ends up with exactly the settings printed.
+    for k in STALE_VARIABLES {
+        let line = match args.shell {
+            ShellKind::Sh => format!("unset {k}"),
+            ShellKind::Fish => format!("set -e {k}"),
+            ShellKind::Powershell => {
+                format!("Remove-Item -ErrorAction SilentlyContinue Env:{k}")
+            }
+        };
+        out.line(&line)?;
+    }
     for (k, v) in &vars {
         let line = match args.shell {
             ShellKind::Sh => format!("export {k}={}", sh_quote(v)),
-            ShellKind::Fish => format!("set -gx {k} {}", sh_quote(v)),
-            ShellKind::Powershell => format!("$env:{k} = '{}'", v.replace('\'', "''")),
+            ShellKind::Fish => format!("set -gx {k} {}", fish_quote(v)),
+            ShellKind::Powershell => format!("$env:{k} = {}", powershell_quote(v)),
         };
         out.line(&line)?;
     }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use gdcloud::config::Config;
-use gdcloud::ops::storage_config::environment;
+use gdcloud::ops::storage_config::{environment, STALE_VARIABLES};
 use gdcloud::plugin::cli::GlobalArgs;
 
 use super::source::ClusterArgs;
@@ -27,7 +27,11 @@ pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
     let config = Config::load(global.configuration.as_deref())?;
     let settings = args.cluster.settings(&config).await.context("exec")?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let status = std::process::Command::new(program)
+    let mut command = std::process::Command::new(program);
+    for k in STALE_VARIABLES {
+        command.env_remove(k);
+    }
+    let status = command
         .args(rest)
         .envs(environment(&settings))
         .status()
