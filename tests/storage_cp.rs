@@ -637,11 +637,21 @@ fn interrupted_download_resumes_with_only_the_missing_ranges() {
         files_under(&out_dir)
     );
 
-    // Second run through a healthy proxy: completes, equal, and asks only for what is missing.
+    // Second run through a healthy proxy, with other transfer flags (which would pick 8 MiB
+    // parts): completes, equal, and asks only for what is missing, in the first run's parts.
     proxy.cut_after(None);
     proxy.refuse_connections(false);
     proxy.clear_requests();
-    let out = storage(&env, &args);
+    let rerun = [
+        "cp",
+        "--endpoint",
+        &endpoint,
+        "--concurrency",
+        "4",
+        &url(&s3, "resume/blob.bin"),
+        s(&target),
+    ];
+    let out = storage(&env, &rerun);
     ok(&out);
     assert_eq!(sha256_file(&target), sha256_hex(&content), "resumed file");
     assert!(
@@ -671,6 +681,10 @@ fn interrupted_download_resumes_with_only_the_missing_ranges() {
     assert!(
         ranges.iter().all(|&(a, _)| a >= 4 * MIB as u64),
         "bytes already on disk were requested again: {ranges:?}\n{log}"
+    );
+    assert!(
+        ranges.iter().all(|&(a, _)| a % (4 * MIB as u64) == 0),
+        "the resumed run did not keep the first run's 4 MiB parts: {ranges:?}\n{log}"
     );
 }
 

@@ -11,7 +11,8 @@
 #                                      reference: one plain single-part PUT stream (curl) -> obj5
 # Runs alternate (ours, rclone, aws, curl, ours, rclone, ...). Prints per operation the median wall
 # time of each tool, the ratios ours/rclone (target <= 0.8) and ours/aws (target <= 0.25), the peak
-# RSS of each tool (target for ours: < 64 MiB), CPU time of the tool and of the server, and a final
+# RSS of each tool (target for ours: < 64 MiB), CPU time of the tool and of the server, the floor the
+# server sets (its least CPU per download over the CPUs; its single-stream PUT time), and a final
 # MET / NOT MET line per operation.
 #
 # Usage: scripts/bench/storage.sh [--runs N] [--size-mib N] [--only download|upload] [--ours-args ARGS]
@@ -383,7 +384,7 @@ delete_object() {
 # report OP: the table of one operation.
 report() {
   python3 - "$RESULTS" "$1" "$SIZE_MIB" "$HAVE_SIGV4" <<'EOF'
-import statistics, sys
+import os, statistics, sys
 path, op, size_mib, have_ceiling = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
 rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
 res = {}
@@ -418,6 +419,18 @@ for peer, target in (("rclone", 0.8), ("aws", 0.25)):
 print("  peak RSS (ours)   %5.1f MiB  target < 64: %s" % (rss, "met" if rss < 64 else "NOT met"))
 if "curl" in res:
     print("  ours / %-9s %5.2f  (%s: %.3f s)" % ("curl", o / med("curl", 0), labels["curl"], med("curl", 0)))
+print("  CPU ours/rclone   %5.2f  CPU ours/aws %5.2f  (client CPU time, medians)"
+      % (med("ours", 2) / med("rclone", 2), med("ours", 2) / med("aws", 2)))
+# What the server itself costs bounds every client: say how close to aws-cli's time anyone can get.
+aws = med("aws", 0)
+if op == "download":
+    srv = min(x[3] for r in res.values() for x in r)
+    ncpu = os.cpu_count() or 1
+    print("  floor: the server used >= %.2f s of CPU per run; on %d CPUs no client finishes under %.3f s = %.2fx aws"
+          % (srv, ncpu, srv / ncpu, srv / ncpu / aws))
+elif "curl" in res:
+    print("  floor: one PUT stream (server hashes it serially) takes %.3f s = %.2fx aws; multipart adds the server's serial CompleteMultipartUpload"
+          % (med("curl", 0), med("curl", 0) / aws))
 sys.stdout.flush()
 EOF
 }

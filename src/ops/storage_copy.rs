@@ -434,6 +434,30 @@ struct Sidecar {
 
 const PART_ATTEMPTS: u32 = 4;
 
+/// The smallest part worth a request of its own (aws-cli's default chunk size): below it the
+/// per-request cost outweighs what one more parallel stream brings.
+const MIN_PART: u64 = 8 << 20;
+
+/// S3's limits on multipart uploads: parts of at least 5 MiB (but the last), at most 10,000 parts.
+const MIN_UPLOAD_PART: u64 = 5 << 20;
+const MAX_UPLOAD_PARTS: u64 = 10_000;
+
+/// The part size for `size` bytes: enough parts to keep `concurrency` streams busy, none larger
+/// than `max_part` (`--part-size-mib`) and none smaller than [`MIN_PART`] (or `max_part`, when the
+/// user asked for smaller parts). A whole number of MiB, so parts line up with page-cache pages.
+fn part_size_for(size: u64, concurrency: usize, max_part: u64) -> u64 {
+    let even = size
+        .div_ceil(concurrency.max(1) as u64)
+        .next_multiple_of(1 << 20);
+    even.clamp(MIN_PART.min(max_part), max_part)
+}
+
+/// [`part_size_for`] within S3's multipart limits.
+fn upload_part_size(size: u64, concurrency: usize, max_part: u64) -> u64 {
+    part_size_for(size, concurrency, max_part.max(MIN_UPLOAD_PART))
+        .max(size.div_ceil(MAX_UPLOAD_PARTS).next_multiple_of(1 << 20))
+}
+
 /// Downloads one object; `None` when `-n` left an existing target alone.
 async fn download(
     client: &s3::Client,
@@ -459,25 +483,27 @@ async fn download(
         .unwrap_or_default();
     let partial = dir.join(format!(".{name}.gdcloud-partial"));
     let sidecar_path = dir.join(format!(".{name}.gdcloud-partial.json"));
-    let part_size = opts.part_size.max(1 << 20);
-    let parts = info.size.div_ceil(part_size).max(1) as usize;
-    let fresh = Sidecar {
-        etag: info.etag.clone(),
-        size: info.size,
-        part_size,
-        done: vec![false; parts],
-    };
+    let part_size = part_size_for(info.size, opts.concurrency, opts.part_size.max(1 << 20));
+    let parts_of = |part_size: u64| info.size.div_ceil(part_size).max(1) as usize;
+    // A resumed download keeps the parts it started with, whatever the flags are now.
     let state = std::fs::read(&sidecar_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
         .filter(|s| {
-            s.etag == fresh.etag
-                && s.size == fresh.size
-                && s.part_size == part_size
-                && s.done.len() == parts
+            s.etag == info.etag
+                && s.size == info.size
+                && s.part_size >= 1
+                && s.done.len() == parts_of(s.part_size)
                 && partial.is_file()
         })
-        .unwrap_or(fresh);
+        .unwrap_or_else(|| Sidecar {
+            etag: info.etag.clone(),
+            size: info.size,
+            part_size,
+            done: vec![false; parts_of(part_size)],
+        });
+    let part_size = state.part_size;
+    let parts = state.done.len();
     let file = std::fs::OpenOptions::new()
         .create(true)
         .read(true)
@@ -665,10 +691,11 @@ async fn upload(
             Err(e) => return Err(e.into()),
         }
     }
-    let part_size = opts.part_size.max(5 << 20);
     let bar = progress.blob(&basename(key).chars().take(20).collect::<String>(), size);
     progress.expect(size);
-    if size <= part_size {
+    // Up to the part-size cap, one PUT: its ETag is the plain MD5 a later download can check,
+    // and servers that hash an upload serially (s3s-fs; many appliances) take it fastest.
+    if size <= opts.part_size.max(MIN_UPLOAD_PART) {
         client
             .put_object(bucket, key, file_stream(path.to_path_buf(), 0, size), size)
             .await?;
@@ -676,6 +703,7 @@ async fn upload(
         bar.done();
         return Ok(Some(size));
     }
+    let part_size = upload_part_size(size, opts.concurrency, opts.part_size);
     let upload_id = client.create_multipart(bucket, key).await?;
     let parts = size.div_ceil(part_size);
     let results: Vec<Result<CompletedPart, Error>> = stream::iter(0..parts)
@@ -823,6 +851,33 @@ pub async fn ls(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn part_sizes_keep_streams_busy_within_bounds() {
+        // Large objects: the --part-size-mib cap.
+        assert_eq!(part_size_for(1024 * MIB, 8, 64 * MIB), 64 * MIB);
+        // Mid-size objects: split across the streams, not fetched whole on one.
+        assert_eq!(part_size_for(64 * MIB, 8, 64 * MIB), 8 * MIB);
+        assert_eq!(part_size_for(100 * MIB, 8, 64 * MIB), 13 * MIB);
+        // Small objects: one part of at least MIN_PART.
+        assert_eq!(part_size_for(3 * MIB, 8, 64 * MIB), 8 * MIB);
+        assert_eq!(part_size_for(0, 8, 64 * MIB), 8 * MIB);
+        // A user asking for parts below MIN_PART gets them.
+        assert_eq!(part_size_for(64 * MIB, 8, MIB), MIB);
+        assert_eq!(part_size_for(64 * MIB, 1, 16 * MIB), 16 * MIB);
+    }
+
+    #[test]
+    fn upload_parts_respect_s3_limits() {
+        assert_eq!(upload_part_size(64 * MIB, 8, MIB), 5 * MIB);
+        // 5 TiB, S3's largest object, in at most 10,000 parts.
+        let size = 5 * 1024 * 1024 * MIB;
+        let part = upload_part_size(size, 8, 64 * MIB);
+        assert!(size.div_ceil(part) <= MAX_UPLOAD_PARTS, "{part}");
+        assert_eq!(part % MIB, 0);
+    }
 
     #[test]
     fn keys_stay_inside() {

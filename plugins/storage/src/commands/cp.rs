@@ -31,7 +31,9 @@ pub struct Args {
     /// Parts transferred at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
-    /// Part size in MiB for ranged downloads and multipart uploads.
+    /// Largest part in MiB for ranged downloads and multipart uploads (files up to this size go up
+    /// in one PUT); objects under concurrency × this size are split into smaller parts (8 MiB at
+    /// least) to keep every stream busy.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=5120))]
     part_size_mib: u64,
     /// Skip TLS verification of the S3 endpoint.
