@@ -22,6 +22,7 @@ pub mod registry;
 pub mod rfc3339;
 pub mod s3;
 pub mod secret;
+pub mod tar_limit;
 
 /// The version every binary reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1094,3 +1094,83 @@ fn memory_stays_flat_for_a_huge_layer() {
     );
     sb.assert_untouched("huge layer");
 }
+
+/// A tar stream whose first record (GNU long name `L` or PAX `x`) declares `size` bytes of zeros,
+/// generated as it is read, followed by a file the record would describe.
+fn huge_record(kind: u8, size: u64) -> impl Read {
+    let mut h = tar::Header::new_gnu();
+    h.set_path("././@LongLink").unwrap();
+    h.set_entry_type(tar::EntryType::new(kind));
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut rest = Tar::default();
+    rest.file("after", b"data");
+    std::io::Cursor::new(h.as_bytes().to_vec())
+        .chain(std::io::repeat(0).take(size.next_multiple_of(512)))
+        .chain(std::io::Cursor::new(rest.bytes()))
+}
+
+#[test]
+fn oversized_long_name_and_pax_records_are_refused_without_buffering() {
+    // Go's archive/tar (containerd, umoci) refuses these records over 1 MiB; the tar crate alone
+    // would read all 256 MiB into memory before yielding the entry.
+    for (kind, case) in [
+        (b'L', "GNU long name"),
+        (b'K', "GNU long link"),
+        (b'x', "PAX"),
+    ] {
+        let sb = Sandbox::new();
+        let err = extract::apply_layer(
+            &sb.root,
+            huge_record(kind, 256 << 20),
+            &Options::default(),
+            "records",
+        )
+        .expect_err(case);
+        assert!(
+            matches!(err, Error::HostileRecords { .. }),
+            "{case}: unexpected error: {err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("exceed 1 MiB") && msg.contains("records"),
+            "{case}: {msg}"
+        );
+        assert!(!sb.root.join("after").exists(), "{case}");
+        sb.assert_untouched(case);
+    }
+    let peak = peak_rss_kib();
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB: a record was buffered"
+    );
+
+    // A name under the record limit but past PATH_MAX (a quarter of a million nested directories)
+    // is refused before any work is done for it, and named briefly.
+    let sb = Sandbox::new();
+    let name = format!("{}file", "a/".repeat(250_000));
+    let mut tar = Tar::default();
+    tar.long_name(name.as_bytes()).file("short", b"evil");
+    let msg = sb.apply(&tar).expect_err("500 KB name").to_string();
+    assert!(msg.len() < 1000, "{} bytes of error message", msg.len());
+    assert!(
+        msg.contains("bytes left out") && msg.contains("PATH_MAX"),
+        "{msg}"
+    );
+    assert!(!sb.root.join("a").exists());
+    sb.assert_untouched("long name");
+
+    // Records under the limit pass: a 900 KiB PAX comment, and a long name.
+    let sb = Sandbox::new();
+    let name = format!("{}/file", "d".repeat(250));
+    let comment = vec![b'c'; 900 << 10];
+    let mut tar = Tar::default();
+    tar.pax(&[("comment", &comment)])
+        .file("commented", b"ok")
+        .long_name(name.as_bytes())
+        .file("short", b"long-named");
+    sb.apply(&tar).unwrap();
+    assert_eq!(fs::read(sb.root.join("commented")).unwrap(), b"ok");
+    assert_eq!(fs::read(sb.root.join(&name)).unwrap(), b"long-named");
+}

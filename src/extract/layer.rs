@@ -34,6 +34,7 @@ use super::path::{self, Lookup, Node, ResolveError};
 use super::sys::{self, Creds};
 use super::whiteout::{self, Whiteout};
 use super::{Error, Options, UnpackStats};
+use crate::tar_limit;
 
 const SETGID: u32 = libc::S_ISGID;
 
@@ -120,11 +121,20 @@ impl<'a> LayerExtractor<'a> {
     /// Applies every entry of `reader` (an uncompressed tar), then the directories' modes and times.
     /// Stops at the tar's end marker; the caller drains what follows.
     pub(crate) fn apply<R: Read>(mut self, reader: R) -> Result<(), Error> {
+        let (reader, budget) = tar_limit::limited(reader);
         let mut archive = tar::Archive::new(reader);
-        let entries = archive.entries().map_err(|e| self.read_err(e))?;
-        for entry in entries {
+        let mut entries = archive.entries().map_err(|e| self.read_err(e))?;
+        loop {
+            budget.between_entries();
+            let Some(entry) = entries.next() else {
+                break;
+            };
             let mut entry = entry.map_err(|e| self.read_err(e))?;
+            budget.within_entry();
             self.entry(&mut entry)?;
+            // What the entry left unread is skipped here, where it does not count against the
+            // budget between entries.
+            io::copy(&mut entry, &mut io::sink()).map_err(|e| self.read_err(e))?;
         }
         self.finish()
     }
@@ -663,6 +673,12 @@ impl<'a> LayerExtractor<'a> {
     }
 
     fn read_err(&self, source: io::Error) -> Error {
+        if tar_limit::is_records_too_large(&source) {
+            return Error::HostileRecords {
+                layer: self.layer.to_string(),
+                source: tar_limit::RecordsTooLarge,
+            };
+        }
         Error::Read {
             layer: self.layer.to_string(),
             source,
@@ -696,6 +712,17 @@ fn times_of(m: &Metadata) -> (FileTime, FileTime) {
     )
 }
 
+/// An entry name for a message: lossy UTF-8, with the middle of a long name left out so that a
+/// hostile one (up to a megabyte) cannot flood the terminal.
 fn lossy(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).into_owned()
+    const KEEP: usize = 120;
+    if raw.len() <= 2 * KEEP + 32 {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    format!(
+        "{}…({} bytes left out)…{}",
+        String::from_utf8_lossy(&raw[..KEEP]),
+        raw.len() - 2 * KEEP,
+        String::from_utf8_lossy(&raw[raw.len() - KEEP..])
+    )
 }

@@ -90,6 +90,12 @@ pub enum Error {
         entry: String,
         reason: &'static str,
     },
+    #[error("layer {layer}: {source}; the image is corrupt or malicious, do not use it")]
+    HostileRecords {
+        layer: String,
+        #[source]
+        source: crate::tar_limit::RecordsTooLarge,
+    },
     #[error("layer {layer}: tar entry {entry:?} has unsupported type {kind:?}; only files, directories, links, fifos and devices can be extracted")]
     UnsupportedEntry {
         layer: String,

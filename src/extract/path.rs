@@ -23,12 +23,17 @@ use std::path::{Path, PathBuf};
 /// Linux's limit on symlinks followed in one lookup (`MAXSYMLINKS`).
 pub(crate) const MAX_SYMLINKS: u32 = 40;
 
+/// Linux's limit on a path given to a system call (`PATH_MAX`, with its NUL): a longer name can
+/// never be created under the root, so it is refused before any work is done for it.
+pub(crate) const PATH_MAX: usize = 4096;
+
 /// Why [`clean`] refused a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     Empty,
     Nul,
     Escapes,
+    TooLong,
 }
 
 impl Refusal {
@@ -38,6 +43,7 @@ impl Refusal {
             Refusal::Empty => "empty name",
             Refusal::Nul => "name contains a NUL byte",
             Refusal::Escapes => "name climbs out of the root with \"..\"",
+            Refusal::TooLong => "name is longer than PATH_MAX (4096 bytes)",
         }
     }
 
@@ -47,6 +53,7 @@ impl Refusal {
             Refusal::Empty => "hard link has an empty target",
             Refusal::Nul => "hard link target contains a NUL byte",
             Refusal::Escapes => "hard link target climbs out of the root with \"..\"",
+            Refusal::TooLong => "hard link target is longer than PATH_MAX (4096 bytes)",
         }
     }
 }
@@ -59,6 +66,9 @@ pub(crate) fn clean(name: &[u8]) -> Result<PathBuf, Refusal> {
     }
     if name.contains(&0) {
         return Err(Refusal::Nul);
+    }
+    if name.len() >= PATH_MAX {
+        return Err(Refusal::TooLong);
     }
     let mut parts: Vec<&[u8]> = Vec::new();
     for part in name.split(|&b| b == b'/') {
@@ -256,6 +266,13 @@ mod tests {
         for (name, want) in bad {
             assert_eq!(clean(name.as_bytes()), Err(want), "{name:?}");
         }
+        let longest = "d/".repeat(PATH_MAX / 2 - 1) + "f";
+        assert_eq!(longest.len(), PATH_MAX - 1);
+        assert!(clean(longest.as_bytes()).is_ok());
+        assert_eq!(
+            clean(format!("{longest}x").as_bytes()),
+            Err(Refusal::TooLong)
+        );
     }
 
     #[test]

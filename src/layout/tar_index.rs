@@ -97,9 +97,16 @@ impl TarIndex {
     /// Reads every header once, seeking over the data. Later entries of the same name win, as
     /// they would on extraction.
     pub(crate) fn scan<R: Read + Seek>(reader: R) -> Result<TarIndex, TarError> {
+        let (reader, budget) = crate::tar_limit::limited(reader);
         let mut archive = tar::Archive::new(reader);
         let mut entries = HashMap::new();
-        for entry in archive.entries_with_seek()? {
+        let mut iter = archive.entries_with_seek()?;
+        loop {
+            // Data is seeked over, so only headers and their records spend the budget.
+            budget.between_entries();
+            let Some(entry) = iter.next() else {
+                break;
+            };
             let entry = entry?;
             let Some(name) = normalize_name(&entry.path_bytes())? else {
                 continue;
