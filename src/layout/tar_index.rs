@@ -282,6 +282,19 @@ mod tests {
     }
 
     #[test]
+    fn huge_long_name_records_are_refused_without_reading_them() {
+        // A sparse file: a GNU long-name header declaring 1 GiB of name, then a hole.
+        let mut h = header(EntryType::GNULongName, 1 << 30);
+        raw_name(&mut h, "././@LongLink");
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, h.as_bytes()).unwrap();
+        file.set_len(512 + (1 << 30) + 1024).unwrap();
+        file.rewind().unwrap();
+        let err = TarIndex::scan(file).unwrap_err().to_string();
+        assert!(err.contains("exceed 1 MiB"), "{err}");
+    }
+
+    #[test]
     fn names_are_normalised_and_escapes_refused() {
         assert_eq!(
             normalize_name(b"./a//b/./c").unwrap().as_deref(),
