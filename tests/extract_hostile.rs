@@ -69,6 +69,23 @@ impl Tar {
         self
     }
 
+    /// A character device node.
+    fn char_device(&mut self, name: &str, major: u32, minor: u32) -> &mut Self {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(name).unwrap();
+        h.set_entry_type(tar::EntryType::Char);
+        h.set_device_major(major).unwrap();
+        h.set_device_minor(minor).unwrap();
+        h.set_mode(0o666);
+        h.set_size(0);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_cksum();
+        self.0.extend_from_slice(h.as_bytes());
+        self
+    }
+
     fn file(&mut self, name: &str, data: &[u8]) -> &mut Self {
         self.raw(name.as_bytes(), b'0', b"", data)
     }
@@ -665,6 +682,7 @@ fn devices_truncation_and_unknown_types() {
     let no_devices = Options {
         same_owner: false,
         allow_devices: false,
+        drop_privileges: false,
     };
     extract::apply_layer(&sb.root, &tar.bytes()[..], &no_devices, "no-devices").unwrap();
     assert!(
@@ -1173,4 +1191,91 @@ fn oversized_long_name_and_pax_records_are_refused_without_buffering() {
     sb.apply(&tar).unwrap();
     assert_eq!(fs::read(sb.root.join("commented")).unwrap(), b"ok");
     assert_eq!(fs::read(sb.root.join(&name)).unwrap(), b"long-named");
+}
+
+/// `security.capability` granting cap_net_bind_service (a VFS_CAP_REVISION_2 value).
+const NET_BIND_CAP: [u8; 20] = [0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let c_name = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::lgetxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n >= 0).then(|| {
+        buf.truncate(n as usize);
+        buf
+    })
+}
+
+#[test]
+fn rootless_gives_no_owner_device_or_privilege() {
+    let mut tar = Tar::default();
+    tar.owned("d", b'5', 0o2775, (0, 50))
+        .owned("d/suid", b'0', 0o4755, (1000, 1000))
+        .owned("d/sgid", b'0', 0o2755, (0, 50))
+        .char_device("d/null", 1, 3)
+        .pax(&[
+            ("SCHILY.xattr.security.capability", &NET_BIND_CAP),
+            ("SCHILY.xattr.user.note", b"kept"),
+        ])
+        .file("d/cap", b"binary");
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+
+    let sb = Sandbox::new();
+    extract::apply_layer(&sb.root, &tar.bytes()[..], &Options::rootless(), "rootless").unwrap();
+    let stat = |p: &str| fs::symlink_metadata(sb.root.join(p)).unwrap();
+    let me = fs::metadata(&sb.dir).unwrap();
+    for p in ["d", "d/suid", "d/sgid", "d/cap"] {
+        assert_eq!((stat(p).uid(), stat(p).gid()), (me.uid(), me.gid()), "{p}");
+    }
+    assert!(!sb.root.join("d/null").exists(), "a device node was made");
+    assert_eq!(stat("d").mode() & 0o7777, 0o2775, "directories keep setgid");
+    if root {
+        assert_eq!(
+            stat("d/suid").mode() & 0o7777,
+            0o755,
+            "setuid-root file made"
+        );
+        assert_eq!(
+            stat("d/sgid").mode() & 0o7777,
+            0o755,
+            "setgid-root file made"
+        );
+        assert_eq!(xattr(&sb.root.join("d/cap"), "security.capability"), None);
+    } else {
+        // As umoci --rootless: the caller's own setuid bits grant nothing new.
+        assert_eq!(stat("d/suid").mode() & 0o7777, 0o4755);
+    }
+    if let Some(note) = xattr(&sb.root.join("d/cap"), "user.note") {
+        assert_eq!(note, b"kept");
+    }
+    sb.assert_untouched("rootless");
+
+    // The default, as root, is umoci's: owners, devices, setuid and capabilities as the tar says.
+    if root {
+        let sb = Sandbox::new();
+        extract::apply_layer(&sb.root, &tar.bytes()[..], &Options::default(), "default").unwrap();
+        let stat = |p: &str| fs::symlink_metadata(sb.root.join(p)).unwrap();
+        assert_eq!(
+            (stat("d/suid").uid(), stat("d/suid").mode() & 0o7777),
+            (1000, 0o4755)
+        );
+        assert!(stat("d/null").file_type().is_char_device());
+        assert_eq!(
+            xattr(&sb.root.join("d/cap"), "security.capability").as_deref(),
+            Some(&NET_BIND_CAP[..]),
+            "the filesystem under the test's temp dir cannot hold capabilities"
+        );
+        sb.assert_untouched("default as root");
+    }
 }

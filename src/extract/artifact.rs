@@ -75,10 +75,7 @@ pub fn write_artifact_files<R: Read + Send>(
         }
         guard.written.push(rel.clone());
         if unpack {
-            let opts = Options {
-                same_owner: false,
-                allow_devices: false,
-            };
+            let opts = Options::rootless();
             let mut stats = UnpackStats::default();
             unpack_layer(&root, layer, &opts, &mut stats, Some(&clean))?;
         } else {

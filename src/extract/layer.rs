@@ -37,6 +37,7 @@ use super::{Error, Options, UnpackStats};
 use crate::tar_limit;
 
 const SETGID: u32 = libc::S_ISGID;
+const SETUID: u32 = libc::S_ISUID;
 
 /// A directory resolved inside the root, and what a child created in it is born with.
 #[derive(Debug)]
@@ -232,10 +233,19 @@ impl<'a> LayerExtractor<'a> {
     }
 
     fn meta<R: Read>(&self, raw: &[u8], entry: &mut tar::Entry<'_, R>) -> Result<Meta, Error> {
-        Meta::read(entry).map_err(|e| match e {
+        let mut meta = Meta::read(entry).map_err(|e| match e {
             MetaError::Hostile(reason) => self.hostile(raw, reason),
             MetaError::Read(e) => self.read_err(e),
-        })
+        })?;
+        if self.opts.drop_privileges {
+            if entry.header().entry_type() != EntryType::Directory {
+                meta.mode &= !(SETUID | SETGID);
+            }
+            meta.xattrs.retain(|(name, _)| {
+                !name.starts_with(b"security.") && !name.starts_with(b"trusted.")
+            });
+        }
+        Ok(meta)
     }
 
     /// Resolves the cleaned directory `dir` inside the root, through the cache. With `create`,

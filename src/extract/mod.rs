@@ -34,7 +34,7 @@ use crate::oci::{Descriptor, Digest};
 use compress::HashingReader;
 use layer::LayerExtractor;
 
-/// How entries' owners and device nodes are treated.
+/// How entries' owners, device nodes and privileges are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// Give files the uid/gid the tar says (else they belong to whoever runs us). Default: true
@@ -43,6 +43,10 @@ pub struct Options {
     /// Create character and block devices (else they are skipped, as `umoci --rootless` cannot
     /// make them either). Default: true when running as root.
     pub allow_devices: bool,
+    /// Drop what would grant privileges: setuid and setgid bits of non-directories, and
+    /// `security.*` / `trusted.*` extended attributes (file capabilities among them). Default:
+    /// false, as umoci keeps them.
+    pub drop_privileges: bool,
 }
 
 impl Default for Options {
@@ -51,6 +55,21 @@ impl Default for Options {
         Options {
             same_owner: root,
             allow_devices: root,
+            drop_privileges: false,
+        }
+    }
+}
+
+impl Options {
+    /// For content not to be trusted with root's powers (`extract --rootless`, artifact
+    /// archives): files belong to the caller and no device nodes are made, like
+    /// `umoci unpack --rootless`; as root, setuid/setgid bits and privileged extended
+    /// attributes are dropped too, since the caller's files would be root's.
+    pub fn rootless() -> Self {
+        Options {
+            same_owner: false,
+            allow_devices: false,
+            drop_privileges: sys::is_root(),
         }
     }
 }

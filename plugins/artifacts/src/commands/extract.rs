@@ -12,7 +12,7 @@ use super::registry_args::parse_platform;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  gdcloud artifacts extract app-1.0 app-1.0-extracted                 # root filesystem, as umoci unpack\n  gdcloud artifacts extract bundle app-rootfs --image-name 1.0          # one image of a layout\n  gdcloud artifacts extract app-1.0 app-1.0.tar --docker-executable     # for docker/podman load\n\nDESTINATION must be empty or absent. Layers that try to write outside it are refused."
+    after_help = "Examples:\n  gdcloud artifacts extract app-1.0 app-1.0-extracted                 # root filesystem, as umoci unpack\n  gdcloud artifacts extract bundle app-rootfs --image-name 1.0          # one image of a layout\n  gdcloud artifacts extract app-1.0 app-1.0.tar --docker-executable     # for docker/podman load\n  gdcloud artifacts extract untrusted-1.0 rootfs --rootless             # no owners, devices, setuid\n\nDESTINATION must be empty or absent. Layers that try to write outside it are refused."
 )]
 pub struct Args {
     /// A pulled OCI layout (or a docker-archive / oci-archive tarball); DIR:NAME picks an image.
@@ -28,6 +28,11 @@ pub struct Args {
     /// Write a tarball that `docker load`, `podman load` and skopeo's docker-archive: read.
     #[arg(long)]
     docker_executable: bool,
+    /// For images you do not trust: files belong to you and no device nodes are made (as
+    /// `umoci unpack --rootless`); as root, setuid/setgid bits and security.*/trusted.* extended
+    /// attributes (file capabilities) are dropped too.
+    #[arg(long, conflicts_with = "docker_executable")]
+    rootless: bool,
 }
 
 pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
@@ -37,7 +42,11 @@ pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
         image_name: args.image_name.clone(),
         platform: args.platform.clone(),
         docker_executable: args.docker_executable,
-        extract: gdcloud::extract::Options::default(),
+        extract: if args.rootless {
+            gdcloud::extract::Options::rootless()
+        } else {
+            gdcloud::extract::Options::default()
+        },
     };
     let report = extract::run(&opts).with_context(|| {
         format!(
