@@ -2,17 +2,22 @@
 # End-to-end demo of the seed runbook (/work/shared/seed/README.md) with gdcloud-kit, on real local
 # servers: a real kube-apiserver + etcd (holding the bucket key Secret, the `dnssuffix` ConfigMap and
 # the HarborCluster `harbor` whose .spec.externalURL is the local registry), s3s-fs holding the image
-# tarball `g/oracle_db.tar` in bucket BUCKET, and a Distribution registry (htpasswd auth) standing in
-# for Harbor. Every step is printed as the operator would type it; no secret is printed anywhere.
+# tarball `g/oracle_db.tar` in bucket BUCKET, and a Distribution registry standing in for Harbor with
+# Docker token auth, as Harbor has (its tokens come from the tests' token server, run as
+# examples/token-server.rs). Every step is printed as the operator would type it; no secret is
+# printed anywhere.
 #
 #   scripts/runbook-demo.sh
 #
 # Installs what it needs (Debian packages; kube-apiserver and s3s-fs via scripts/testenv/, cached),
-# builds the workspace (`cargo build --release --locked --workspace`) unless GDCLOUD_BIN_DIR names a
-# directory holding the binaries, runs everything in a temp dir (own HOME, gdcloud and Docker
-# configuration) and stops every server on exit.
+# builds the workspace and the token server (`cargo build --release --locked --workspace`, then
+# `--example token-server`) unless GDCLOUD_BIN_DIR names a directory holding the binaries (and the
+# token server in its examples/, as `cargo build --examples` leaves it), runs everything in a temp dir
+# (own HOME, gdcloud and Docker configuration) and stops every server on exit.
 # Environment: GDCLOUD_BIN_DIR (prebuilt binaries), DEMO_ACCESS_KEY / DEMO_SECRET_KEY (the bucket key),
-# DEMO_REGISTRY_PASSWORD (the registry login), DEMO_KEEP=1 (keep the temp dir).
+# DEMO_REGISTRY_PASSWORD (the registry login), DEMO_KEEP=1 (keep the temp dir), DEMO_REPORT_DIR (on
+# exit, copy there the registry config, its auth challenge and the token server's line and request
+# log: how tests/runbook_demo.rs checks that token auth was used).
 set -Eeuo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +36,6 @@ need() { command -v "$1" >/dev/null 2>&1 || need_pkgs+=("$2"); }
 need etcd etcd-server
 need kubectl kubernetes-client
 need docker-registry docker-registry
-need htpasswd apache2-utils
 need skopeo skopeo
 need umoci umoci
 need openssl openssl
@@ -53,13 +57,24 @@ if [ -n "${GDCLOUD_BIN_DIR:-}" ]; then
   BIN_DIR="$(cd "$GDCLOUD_BIN_DIR" && pwd)" || die "GDCLOUD_BIN_DIR=$GDCLOUD_BIN_DIR is not a directory"
 else
   command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) or set GDCLOUD_BIN_DIR"
-  info "cargo build --release --locked --workspace"
-  (cd "$REPO" && cargo build --release --locked --workspace >&2) || die "cargo build failed"
-  BIN_DIR="$REPO/target/release"
+  info "cargo build --release --locked --workspace, then --example token-server"
+  (cd "$REPO" && cargo build --release --locked --workspace >&2 &&
+    cargo build --release --locked --example token-server >&2) || die "cargo build failed"
+  # where cargo put them (CARGO_TARGET_DIR or build.target-dir, else target/)
+  TARGET_DIR="$(cd "$REPO" && cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')" ||
+    die "cargo metadata failed"
+  BIN_DIR="$TARGET_DIR/release"
 fi
 for b in gdcloud-auth gdcloud-storage gdcloud-artifacts docker-credential-gdcloud; do
   [ -x "$BIN_DIR/$b" ] || die "$b is not in $BIN_DIR (build the workspace or fix GDCLOUD_BIN_DIR)"
 done
+TOKEN_SERVER="$BIN_DIR/examples/token-server"
+[ -x "$TOKEN_SERVER" ] ||
+  die "token-server is not in $BIN_DIR/examples (cargo build --examples, or fix GDCLOUD_BIN_DIR)"
+REPORT_DIR="${DEMO_REPORT_DIR:-}"
+[ -z "$REPORT_DIR" ] || REPORT_DIR="$(mkdir -p "$REPORT_DIR" && cd "$REPORT_DIR" && pwd)" ||
+  die "cannot create DEMO_REPORT_DIR=$DEMO_REPORT_DIR"
 
 # Secrets: from the environment (the test passes its own) or fresh random ones.
 rand() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
@@ -85,6 +100,11 @@ cleanup() {
   local p
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "$REPORT_DIR" ]; then
+    for f in registry.yml registry-challenge.txt token-server.json token-server.log; do
+      [ ! -f "$S/$f" ] || cp "$S/$f" "$REPORT_DIR/" || true
+    done
+  fi
   if [ "${DEMO_KEEP:-}" = 1 ]; then info "kept $DEMO"; else rm -rf "$DEMO"; fi
 }
 trap cleanup EXIT
@@ -209,10 +229,35 @@ RUST_LOG=info NO_COLOR=1 start s3s-fs "$S3S_FS" --host 127.0.0.1 --port "$S3_POR
 s3_up() { curl -s --max-time 2 -o /dev/null "$S3_URL/"; }
 wait_for s3s-fs 15 s3_up
 
-# --- Distribution registry standing in for Harbor (htpasswd) ---------------------------------------
+# --- Distribution registry standing in for Harbor (token auth) -----------------------------------
+# The token server (as `start`, but the password goes on stdin, never in argv) writes its signing key
+# and certificate into $S/token and prints one line of JSON: realm, service, issuer, rootcertbundle.
+mkdir -p "$S/token"
+"$TOKEN_SERVER" --dir "$S/token" --username "$REG_USER" <<<"$REG_PASSWORD" \
+  >"$S/token-server.json" 2>"$S/token-server.log" & PIDS+=($!)
+TOKEN_PID=$!
+token_server_up() {
+  grep -q '}$' "$S/token-server.json" 2>/dev/null && return 0
+  kill -0 "$TOKEN_PID" 2>/dev/null || { cat "$S/token-server.log" >&2; die "token-server exited (log above)"; }
+  return 1
+}
+end=$((SECONDS + 30))
+until token_server_up; do
+  [ $SECONDS -lt $end ] || { cat "$S/token-server.log" >&2; die "token-server printed nothing in 30 s"; }
+  sleep 0.1
+done
+# Line 1: the realm; line 2: the registry's `token:` entry (JSON strings are YAML scalars).
+mapfile -t TOKEN < <(python3 -c '
+import json, sys
+t = json.loads(sys.stdin.readline())
+print(t["realm"])
+print("  token: {%s}" % ", ".join("%s: %s" % (k, json.dumps(t[k]))
+                                 for k in ("realm", "service", "issuer", "rootcertbundle")))
+' <"$S/token-server.json")
+[ ${#TOKEN[@]} = 2 ] || die "unexpected token-server output: $(cat "$S/token-server.json")"
+TOKEN_REALM="${TOKEN[0]}"
 REG_PORT=$(free_port)
 REG_HOST="127.0.0.1:$REG_PORT"
-printf '%s\n' "$REG_PASSWORD" | htpasswd -iBn "$REG_USER" >"$S/htpasswd" 2>/dev/null || die "htpasswd failed"
 cat >"$S/registry.yml" <<EOF
 version: 0.1
 log: {level: info}
@@ -224,11 +269,17 @@ http:
   addr: "$REG_HOST"
   secret: "demo-$(rand)"
 auth:
-  htpasswd: {realm: basic-realm, path: "$S/htpasswd"}
+${TOKEN[1]}
 EOF
 start registry docker-registry serve "$S/registry.yml"
 reg_up() { [ "$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "http://$REG_HOST/v2/")" = 401 ]; }
 wait_for registry 30 reg_up
+# Clients must be sent to the token server, as Harbor sends them to its own.
+curl -s --max-time 5 -o /dev/null -D - "http://$REG_HOST/v2/" | tr -d '\r' |
+  grep -i '^www-authenticate:' >"$S/registry-challenge.txt" || true
+grep -qF "Bearer realm=\"$TOKEN_REALM\"" "$S/registry-challenge.txt" ||
+  die "the registry does not send clients to the token server: $(cat "$S/registry-challenge.txt")"
+info "registry: Distribution with token auth (realm $TOKEN_REALM)"
 
 # --- The cluster's GDC objects ---------------------------------------------------------------------
 info "creating the bucket key Secret, the dnssuffix ConfigMap and the HarborCluster"
@@ -294,7 +345,7 @@ run() { show "$*"; "$@" || die "step '$STEP' failed: $*"; }
 step() { STEP="$1"; printf '\n==== %s ====\n' "$1"; }
 K="$KUBECFG"
 
-printf '\n# gdcloud-kit runbook demo: kube-apiserver %s, s3s-fs %s, registry %s (Harbor stand-in)\n' \
+printf '\n# gdcloud-kit runbook demo: kube-apiserver %s, s3s-fs %s, registry %s (Harbor stand-in, token auth)\n' \
   "$KUBE_SERVER" "$S3_URL" "$REG_HOST"
 printf '# every server runs on loopback in %s; no secret is shown below.\n' "${DEMO}"
 

@@ -58,7 +58,7 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
-log "cargo build (every binary, so the integration tests can run them)"
-cargo build --workspace --locked --quiet
+log "cargo build (every binary and example, so the integration tests can run them)"
+cargo build --workspace --examples --locked --quiet
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast "$@"

@@ -1,12 +1,16 @@
 //! End to end: runs `scripts/runbook-demo.sh` (the seed runbook on a real kube-apiserver, s3s-fs and
 //! a Distribution registry, all on loopback) with this build's binaries and checks that every step
-//! ran, that the newest tag is the pushed one, that the image's file came out of the extraction, and
-//! that neither the bucket secret key nor the registry password appears anywhere in the output.
+//! ran, that the newest tag is the pushed one, that the image's file came out of the extraction, that
+//! the registry used Docker token auth (as Harbor does) with every client getting its tokens from
+//! the token server with the right login, and that neither the bucket secret key nor the registry
+//! password appears anywhere in the output.
 
 mod util;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
+use util::token_server::{ISSUER, SERVICE};
 
 #[test]
 fn runbook_demo_walks_every_step_without_showing_a_secret() {
@@ -23,9 +27,18 @@ fn runbook_demo_walks_every_step_without_showing_a_secret() {
             bin_dir.display()
         );
     }
+    assert!(
+        bin_dir.join("examples/token-server").exists(),
+        "the demo's token server is not built in {}/examples: run `cargo build --examples`",
+        bin_dir.display()
+    );
     let nonce = format!("{:016x}", util::kube::rand_u64());
     let secret_key = format!("demo-test-secret-{nonce}");
     let registry_password = format!("demo-test-password-{nonce}");
+    let report = tempfile::Builder::new()
+        .prefix("gdk-demo-report-")
+        .tempdir()
+        .expect("create the report dir");
 
     let out = Command::new("bash")
         .arg(repo.join("scripts/runbook-demo.sh"))
@@ -34,6 +47,7 @@ fn runbook_demo_walks_every_step_without_showing_a_secret() {
         .env("DEMO_ACCESS_KEY", format!("DEMOTEST{}", &nonce[..8]))
         .env("DEMO_SECRET_KEY", &secret_key)
         .env("DEMO_REGISTRY_PASSWORD", &registry_password)
+        .env("DEMO_REPORT_DIR", report.path())
         .env_remove("DEMO_KEEP")
         .stdin(Stdio::null())
         .output()
@@ -79,4 +93,65 @@ fn runbook_demo_walks_every_step_without_showing_a_secret() {
             "the {what} appears in the output:\n{all}"
         );
     }
+
+    // Token auth, really: the registry's config, its challenge and the token server's request log.
+    let read = |name: &str| {
+        let text = std::fs::read_to_string(report.path().join(name))
+            .unwrap_or_else(|e| panic!("DEMO_REPORT_DIR has no {name} ({e}):\n{all}"));
+        assert!(
+            !text.contains(&registry_password) && !text.contains(&secret_key),
+            "a secret appears in the demo's {name}:\n{text}"
+        );
+        text
+    };
+    let line: serde_json::Value = serde_json::from_str(read("token-server.json").trim())
+        .expect("token-server prints one line of JSON");
+    let realm = line["realm"]
+        .as_str()
+        .expect("token-server JSON has a realm");
+    assert!(
+        realm.starts_with("http://127.0.0.1:") && realm.ends_with("/token"),
+        "unexpected realm {realm:?}"
+    );
+    assert_eq!(line["service"], SERVICE, "{line}");
+    assert_eq!(line["issuer"], ISSUER, "{line}");
+    let config = read("registry.yml");
+    assert!(
+        config.contains(&format!("token: {{realm: \"{realm}\"")) && !config.contains("htpasswd"),
+        "the registry is not configured for token auth with the token server:\n{config}"
+    );
+    let challenge = read("registry-challenge.txt");
+    assert!(
+        challenge.contains(&format!("Bearer realm=\"{realm}\"")),
+        "the registry does not send clients to the token server: {challenge:?}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "registry: Distribution with token auth (realm {realm})"
+        )),
+        "no token-auth info line on stderr:\n{all}"
+    );
+    let log = read("token-server.log");
+    let granted = |action: &str| {
+        log.lines().any(|l| {
+            l.contains(" user=demo ")
+                && l.ends_with(" status=200")
+                && l.split(' ').any(|w| {
+                    w.strip_prefix("scopes=")
+                        .unwrap_or(w)
+                        .strip_prefix("repository:proj/oracle_db:")
+                        .is_some_and(|a| a.split(',').any(|a| a == action))
+                })
+        })
+    };
+    for action in ["push", "pull"] {
+        assert!(
+            granted(action),
+            "the token server granted user demo no {action} token for proj/oracle_db:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("status=401"),
+        "a client presented a wrong login to the token server:\n{log}"
+    );
 }
