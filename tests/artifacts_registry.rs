@@ -1215,6 +1215,55 @@ fn push_of_a_umoci_layout_keeps_its_digest_and_is_pullable_by_skopeo_and_podman(
 }
 
 #[test]
+fn push_of_a_corrupt_layout_blob_is_refused_and_the_local_file_named() {
+    // The upload does not hash the layout's blobs itself (the registry must, and does); when the
+    // registry refuses one, the local copy is checked and named.
+    let reg = htpasswd_registry();
+    let (tiny_layout, _) = tiny();
+    let mut env = TestEnv::new();
+    login(&mut env, &reg);
+    let layout = env.path().join("corrupt-layout");
+    copy_dir(tiny_layout, &layout);
+    let layer = layout_manifest(&layout, TAG)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = blob_path(&layout, &layer);
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::remove_file(&path).unwrap();
+    fs::write(&path, &bytes).unwrap();
+
+    let dest = format!("{}/proj/corrupt:v1", reg.host);
+    let out = artifacts(&env, &["push", &layout.display().to_string(), &dest]);
+    let msg = error_line(&out);
+    assert!(!out.status.success(), "{msg}");
+    assert!(
+        msg.contains(&layer) && msg.contains("is corrupt"),
+        "the error does not name the corrupt local blob: {msg}"
+    );
+    let head = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            &reg.creds(),
+        ])
+        .arg(format!("http://{}/v2/proj/corrupt/manifests/v1", reg.host))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&head.stdout),
+        "404",
+        "the tag was pushed"
+    );
+}
+
+#[test]
 fn push_of_a_layout_with_several_images_picks_one_by_name() {
     require_tool("skopeo");
     let reg = htpasswd_registry();

@@ -208,6 +208,14 @@ impl BlobSource for LayerBlobs {
         )))
     }
 
+    fn open_for_upload(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
+        let (_, offset, size) = self.ranges.get(d).ok_or_else(|| Error::MissingBlob {
+            digest: d.clone(),
+            path: self.tar.path().to_path_buf(),
+        })?;
+        Ok(Box::new(self.tar.open_range(*offset, *size)?))
+    }
+
     fn size(&self, d: &Digest) -> Option<u64> {
         self.ranges.get(d).map(|(_, _, size)| *size)
     }

@@ -278,6 +278,30 @@ fn read_small(image: &LocalImage, desc: &Descriptor) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
+/// Reads the local blob through its verifying reader; the error names the corrupt file.
+async fn check_local_blob(blobs: Arc<dyn BlobSource>, digest: Digest) -> Result<(), Error> {
+    tokio::task::spawn_blocking(move || -> Result<(), Error> {
+        let mut r = blobs.open(&digest)?;
+        match std::io::copy(&mut r, &mut std::io::sink()) {
+            Ok(_) => Ok(()),
+            Err(e) if crate::layout::Error::downcast_io(&e).is_some() => {
+                let inner = e.into_inner().expect("downcast_io found an inner error");
+                Err(Error::from(
+                    *inner
+                        .downcast::<crate::layout::Error>()
+                        .expect("downcast_io found a layout error"),
+                ))
+            }
+            Err(e) => {
+                let path = PathBuf::from(digest.to_string());
+                Err(crate::layout::Error::io("read", &path)(e).into())
+            }
+        }
+    })
+    .await
+    .expect("the blob check does not panic")
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn push_blob(
     client: &Client,
@@ -316,10 +340,10 @@ async fn push_blob(
         let body = crate::body::from_reader(
             move || {
                 source
-                    .open(&digest)
+                    .open_for_upload(&digest)
                     .map_err(|e| std::io::Error::other(e.to_string()))
             },
-            None,
+            Some(desc.size),
             bar.counter(),
         );
         let blob = BlobUpload {
@@ -335,6 +359,11 @@ async fn push_blob(
             Err(e) => {
                 attempt += 1;
                 bar.reset();
+                // A refused blob (400: DIGEST_INVALID, SIZE_INVALID …) is checked here, where a
+                // corrupt local copy is named; the upload skipped hashing it (open_for_upload).
+                if let registry::Error::Status { status: 400, .. } = e {
+                    check_local_blob(blobs.clone(), desc.digest.clone()).await?;
+                }
                 if attempt >= UPLOAD_ATTEMPTS
                     || matches!(
                         e,
