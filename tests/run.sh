@@ -59,6 +59,6 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 log "cargo build (every binary and example, so the integration tests can run them)"
-cargo build --workspace --examples --locked --quiet
+cargo build --workspace --bins --examples --locked --quiet
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast "$@"
