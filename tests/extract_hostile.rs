@@ -13,6 +13,9 @@
 //!
 //! Tar entries are written byte by byte: `tar::Builder` would sanitise the very names under test.
 
+#[path = "util/xattr.rs"]
+mod xattr;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
@@ -1196,26 +1199,6 @@ fn oversized_long_name_and_pax_records_are_refused_without_buffering() {
 /// `security.capability` granting cap_net_bind_service (a VFS_CAP_REVISION_2 value).
 const NET_BIND_CAP: [u8; 20] = [0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
-fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    use std::os::unix::ffi::OsStrExt;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let c_name = std::ffi::CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let n = unsafe {
-        libc::lgetxattr(
-            c_path.as_ptr(),
-            c_name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    (n >= 0).then(|| {
-        buf.truncate(n as usize);
-        buf
-    })
-}
-
 #[test]
 fn rootless_gives_no_owner_device_or_privilege() {
     let mut tar = Tar::default();
@@ -1251,12 +1234,15 @@ fn rootless_gives_no_owner_device_or_privilege() {
             0o755,
             "setgid-root file made"
         );
-        assert_eq!(xattr(&sb.root.join("d/cap"), "security.capability"), None);
+        assert_eq!(
+            xattr::get(&sb.root.join("d/cap"), "security.capability"),
+            None
+        );
     } else {
         // As umoci --rootless: the caller's own setuid bits grant nothing new.
         assert_eq!(stat("d/suid").mode() & 0o7777, 0o4755);
     }
-    if let Some(note) = xattr(&sb.root.join("d/cap"), "user.note") {
+    if let Some(note) = xattr::get(&sb.root.join("d/cap"), "user.note") {
         assert_eq!(note, b"kept");
     }
     sb.assert_untouched("rootless");
@@ -1272,7 +1258,7 @@ fn rootless_gives_no_owner_device_or_privilege() {
         );
         assert!(stat("d/null").file_type().is_char_device());
         assert_eq!(
-            xattr(&sb.root.join("d/cap"), "security.capability").as_deref(),
+            xattr::get(&sb.root.join("d/cap"), "security.capability").as_deref(),
             Some(&NET_BIND_CAP[..]),
             "the filesystem under the test's temp dir cannot hold capabilities"
         );

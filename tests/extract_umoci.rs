@@ -8,6 +8,9 @@
 //! The same image then goes through `write_docker_archive`, and `skopeo` and `podman` must accept
 //! the tarball. Missing tools fail the test with a message; nothing is skipped.
 
+#[path = "util/xattr.rs"]
+mod xattr;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -559,26 +562,6 @@ fn assert_same_tree(want: &Path, got: &Path) {
     );
 }
 
-/// An xattr's value (`None` when absent or unsupported by the filesystem under test).
-fn user_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let c_name = std::ffi::CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let n = unsafe {
-        libc::lgetxattr(
-            c_path.as_ptr(),
-            c_name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    (n >= 0).then(|| {
-        buf.truncate(n as usize);
-        buf
-    })
-}
-
 fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
     let image = format!("{}:{tag}", p(layout));
     run(
@@ -650,7 +633,7 @@ fn same_tree_as_umoci_unpack() {
         assert_same_tree(&reference, &root);
         let pax_file = root.join(format!("data/{}-pax.txt", "p".repeat(150)));
         assert_eq!(
-            user_xattr(&pax_file, "user.test").as_deref(),
+            xattr::get(&pax_file, "user.test").as_deref(),
             Some(&b"value"[..])
         );
     }
