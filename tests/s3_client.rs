@@ -40,6 +40,17 @@ fn body(data: &[u8]) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'sta
     stream::iter(chunks)
 }
 
+/// `data` as an upload body, without Content-MD5.
+fn upload_of(
+    data: &[u8],
+) -> gdcloud::s3::Upload<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+    gdcloud::s3::Upload {
+        stream: body(data),
+        len: data.len() as u64,
+        md5: None,
+    }
+}
+
 /// Deterministic, incompressible-looking bytes.
 fn data(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -63,7 +74,7 @@ async fn read_all(d: gdcloud::s3::Download) -> Vec<u8> {
 }
 
 async fn put(c: &Client, bucket: &str, key: &str, bytes: &[u8]) -> String {
-    c.put_object(bucket, key, body(bytes), bytes.len() as u64)
+    c.put_object(bucket, key, upload_of(bytes))
         .await
         .unwrap_or_else(|e| panic!("put {key}: {e}"))
 }
@@ -158,7 +169,7 @@ async fn multipart_upload_round_trip() {
     for (i, chunk) in content.chunks(5 * MIB).enumerate() {
         let n = i as u32 + 1;
         let etag = c
-            .upload_part(b, key, &upload, n, body(chunk), chunk.len() as u64)
+            .upload_part(b, key, &upload, n, upload_of(chunk))
             .await
             .unwrap_or_else(|e| panic!("part {n}: {e}\n{}", s.logs()));
         parts.push(CompletedPart {
@@ -196,7 +207,7 @@ async fn aborted_multipart_leaves_no_object() {
     let part = data(5 * MIB, 7);
     let upload = c.create_multipart(b, key).await.unwrap();
     let etag = c
-        .upload_part(b, key, &upload, 1, body(&part), part.len() as u64)
+        .upload_part(b, key, &upload, 1, upload_of(&part))
         .await
         .unwrap();
     c.abort_multipart(b, key, &upload).await.unwrap();
@@ -406,7 +417,7 @@ async fn wrong_keys_are_refused_without_leaking_the_secret() {
         c.list_objects_v2(&s.bucket, &ListQuery::default())
             .await
             .map(|_| ()),
-        c.put_object(&s.bucket, "k", body(b"x"), 1)
+        c.put_object(&s.bucket, "k", upload_of(b"x"))
             .await
             .map(|_| ()),
     ] {
@@ -586,7 +597,7 @@ async fn throttling_and_server_errors_are_retried() {
         &TlsOptions::default(),
     )
     .unwrap();
-    let err = c.put_object("b", "k", body(b"abc"), 3).await.unwrap_err();
+    let err = c.put_object("b", "k", upload_of(b"abc")).await.unwrap_err();
     assert!(err.to_string().contains("SlowDown"), "{err}");
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -652,6 +652,37 @@ fn verify(file: std::fs::File, path: &Path, size: u64, etag: &str) -> Result<(),
     file.sync_all().map_err(io_err("sync", path))
 }
 
+/// The MD5 of `len` bytes of `path` from `offset`, sent as `Content-MD5` so that the server
+/// refuses bytes changed on the way (`BadDigest`), as aws-cli and rclone have it checked. The
+/// bytes are read again for the upload, from the page cache.
+async fn md5_of(path: &Path, offset: u64, len: u64) -> Result<[u8; 16], Error> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || -> std::io::Result<[u8; 16]> {
+        use md5::{Digest, Md5};
+        let mut file = std::fs::File::open(&owned)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut hasher = Md5::new();
+        let mut buf = vec![0u8; crate::body::PIECE];
+        let mut left = len;
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the file shrank while it was being uploaded",
+                ));
+            }
+            hasher.update(&buf[..n]);
+            left -= n as u64;
+        }
+        Ok(hasher.finalize().into())
+    })
+    .await
+    .expect("hashing does not panic")
+    .map_err(io_err("read", path))
+}
+
 /// `len` bytes of `path` from `offset`.
 fn file_stream(
     path: PathBuf,
@@ -696,8 +727,17 @@ async fn upload(
     // Up to the part-size cap, one PUT: its ETag is the plain MD5 a later download can check,
     // and servers that hash an upload serially (s3s-fs; many appliances) take it fastest.
     if size <= opts.part_size.max(MIN_UPLOAD_PART) {
+        let md5 = md5_of(path, 0, size).await?;
         client
-            .put_object(bucket, key, file_stream(path.to_path_buf(), 0, size), size)
+            .put_object(
+                bucket,
+                key,
+                s3::Upload {
+                    stream: file_stream(path.to_path_buf(), 0, size),
+                    len: size,
+                    md5: Some(md5),
+                },
+            )
             .await?;
         bar.inc(size);
         bar.done();
@@ -713,6 +753,7 @@ async fn upload(
             async move {
                 let start = i * part_size;
                 let len = part_size.min(size - start);
+                let md5 = md5_of(path, start, len).await?;
                 let mut attempt = 0;
                 loop {
                     match client
@@ -721,8 +762,11 @@ async fn upload(
                             key,
                             &upload_id,
                             (i + 1) as u32,
-                            file_stream(path.to_path_buf(), start, len),
-                            len,
+                            s3::Upload {
+                                stream: file_stream(path.to_path_buf(), start, len),
+                                len,
+                                md5: Some(md5),
+                            },
                         )
                         .await
                     {

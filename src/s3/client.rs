@@ -88,6 +88,15 @@ fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A streamed request body for [`Client::put_object`] and [`Client::upload_part`].
+pub struct Upload<S> {
+    /// Exactly `len` bytes.
+    pub stream: S,
+    pub len: u64,
+    /// The MD5 of the bytes, sent as `Content-MD5`; `None` sends none.
+    pub md5: Option<[u8; 16]>,
+}
+
 impl Client {
     /// A client for `endpoint` (`http(s)://host[:port][/path]`), signing with the keys for `region`
     /// ([`DEFAULT_REGION`] when `None`). Nothing is sent yet.
@@ -236,19 +245,32 @@ impl Client {
         }
     }
 
-    /// One request with a streamed body of `len` bytes, signed as `UNSIGNED-PAYLOAD`; sent once.
-    async fn send_stream<S>(&self, method: Method, url: &Url, body: S, len: u64) -> Result<Response>
+    /// One request with a streamed body, signed as `UNSIGNED-PAYLOAD`, with the body's MD5 as
+    /// `Content-MD5` when known (the server then refuses damaged bytes with `BadDigest`); sent
+    /// once.
+    async fn send_stream<S>(&self, method: Method, url: &Url, body: Upload<S>) -> Result<Response>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     {
-        let mut headers = self.signed_headers(&method, url, &[], UNSIGNED_PAYLOAD);
+        use base64::Engine as _;
+        let Upload { stream, len, md5 } = body;
+        let extra: Vec<(&'static str, String)> = md5
+            .map(|m| {
+                (
+                    "content-md5",
+                    base64::engine::general_purpose::STANDARD.encode(m),
+                )
+            })
+            .into_iter()
+            .collect();
+        let mut headers = self.signed_headers(&method, url, &extra, UNSIGNED_PAYLOAD);
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
         self.log(&method, url, None, &headers);
         let resp = self
             .http
             .request(method.clone(), url.clone())
             .headers(headers)
-            .body(reqwest::Body::wrap_stream(body))
+            .body(reqwest::Body::wrap_stream(stream))
             .send()
             .await
             .map_err(|e| connect_error(url.as_str(), &e))?;
@@ -337,6 +359,10 @@ impl Client {
                 endpoint: self.base.clone(),
                 what,
                 code: code_or(&format!("HTTP {}", status.as_u16())),
+            },
+            ("BadDigest", _) => Error::BadDigest {
+                endpoint: self.base.clone(),
+                what,
             },
             ("InvalidRange", _) | ("", 416) => Error::InvalidRange {
                 bucket: bucket.into(),
@@ -522,14 +548,14 @@ impl Client {
         })
     }
 
-    /// Uploads `len` bytes from `body` as the object (one PUT, up to 5 GiB); returns its ETag.
-    /// Sent once: on failure, call again with a fresh stream.
-    pub async fn put_object<S>(&self, bucket: &str, key: &str, body: S, len: u64) -> Result<String>
+    /// Uploads `body` as the object (one PUT, up to 5 GiB); returns its ETag. Sent once: on
+    /// failure, call again with a fresh stream.
+    pub async fn put_object<S>(&self, bucket: &str, key: &str, body: Upload<S>) -> Result<String>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     {
         let url = self.url(bucket, Some(key), &[])?;
-        let resp = self.send_stream(Method::PUT, &url, body, len).await?;
+        let resp = self.send_stream(Method::PUT, &url, body).await?;
         if !resp.status().is_success() {
             return Err(self
                 .fail(&Method::PUT, &url, Target::Object(bucket, key), resp)
@@ -567,17 +593,16 @@ impl Client {
             .ok_or_else(|| Self::protocol(&url, "no <UploadId> in the answer"))
     }
 
-    /// Uploads part `part_number` (1–10000; all but the last at least 5 MiB) of `len` bytes;
-    /// returns its ETag for [`Client::complete_multipart`]. Sent once: on failure, send the part
-    /// again from its source.
+    /// Uploads `body` as part `part_number` (1–10000; all but the last at least 5 MiB); returns
+    /// its ETag for [`Client::complete_multipart`]. Sent once: on failure, send the part again
+    /// from its source.
     pub async fn upload_part<S>(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         part_number: u32,
-        body: S,
-        len: u64,
+        body: Upload<S>,
     ) -> Result<String>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
@@ -588,7 +613,7 @@ impl Client {
             Some(key),
             &[("partNumber", &n), ("uploadId", upload_id)],
         )?;
-        let resp = self.send_stream(Method::PUT, &url, body, len).await?;
+        let resp = self.send_stream(Method::PUT, &url, body).await?;
         if !resp.status().is_success() {
             return Err(self
                 .fail(

@@ -17,6 +17,8 @@ pub enum Error {
         what: String,
         code: String,
     },
+    #[error("{what}: the bytes {endpoint} received do not match the MD5 sent with them (BadDigest): they were changed on the way (a proxy, the network, or the file changed while it was read); run the copy again")]
+    BadDigest { endpoint: String, what: String },
     #[error("{endpoint} rejected the request time ({code}): set this machine's clock right (NTP)")]
     ClockSkew { endpoint: String, code: String },
     #[error(

@@ -11,6 +11,6 @@ pub mod object;
 pub mod sigv4;
 mod xml;
 
-pub use client::{Client, Download, DEFAULT_REGION};
+pub use client::{Client, Download, Upload, DEFAULT_REGION};
 pub use error::{Error, Result};
 pub use object::{CompletedPart, ListPage, ListQuery, ObjectEntry, ObjectInfo};

@@ -80,6 +80,8 @@ struct Shared {
     requests: Mutex<Vec<ProxiedRequest>>,
     /// Request headers (lower-case names) not forwarded upstream.
     dropped_headers: Mutex<Vec<String>>,
+    /// How many more request bodies reach the upstream with their first byte flipped.
+    corrupt_bodies: AtomicUsize,
     /// Both sockets of every open connection, so that `Drop` can end them.
     live: Mutex<HashMap<usize, (TcpStream, TcpStream)>>,
 }
@@ -106,6 +108,7 @@ impl Proxy {
             cuts: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             dropped_headers: Mutex::new(Vec::new()),
+            corrupt_bodies: AtomicUsize::new(0),
             live: Mutex::new(HashMap::new()),
         });
         let s = Arc::clone(&shared);
@@ -135,6 +138,12 @@ impl Proxy {
     pub fn drop_request_headers(&self, names: &[&str]) {
         *self.shared.dropped_headers.lock().unwrap() =
             names.iter().map(|n| n.to_ascii_lowercase()).collect();
+    }
+
+    /// The next `n` request bodies sent with a `Content-Length` reach the upstream with their
+    /// first byte flipped, as a faulty middlebox or network would deliver them.
+    pub fn corrupt_request_bodies(&self, n: usize) {
+        self.shared.corrupt_bodies.store(n, Ordering::SeqCst);
     }
 
     /// Every request head seen so far.
@@ -276,7 +285,20 @@ fn pump_requests(
             if chunked {
                 copy_chunked(&mut reader, &mut upstream)?;
             } else if let Some(n) = length {
-                let copied = io::copy(&mut (&mut reader).take(n), &mut upstream)?;
+                let corrupt = n > 0
+                    && shared
+                        .corrupt_bodies
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1))
+                        .is_ok();
+                let mut body = (&mut reader).take(n);
+                let mut copied = 0;
+                if corrupt {
+                    let mut first = [0u8; 1];
+                    body.read_exact(&mut first)?;
+                    upstream.write_all(&[first[0] ^ 0xff])?;
+                    copied = 1;
+                }
+                copied += io::copy(&mut body, &mut upstream)?;
                 if copied < n {
                     return Ok(());
                 }
