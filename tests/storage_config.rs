@@ -20,70 +20,13 @@ use util::kube::{
     require_tool, AccessKey, GdcFixtures, KubeCluster, KEYS_NAMESPACE, NOBODY, READER,
 };
 use util::s3::S3Server;
+use util::storage::{assert_contains, fails, hermetic, storage, storage_bin};
 
 const ACCESS_KEY: &str = "GDTESTACCESSKEY1";
 const SECRET_KEY: &str = "gdtest-secret-key-1";
 const SECOND_ACCESS_KEY: &str = "GDTESTACCESSKEY2";
 const SECOND_SECRET_KEY: &str = "gdtest-secret-key-2";
 const DEFAULT_ENDPOINT: &str = "https://objectstorage.org.example.test";
-
-/// The freshly built plugin binary.
-fn storage_bin() -> String {
-    let bin = util::env::bin_dir().join("gdcloud-storage");
-    assert!(
-        bin.exists(),
-        "{} is not built: run `cargo build --workspace` first",
-        bin.display()
-    );
-    bin.display().to_string()
-}
-
-/// Removes what the machine exports globally (CA bundles, AWS settings, a kubeconfig) so that
-/// only what the test passes reaches the command and its children.
-fn hermetic(c: &mut Command) -> &mut Command {
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("AWS_") {
-            c.env_remove(k);
-        }
-    }
-    for k in [
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-        "KUBECONFIG",
-    ] {
-        c.env_remove(k);
-    }
-    c
-}
-
-/// `gdcloud-storage ARGS` in `env`, hermetic, stdin empty.
-fn storage(env: &TestEnv, args: &[&str]) -> Output {
-    let mut c = env.cmd(&storage_bin());
-    hermetic(&mut c).args(args);
-    run_with_stdin(c, b"")
-}
-
-/// Asserts failure and returns stdout + stderr.
-#[track_caller]
-fn fails(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "command succeeded but should have failed:\nstdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    eprintln!("FAILMSG: {}{}", stdout(o), stderr(o));
-    format!("{}{}", stdout(o), stderr(o))
-}
-
-#[track_caller]
-fn assert_contains(text: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(text.contains(p), "expected {p:?} in:\n{text}");
-    }
-}
 
 fn config_file(env: &TestEnv, name: &str) -> PathBuf {
     env.config_dir.join(format!("configurations/config_{name}"))

@@ -20,53 +20,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use util::env::{ok, run_with_stdin, stderr, stdout, TestEnv};
+use util::env::{ok, stderr, stdout, TestEnv};
 use util::proxy::Proxy;
 use util::s3::{S3Server, TestCa};
+use util::storage::{assert_contains, fails, storage, storage_cmd};
 
 const MIB: usize = 1024 * 1024;
-
-/// The freshly built plugin binary.
-fn storage_bin() -> String {
-    let bin = util::env::bin_dir().join("gdcloud-storage");
-    assert!(
-        bin.exists(),
-        "{} is not built: run `cargo build --workspace` first",
-        bin.display()
-    );
-    bin.display().to_string()
-}
-
-/// Removes what the machine exports globally (CA bundles, AWS settings) so that only what the
-/// test passes reaches the command.
-fn hermetic(c: &mut Command) -> &mut Command {
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("AWS_") {
-            c.env_remove(k);
-        }
-    }
-    for k in [
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "REQUESTS_CA_BUNDLE",
-        "CURL_CA_BUNDLE",
-        "KUBECONFIG",
-    ] {
-        c.env_remove(k);
-    }
-    c
-}
-
-fn storage_cmd(env: &TestEnv, args: &[&str]) -> Command {
-    let mut c = env.cmd(&storage_bin());
-    hermetic(&mut c).args(args);
-    c
-}
-
-/// `gdcloud-storage ARGS` in `env`, hermetic, stdin empty, cwd = the env's root.
-fn storage(env: &TestEnv, args: &[&str]) -> Output {
-    run_with_stdin(storage_cmd(env, args), b"")
-}
 
 /// A test environment whose default configuration points at `s3` with its keys.
 fn env_for(s3: &S3Server) -> TestEnv {
@@ -75,25 +34,6 @@ fn env_for(s3: &S3Server) -> TestEnv {
     env.set_property("storage", "s3_secret_access_key", &s3.secret_key);
     env.set_property("storage", "s3_endpoint", &s3.endpoint);
     env
-}
-
-/// Asserts failure and returns stdout + stderr.
-#[track_caller]
-fn fails(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "command succeeded but should have failed:\nstdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    format!("{}{}", stdout(o), stderr(o))
-}
-
-#[track_caller]
-fn assert_contains(text: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(text.contains(p), "expected {p:?} in:\n{text}");
-    }
 }
 
 /// Deterministic, incompressible-looking bytes.

@@ -11,4 +11,5 @@ pub mod oidc;
 pub mod proxy;
 pub mod registry;
 pub mod s3;
+pub mod storage;
 pub mod token_server;
