@@ -121,6 +121,31 @@ pub fn completion(shell: Shell, cmd: &mut clap::Command) -> std::io::Result<()> 
     out.flush()
 }
 
+/// The subcommands every plugin has, flattened into each plugin's own command enum
+/// (`#[command(flatten)] Builtin(cli::Builtin)`).
+#[derive(Debug, clap::Subcommand)]
+pub enum Builtin {
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print plugin metadata for the gdcloud host (JSON).
+    #[command(name = super::METADATA_COMMAND, hide = true)]
+    Metadata,
+}
+
+impl Builtin {
+    /// Runs it for the plugin whose whole command line is `C`, described by `about`.
+    pub fn run<C: clap::CommandFactory>(self, about: &'static str) -> std::io::Result<ExitCode> {
+        match self {
+            Builtin::Completion { shell } => completion(shell, &mut C::command())?,
+            Builtin::Metadata => print_metadata(&metadata(&C::command(), about))?,
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
 /// The error chain as one line. Causes whose text an outer message already quotes (typed errors
 /// that print `{source}` and also expose it as their source) are not repeated.
 pub fn one_line(e: &anyhow::Error) -> String {

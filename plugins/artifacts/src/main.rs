@@ -7,9 +7,8 @@ mod commands;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
-use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
-use gdcloud::plugin::METADATA_COMMAND;
+use clap::{Parser, Subcommand};
+use gdcloud::plugin::cli::{self, GlobalArgs};
 
 const ABOUT: &str =
     "Pull, push, inspect and extract container images and OCI artifacts, daemonless.";
@@ -41,14 +40,8 @@ enum Command {
     Tree(commands::tree::Args),
     /// List a repository's tags, newest first (Harbor push time, else image creation time).
     ListVersions(commands::list_versions::Args),
-    /// Print a shell completion script.
-    Completion {
-        #[arg(value_enum)]
-        shell: Shell,
-    },
-    /// Print plugin metadata for the gdcloud host (JSON).
-    #[command(name = METADATA_COMMAND, hide = true)]
-    Metadata,
+    #[command(flatten)]
+    Builtin(cli::Builtin),
 }
 
 fn run() -> Result<ExitCode> {
@@ -67,14 +60,7 @@ fn run() -> Result<ExitCode> {
         Command::ListVersions(args) => {
             runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args))
         }
-        Command::Completion { shell } => {
-            cli::completion(shell, &mut Cli::command())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Metadata => {
-            cli::print_metadata(&cli::metadata(&Cli::command(), ABOUT))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
     }
 }
 

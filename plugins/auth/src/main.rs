@@ -6,9 +6,8 @@ mod commands;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
-use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
-use gdcloud::plugin::METADATA_COMMAND;
+use clap::{Parser, Subcommand};
+use gdcloud::plugin::cli::{self, GlobalArgs};
 
 const ABOUT: &str =
     "Manage how Docker, podman, buildah and skopeo authenticate to the organisation's registries.";
@@ -38,14 +37,8 @@ enum Command {
     PrintIdentityToken(commands::print_identity_token::Args),
     /// Revoke the sign-in at the provider and forget it here.
     Revoke(commands::revoke::Args),
-    /// Print a shell completion script.
-    Completion {
-        #[arg(value_enum)]
-        shell: Shell,
-    },
-    /// Print plugin metadata for the gdcloud host (JSON).
-    #[command(name = METADATA_COMMAND, hide = true)]
-    Metadata,
+    #[command(flatten)]
+    Builtin(cli::Builtin),
 }
 
 fn run() -> Result<ExitCode> {
@@ -65,14 +58,7 @@ fn run() -> Result<ExitCode> {
         Command::Revoke(args) => {
             runtime()?.block_on(commands::revoke::run(&cli.global, &out, args))
         }
-        Command::Completion { shell } => {
-            cli::completion(shell, &mut Cli::command())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Metadata => {
-            cli::print_metadata(&cli::metadata(&Cli::command(), ABOUT))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
     }
 }
 

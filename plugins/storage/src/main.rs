@@ -6,9 +6,8 @@ mod commands;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand};
-use gdcloud::plugin::cli::{self, GlobalArgs, Shell};
-use gdcloud::plugin::METADATA_COMMAND;
+use clap::{Parser, Subcommand};
+use gdcloud::plugin::cli::{self, GlobalArgs};
 
 const ABOUT: &str = "Configure S3 access from the cluster's bucket keys and hand it to S3 tools, without showing a secret.";
 
@@ -39,14 +38,8 @@ enum Command {
     Env(commands::env::Args),
     /// Run a command with the S3 settings in its environment.
     Exec(commands::exec::Args),
-    /// Print a shell completion script.
-    Completion {
-        #[arg(value_enum)]
-        shell: Shell,
-    },
-    /// Print plugin metadata for the gdcloud host (JSON).
-    #[command(name = METADATA_COMMAND, hide = true)]
-    Metadata,
+    #[command(flatten)]
+    Builtin(cli::Builtin),
 }
 
 fn run() -> Result<ExitCode> {
@@ -65,14 +58,7 @@ fn run() -> Result<ExitCode> {
         Command::Ls(args) => runtime()?.block_on(commands::ls::run(&cli.global, &out, args)),
         Command::Env(args) => runtime()?.block_on(commands::env::run(&cli.global, &out, args)),
         Command::Exec(args) => runtime()?.block_on(commands::exec::run(&cli.global, args)),
-        Command::Completion { shell } => {
-            cli::completion(shell, &mut Cli::command())?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Metadata => {
-            cli::print_metadata(&cli::metadata(&Cli::command(), ABOUT))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
     }
 }
 
