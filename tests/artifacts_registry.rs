@@ -17,11 +17,11 @@ mod util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -59,63 +59,11 @@ fn artifacts_exe() -> String {
 fn artifacts_with_stdin(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
     let mut c = env.cmd(&artifacts_exe());
     c.args(args);
-    run_timed(c, stdin)
+    run_timed(c, stdin, COMMAND_TIMEOUT)
 }
 
 fn artifacts(env: &TestEnv, args: &[&str]) -> Output {
     artifacts_with_stdin(env, args, b"")
-}
-
-/// Like `env::run_with_stdin`, but kills the command and panics after [`COMMAND_TIMEOUT`].
-fn run_timed(mut c: Command, stdin: &[u8]) -> Output {
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!(
-        "{:?} {:?}",
-        c.get_program(),
-        c.get_args().collect::<Vec<_>>()
-    );
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for the command") {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let err = err_reader.join().unwrap_or_default();
-            panic!(
-                "{what} did not finish within {COMMAND_TIMEOUT:?}; stderr:\n{}",
-                String::from_utf8_lossy(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = writer.join();
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
 }
 
 /// Asserts a failure reported the plugin way: nothing on stdout, exactly one `ERROR: …` line on
@@ -271,7 +219,7 @@ fn podman(env: &TestEnv, args: &[&str]) -> Output {
         ))
         .args(["--cgroup-manager=cgroupfs", "--events-backend=none"])
         .args(args);
-    run_timed(c, b"")
+    run_timed(c, b"", COMMAND_TIMEOUT)
 }
 
 /// `podman pull --quiet SOURCE` → the image id it printed.

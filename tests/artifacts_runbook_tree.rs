@@ -15,10 +15,9 @@ mod util;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use util::env::*;
@@ -43,54 +42,11 @@ fn artifacts_exe() -> String {
     exe.to_str().expect("UTF-8 target path").to_string()
 }
 
-/// Runs `c` with empty stdin, killing it and panicking after [`COMMAND_TIMEOUT`].
-fn run_timed(mut c: Command) -> Output {
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!(
-        "{:?} {:?}",
-        c.get_program(),
-        c.get_args().collect::<Vec<_>>()
-    );
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
-    drop(child.stdin.take());
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait for the command") {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {COMMAND_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
 /// `gdcloud-artifacts ARGS` in `env`.
 fn artifacts(env: &TestEnv, args: &[&str]) -> Output {
     let mut c = env.cmd(&artifacts_exe());
     c.args(args);
-    run_timed(c)
+    run_timed(c, b"", COMMAND_TIMEOUT)
 }
 
 /// The runbook's pipeline over `target` for `repo`, through `sh` with our binaries on PATH;
@@ -101,7 +57,7 @@ fn runbook(env: &TestEnv, target: &str, repo: &str) -> (String, String) {
     require_tool("cut");
     let mut c = env.cmd("sh");
     c.args(["-c", RUNBOOK, "sh", target, repo]);
-    let o = run_timed(c);
+    let o = run_timed(c, b"", COMMAND_TIMEOUT);
     (stdout(&o), stderr(&o))
 }
 

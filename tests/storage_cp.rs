@@ -14,13 +14,13 @@ mod util;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use util::env::{ok, stderr, stdout, TestEnv};
+use util::env::{ok, run_timed, stderr, stdout, TestEnv};
 use util::proxy::Proxy;
 use util::s3::{S3Server, TestCa};
 use util::storage::{assert_contains, fails, storage, storage_cmd};
@@ -120,39 +120,6 @@ fn assert_no_progress(o: &Output) {
             "{name} carries progress output although it is not a terminal: {text:?}"
         );
     }
-}
-
-/// Runs `c` to its end, killing it (and failing) after `limit`.
-fn run_with_deadline(mut c: Command, limit: Duration) -> Output {
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = c.spawn().expect("spawn gdcloud-storage");
-    let pid = child.id();
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let d = std::sync::Arc::clone(&done);
-    let watchdog = std::thread::spawn(move || {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            if d.load(std::sync::atomic::Ordering::SeqCst) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // kill(1) of the child we spawned, by its id.
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        true
-    });
-    let out = child.wait_with_output().expect("wait");
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let killed = watchdog.join().unwrap();
-    assert!(
-        !killed,
-        "gdcloud-storage did not finish within {limit:?}:\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    out
 }
 
 /// Every string in a JSON document (keys of objects included).
@@ -637,7 +604,7 @@ fn interrupted_download_resumes_with_only_the_missing_ranges() {
         let deadline = Instant::now() + Duration::from_secs(120);
         let proxy_cuts = &proxy;
         std::thread::scope(|sc| {
-            let h = sc.spawn(|| run_with_deadline(child_cmd, Duration::from_secs(150)));
+            let h = sc.spawn(|| run_timed(child_cmd, b"", Duration::from_secs(150)));
             while proxy_cuts.cuts() == 0 && Instant::now() < deadline && !h.is_finished() {
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -1027,7 +994,7 @@ fn failed_multipart_upload_is_aborted() {
     );
     // Once the first part is on its way, the file shrinks under the upload: reading it fails.
     let out = std::thread::scope(|sc| {
-        let h = sc.spawn(|| run_with_deadline(cmd, Duration::from_secs(120)));
+        let h = sc.spawn(|| run_timed(cmd, b"", Duration::from_secs(120)));
         let deadline = Instant::now() + Duration::from_secs(60);
         while !proxy
             .requests()

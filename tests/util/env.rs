@@ -152,6 +152,59 @@ pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Output {
     out
 }
 
+/// Like [`run_with_stdin`], but kills the command and panics (with what it printed) once it has
+/// run for `limit`, so that a hung command fails its test instead of the whole run.
+pub fn run_timed(mut c: Command, stdin: &[u8], limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let what = format!(
+        "{:?} {:?}",
+        c.get_program(),
+        c.get_args().collect::<Vec<_>>()
+    );
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out_reader = drain(Box::new(child.stdout.take().unwrap()));
+    let err_reader = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for the command") {
+            break s;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = out_reader.join().unwrap_or_default();
+            let err = err_reader.join().unwrap_or_default();
+            panic!(
+                "{what} did not finish within {limit:?}:\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
