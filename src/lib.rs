@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod body;
+pub mod bounded;
 pub mod certs;
 pub mod config;
 pub mod credentials;
@@ -23,6 +24,7 @@ pub mod rfc3339;
 pub mod s3;
 pub mod secret;
 pub mod tar_limit;
+pub mod text;
 
 /// The version every binary reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
