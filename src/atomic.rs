@@ -107,12 +107,24 @@ pub fn copy(from: &Path, to: &Path, mode: u32) -> io::Result<()> {
 }
 
 /// Opens `path` for appending, creating it 0600; used for opt-in diagnostic logs.
+///
+/// Only a regular file is accepted: the path is opened non-blocking (a FIFO with no reader
+/// fails at once instead of hanging the caller, one with a reader is then refused), and anything
+/// that is not a regular file is refused with `InvalidInput`.
 pub fn open_private_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
-        .open(path)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
 }
 
 /// The permission bits of an existing file, if it exists.

@@ -292,6 +292,31 @@ fn runbook_pipeline_prints_exactly_the_tags_of_each_repository_of_a_bundle() {
 }
 
 #[test]
+fn tree_escapes_ref_names_that_would_forge_lines_or_drive_the_terminal() {
+    let env = TestEnv::new();
+    let layout = env.path().join("proj-e/app");
+    layout_with_tags(&layout, &["v1"]);
+    // A ref name with a newline would print a second header line, `proj-e/app:forged`, that the
+    // runbook's grep then reports as a tag; an ESC sequence would act on the terminal.
+    let hostile = "proj-e/app:v1\nproj-e/app:forged\u{1b}[2J";
+    edit_index(&layout, |m| {
+        m[0]["annotations"][REF_NAME] = Value::String(hostile.to_string());
+    });
+    let dir = layout.display().to_string();
+    let text = ok(&artifacts(&env, &["tree", &dir]));
+    assert!(
+        !text.contains('\u{1b}'),
+        "ESC reached the terminal: {text:?}"
+    );
+    assert!(
+        text.contains("proj-e/app:v1\\nproj-e/app:forged\\x1b[2J"),
+        "the name is shown escaped on one line: {text}"
+    );
+    let (out, _) = runbook(&env, &dir, "proj-e/app");
+    assert!(!out.lines().any(|l| l == "forged"), "forged a tag: {out:?}");
+}
+
+#[test]
 fn tree_json_lists_every_image_of_the_bundle() {
     let env = TestEnv::new();
     let (bundle, expected) = build_bundle(env.path());

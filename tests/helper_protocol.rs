@@ -5,6 +5,7 @@
 
 mod util;
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;
 
 use serde_json::{json, Value};
@@ -270,6 +271,62 @@ fn helper_log_records_calls_without_secrets() {
     let o = env.helper("get", "h.example:5000");
     ok(&o);
     assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn helper_log_cannot_be_forged_or_stained_by_a_server_url() {
+    let env = TestEnv::new();
+    let log = env.path().join("helper.log");
+    env.set_property("auth", "helper_log", log.to_str().unwrap());
+    // A ServerURL with a newline would otherwise forge a second log line; an ESC sequence would
+    // act on the terminal of whoever reads the log with `cat`.
+    let forged = "h.example\n2026-01-01T00:00:00.000Z pid=1 action=erase server=victim result=ok";
+    env.helper("store", &store_msg(forged, "u", "p"));
+    env.helper("get", "h.example\u{1b}[2J:5000");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text.lines().count(), 2, "one line per call:\n{text}");
+    assert!(!text.contains('\u{1b}'), "ESC reached the log: {text:?}");
+    assert!(
+        text.contains("\\n2026-01-01"),
+        "the newline is shown escaped: {text}"
+    );
+    assert!(!text
+        .lines()
+        .any(|l| l.contains("server=victim") && !l.contains("\\n")));
+    assert!(
+        text.to_lowercase().contains("\\x1b[2j"),
+        "ESC is shown escaped: {text}"
+    );
+}
+
+#[test]
+fn helper_log_on_a_fifo_is_skipped_without_hanging() {
+    let env = TestEnv::new();
+    let fifo = env.path().join("helper.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    ok(&env.helper("store", &store_msg("h.example:5000", "u", "p")));
+    env.set_property("auth", "helper_log", fifo.to_str().unwrap());
+    let mut c = env.cmd(HELPER);
+    c.arg("get");
+    // Without a reader, a blocking open of the FIFO never returns.
+    let o = run_timed(c, b"h.example:5000", std::time::Duration::from_secs(10));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+
+    // With a reader holding it open, the FIFO is still not written to (not a regular file).
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut c = env.cmd(HELPER);
+    c.arg("get");
+    let o = run_timed(c, b"h.example:5000", std::time::Duration::from_secs(10));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut buf = [0u8; 64];
+    let n = std::io::Read::read(&mut &reader, &mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "nothing written into the FIFO");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! an anyhow error captures a backtrace, ~80 ms). Errors go to stdout as one line with exit 1, which
 //! is what the protocol's clients read.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use gdcloud::config::Config;
@@ -54,10 +54,11 @@ fn main() -> ExitCode {
     let log_path = config.get(log::LOG_PROPERTY);
     // The payload is small (a URL, or credentials JSON): read it once, so the token path can look
     // at it and hand it on to the stores when the registry takes no tokens.
-    let mut input = Vec::new();
-    if let Err(e) = io::stdin().lock().read_to_end(&mut input) {
-        return fail(&HelperError::Read(e).to_string());
-    }
+    // Bounded: a client sends a host name or a credentials JSON of a few KiB.
+    let input = match gdcloud::bounded::read(io::stdin().lock(), 1 << 20, "the request on stdin") {
+        Ok(input) => input,
+        Err(e) => return fail(&HelperError::Read(e).to_string()),
+    };
     if action == Action::Get {
         if let Some(code) = token_get(&config, &input, log_path.as_deref()) {
             return code;

@@ -1,6 +1,7 @@
 //! Opt-in diagnostics for the helper (`auth/helper_log`): one line per call, never a secret.
 //!
-//! A log that cannot be opened or written is skipped silently: a diagnostic must never turn a working
+//! A log that cannot be opened or written (or is not a regular file: a FIFO would block) is
+//! skipped silently: a diagnostic must never turn a working
 //! `docker pull` into a failing one (the runbook's `tee … Permission denied` is the anti-example).
 
 use std::io::Write;
@@ -8,6 +9,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use crate::atomic;
+use crate::text::Escaped;
 
 /// The property naming the log file.
 pub const LOG_PROPERTY: &str = "auth/helper_log";
@@ -18,11 +20,15 @@ pub fn record(path: &Path, action: &str, server: Option<&str>, store: &str, outc
         return;
     };
     let now = humantime::format_rfc3339_millis(SystemTime::now());
+    // The server key comes from whoever calls the helper: escaped, a newline in it cannot forge a
+    // line of its own.
     let line = format!(
-        "{now} pid={} action={action} server={} store={store} result={}\n",
+        "{now} pid={} action={} server={} store={} result={}\n",
         std::process::id(),
-        server.unwrap_or("-"),
-        outcome.replace('\n', " "),
+        Escaped(action),
+        Escaped(server.unwrap_or("-")),
+        Escaped(store),
+        Escaped(outcome),
     );
     let _ = file.write_all(line.as_bytes());
 }

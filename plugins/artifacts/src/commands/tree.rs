@@ -9,6 +9,7 @@ use gdcloud::config::Config;
 use gdcloud::ops::tree::{self, Node, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
+use gdcloud::text::Escaped;
 
 use super::registry_args::{default_registry_for, ClusterArgs, RegistryArgs};
 
@@ -40,16 +41,19 @@ fn human(size: u64) -> String {
     }
 }
 
+/// One node's line. Everything but the kind and size comes from the bundle or the registry and
+/// is escaped: a newline in a media type or platform would forge a line in the runbook's
+/// `tree | grep | cut` pipeline, an ESC sequence would act on the terminal.
 fn label(node: &Node) -> String {
-    let mut s = format!("{} {}", node.kind, node.digest);
+    let mut s = format!("{} {}", node.kind, Escaped(&node.digest));
     if let Some(p) = &node.platform {
-        s.push_str(&format!(" {p}"));
+        s.push_str(&format!(" {}", Escaped(p)));
     }
     s.push_str(&format!(" {}", human(node.size)));
     if node.kind != "index" && node.kind != "manifest" {
-        s.push_str(&format!(" {}", node.media_type));
+        s.push_str(&format!(" {}", Escaped(&node.media_type)));
     } else if let Some(a) = &node.artifact_type {
-        s.push_str(&format!(" artifact {a}"));
+        s.push_str(&format!(" artifact {}", Escaped(a)));
     }
     s
 }
@@ -87,7 +91,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let mut lines = Vec::new();
     for image in &images {
         match &image.tag {
-            Some(t) => lines.push(format!("{}:{t}", image.repository)),
+            Some(t) => lines.push(format!("{}:{}", Escaped(&image.repository), Escaped(t))),
             // No repository name here: an untagged entry must not match the runbook's grep.
             None => lines.push("(untagged)".to_string()),
         }
