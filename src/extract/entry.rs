@@ -5,13 +5,12 @@
 //! Mode and times are applied by `layer.rs`, which knows when a `chmod` can be skipped and when a
 //! directory's times must wait for its contents.
 
-use std::fs::File;
 use std::io::{self, Read};
-use std::path::Path;
+use std::os::fd::AsFd;
 
 use filetime::FileTime;
 
-use super::sys;
+use super::sys::{self, Inode};
 
 /// An entry's metadata, PAX records applied.
 pub(crate) struct Meta {
@@ -79,39 +78,45 @@ impl Meta {
         Ok(meta)
     }
 
-    /// Gives the inode (`file` when open, else `abs`, not followed) the entry's owner, unless
-    /// owners are not kept or it was `born` with it; returns whether it changed.
-    pub(crate) fn chown(
-        &self,
-        file: Option<&File>,
-        abs: &Path,
-        born: (u32, u32),
-        same_owner: bool,
-    ) -> io::Result<bool> {
+    /// Gives `inode` the entry's owner, unless owners are not kept or it was `born` with it;
+    /// returns whether it changed.
+    pub(crate) fn chown(&self, inode: Inode<'_>, born: (u32, u32), same_owner: bool) -> io::Result<bool> {
         if !same_owner || born == (self.uid, self.gid) {
             return Ok(false);
         }
-        match file {
-            Some(f) => std::os::unix::fs::fchown(f, Some(self.uid), Some(self.gid)),
-            None => std::os::unix::fs::lchown(abs, Some(self.uid), Some(self.gid)),
+        match inode {
+            Inode::File(f) => std::os::unix::fs::fchown(f, Some(self.uid), Some(self.gid)),
+            Inode::Fd(fd) => sys::chown_fd(fd, self.uid, self.gid),
+            Inode::Link(dir, name) => {
+                let link = sys::open_path(dir, name)?;
+                sys::chown_fd(link.as_fd(), self.uid, self.gid)
+            }
         }?;
         Ok(true)
+    }
+
+    /// Sets the entry's times on `inode` (a symlink's own, not its target's).
+    pub(crate) fn set_times(&self, inode: Inode<'_>) -> io::Result<()> {
+        match inode {
+            Inode::File(f) => filetime::set_file_handle_times(f, Some(self.atime), Some(self.mtime)),
+            Inode::Fd(fd) => filetime::set_file_times(sys::proc_path(fd), self.atime, self.mtime),
+            Inode::Link(dir, name) => filetime::set_symlink_file_times(
+                sys::proc_path(dir).join(name),
+                self.atime,
+                self.mtime,
+            ),
+        }
     }
 
     /// Applies the xattrs, but `security.selinux`, which belongs to the host's policy (umoci skips
     /// it too). A filesystem without xattrs is not an error; nor, when `lenient`, is `EPERM` (not
     /// root, or `user.*` on a symlink), as in umoci's rootless mode.
-    pub(crate) fn set_xattrs(
-        &self,
-        file: Option<&File>,
-        abs: &Path,
-        lenient: bool,
-    ) -> io::Result<()> {
+    pub(crate) fn set_xattrs(&self, inode: Inode<'_>, lenient: bool) -> io::Result<()> {
         for (name, value) in &self.xattrs {
             if name == b"security.selinux" {
                 continue;
             }
-            match sys::set_xattr(file, abs, name, value) {
+            match sys::set_xattr(inode, name, value) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
                 Err(e) if lenient && e.raw_os_error() == Some(libc::EPERM) => {}

@@ -18,10 +18,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -31,19 +32,27 @@ use tar::EntryType;
 use super::compress::{copy, CopyError, COPY_BUFFER};
 use super::entry::{Meta, MetaError};
 use super::path::{self, Lookup, Node, ResolveError};
-use super::sys::{self, Creds};
+use super::sys::{self, Creds, Inode};
 use super::whiteout::{self, Whiteout};
-use super::{Error, Options, UnpackStats};
+use super::{Error, Options, RootDir, UnpackStats};
 use crate::tar_limit;
 
 const SETGID: u32 = libc::S_ISGID;
 const SETUID: u32 = libc::S_ISUID;
 
+/// Cached parents hold an fd each: past this many the cache starts afresh (entries come grouped
+/// by directory, so this costs little and keeps far below the default limit of 1024 open files).
+const PARENT_CACHE: usize = 256;
+
 /// A directory resolved inside the root, and what a child created in it is born with.
 #[derive(Debug)]
 struct Parent {
-    /// Relative to the root; a real directory.
+    /// Relative to the root; a real directory when it was resolved. Bookkeeping only: every
+    /// operation goes through `fd`.
     path: PathBuf,
+    /// `O_PATH` fd of the directory, resolved by `pathrs` inside the root (or created by `mkdirat`
+    /// in such a directory and opened without following).
+    fd: OwnedFd,
     setgid: bool,
     /// The group a new child gets (the directory's own if setgid, else ours).
     child_gid: u32,
@@ -57,7 +66,7 @@ struct DirFix {
 }
 
 pub(crate) struct LayerExtractor<'a> {
-    root: &'a Path,
+    root: &'a RootDir,
     opts: &'a Options,
     layer: &'a str,
     stats: &'a mut UnpackStats,
@@ -75,26 +84,20 @@ pub(crate) struct LayerExtractor<'a> {
 }
 
 impl<'a> LayerExtractor<'a> {
-    /// `root` must be an existing directory, given as a canonical path.
     pub(crate) fn new(
-        root: &'a Path,
+        root: &'a RootDir,
         opts: &'a Options,
         layer: &'a str,
         stats: &'a mut UnpackStats,
         prefix: Option<&'a Path>,
     ) -> Result<Self, Error> {
-        let m = fs::symlink_metadata(root).map_err(|source| Error::Io {
-            path: root.to_path_buf(),
+        let open_err = |source| Error::Io {
+            path: root.path.clone(),
             action: "open the destination",
             source,
-        })?;
-        if !m.is_dir() {
-            return Err(Error::Io {
-                path: root.to_path_buf(),
-                action: "open the destination",
-                source: io::ErrorKind::NotADirectory.into(),
-            });
-        }
+        };
+        let m = sys::stat_fd(root.fd()).map_err(open_err)?;
+        let fd = root.fd().try_clone_to_owned().map_err(open_err)?;
         let creds = Creds::current();
         let setgid = m.mode() & SETGID != 0;
         Ok(LayerExtractor {
@@ -106,6 +109,7 @@ impl<'a> LayerExtractor<'a> {
             creds,
             root_dir: Rc::new(Parent {
                 path: PathBuf::new(),
+                fd,
                 setgid,
                 child_gid: if setgid { m.gid() } else { creds.gid },
             }),
@@ -189,22 +193,21 @@ impl<'a> LayerExtractor<'a> {
             .parent(&raw, dir, true)?
             .expect("parents are created when asked to");
         let rel = parent.path.join(name);
-        let abs = self.root.join(&rel);
         match kind {
-            EntryType::Directory => self.dir(&raw, &parent, &clean, &rel, &abs, &meta)?,
+            EntryType::Directory => self.dir(&raw, &parent, &clean, &rel, name, &meta)?,
             EntryType::Symlink => {
                 let target = entry
                     .link_name_bytes()
                     .map(|t| t.into_owned())
                     .unwrap_or_default();
-                self.symlink(&raw, &parent, &rel, &abs, &target, &meta)?
+                self.symlink(&raw, &parent, &rel, name, &target, &meta)?
             }
             EntryType::Link => {
                 let target = entry
                     .link_name_bytes()
                     .map(|t| t.into_owned())
                     .unwrap_or_default();
-                self.hardlink(&raw, &rel, &abs, &target)?
+                self.hardlink(&raw, &parent, &rel, name, &target)?
             }
             EntryType::Fifo | EntryType::Char | EntryType::Block => {
                 let (node, major, minor) = match kind {
@@ -224,9 +227,9 @@ impl<'a> LayerExtractor<'a> {
                         (node, major, minor)
                     }
                 };
-                self.node(&raw, &parent, &rel, &abs, (node, major, minor), &meta)?
+                self.node(&raw, &parent, &rel, name, (node, major, minor), &meta)?
             }
-            _ => self.file(&raw, &parent, &rel, &abs, entry, &meta)?,
+            _ => self.file(&raw, &parent, &rel, name, entry, &meta)?,
         }
         self.mark_written(&rel);
         Ok(())
@@ -252,6 +255,12 @@ impl<'a> LayerExtractor<'a> {
     /// missing directories are made (mode 0777 less umask, as umoci's `MkdirAll`); without, a
     /// missing (or non-directory) parent is `None`. The deepest directory that existed is noted,
     /// so its times are restored when the layer ends.
+    ///
+    /// `path::resolve` (an `lstat` walk under `/proc/self/fd/ROOT`) only plans: it names the
+    /// directory (symlinks expanded, the part that is missing). What is used is an fd: the
+    /// existing part is opened by `pathrs` (`openat2(RESOLVE_IN_ROOT)`, or its checked fallback),
+    /// so a symlink swapped in meanwhile still resolves inside the root, and the missing part is
+    /// made with `mkdirat` and opened `O_NOFOLLOW` component by component from that fd.
     fn parent(
         &mut self,
         raw: &[u8],
@@ -265,49 +274,99 @@ impl<'a> LayerExtractor<'a> {
         if let Some(p) = self.parents.get(dir) {
             return Ok(Some(p.clone()));
         }
-        let mut lookup = RealFs(self.root);
+        let mut lookup = RealFs(&self.root.lookup);
         let resolved = match path::resolve(&mut lookup, dir) {
             Ok(r) => r,
             Err(ResolveError::NotDir(_)) if !create => return Ok(None),
             Err(e) => return Err(self.io(raw, "resolve the parent directory", e.into_io())),
         };
         let complete = resolved.complete();
+        if !complete && !create {
+            return Ok(None);
+        }
         let mut cur: PathBuf = resolved.path.iter().take(resolved.existing).collect();
-        let (setgid, child_gid) = if resolved.existing == 0 {
+        let (mut fd, setgid, child_gid) = if resolved.existing == 0 {
             self.touch_root();
-            (self.root_dir.setgid, self.root_dir.child_gid)
+            let fd = self
+                .root_dir
+                .fd
+                .try_clone()
+                .map_err(|e| self.io(raw, "open the parent directory", e))?;
+            (fd, self.root_dir.setgid, self.root_dir.child_gid)
         } else {
-            let m = match resolved.meta {
-                Some(m) if complete => m,
-                _ => fs::symlink_metadata(self.root.join(&cur))
-                    .map_err(|e| self.io(raw, "inspect the parent directory", e))?,
-            };
+            let fd = self
+                .root
+                .open_dir(&cur)
+                .map_err(|e| self.io(raw, "open the parent directory", e))?;
+            let m = sys::stat_fd(fd.as_fd())
+                .map_err(|e| self.io(raw, "inspect the parent directory", e))?;
+            if !m.is_dir() {
+                let e = io::Error::from_raw_os_error(libc::ENOTDIR);
+                return Err(self.io(raw, "open the parent directory", e));
+            }
             self.dirs.entry(cur.clone()).or_insert_with(|| DirFix {
                 mode: None,
                 times: Some(times_of(&m)),
             });
             let setgid = m.mode() & SETGID != 0;
-            (setgid, if setgid { m.gid() } else { self.creds.gid })
+            (fd, setgid, if setgid { m.gid() } else { self.creds.gid })
         };
-        if !complete {
-            if !create {
-                return Ok(None);
+        for part in resolved.path.iter().skip(resolved.existing) {
+            let made = match sys::mkdirat(fd.as_fd(), part, 0o777) {
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    self.lend(fd.as_fd(), &cur)?;
+                    sys::mkdirat(fd.as_fd(), part, 0o777)
+                }
+                r => r,
+            };
+            match made {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(self.io(raw, "create the parent directory", e)),
             }
-            for part in resolved.path.iter().skip(resolved.existing) {
-                cur.push(part);
-                fs::DirBuilder::new()
-                    .mode(0o777)
-                    .create(self.root.join(&cur))
-                    .map_err(|e| self.io(raw, "create the parent directory", e))?;
-            }
+            cur.push(part);
+            fd = sys::open_dir(fd.as_fd(), part)
+                .map_err(|e| self.io(raw, "open the parent directory", e))?;
+        }
+        if self.parents.len() >= PARENT_CACHE {
+            self.parents.clear();
         }
         let parent = Rc::new(Parent {
             path: resolved.path,
+            fd,
             setgid,
             child_gid,
         });
         self.parents.insert(dir.to_path_buf(), parent.clone());
         Ok(Some(parent))
+    }
+
+    /// Not being root, lends ourselves write and search permission on a directory we own that
+    /// refuses them (an image's `0555` `usr/`), as `umoci unpack --rootless` does; its mode is
+    /// restored when the layer ends. Anything else is left as it is, for the caller's retry to
+    /// fail with the original error.
+    fn lend(&mut self, dir: BorrowedFd<'_>, rel: &Path) -> Result<(), Error> {
+        if self.creds.uid == 0 {
+            return Ok(());
+        }
+        let err = |action, source| Error::Entry {
+            layer: self.layer.to_string(),
+            entry: rel.to_string_lossy().into_owned(),
+            action,
+            source,
+        };
+        let m = sys::stat_fd(dir).map_err(|e| err("inspect the directory", e))?;
+        let mode = m.mode() & 0o7777;
+        if m.uid() != self.creds.uid || mode & 0o300 == 0o300 {
+            return Ok(());
+        }
+        sys::chmod_fd(dir, mode | 0o700).map_err(|e| err("make the directory writable", e))?;
+        let fix = self.dirs.entry(rel.to_path_buf()).or_insert_with(|| DirFix {
+            mode: None,
+            times: Some(times_of(&m)),
+        });
+        fix.mode.get_or_insert(mode);
+        Ok(())
     }
 
     fn touch_root(&mut self) {
@@ -320,20 +379,25 @@ impl<'a> LayerExtractor<'a> {
 
     /// `./` itself: only its metadata can change.
     fn root_entry(&mut self, raw: &[u8], meta: &Meta) -> Result<(), Error> {
-        let chowned = self.chown(raw, None, self.root, self.root_owner, meta)?;
+        let root = self.root.fd();
+        let chowned = self.chown(raw, Inode::Fd(root), self.root_owner, meta)?;
         if chowned {
             self.root_owner = (meta.uid, meta.gid);
             if self.root_dir.setgid {
                 // Children now inherit the new group: no cached parent may claim the old one.
+                let fd = root
+                    .try_clone_to_owned()
+                    .map_err(|e| self.io(raw, "open the destination", e))?;
                 self.root_dir = Rc::new(Parent {
                     path: PathBuf::new(),
+                    fd,
                     setgid: true,
                     child_gid: meta.gid,
                 });
                 self.parents.clear();
             }
         }
-        self.xattrs(raw, None, self.root, meta, false)?;
+        self.xattrs(raw, Inode::Fd(root), meta, false)?;
         let fix = self.dirs.entry(PathBuf::new()).or_default();
         fix.times = Some((meta.atime, meta.mtime));
         fix.mode = (self.root_mode != meta.mode || chowned && meta.mode & 0o7000 != 0)
@@ -347,19 +411,16 @@ impl<'a> LayerExtractor<'a> {
         raw: &[u8],
         parent: &Parent,
         rel: &Path,
-        abs: &Path,
+        name: &OsStr,
         entry: &mut tar::Entry<'_, R>,
         meta: &Meta,
     ) -> Result<(), Error> {
         let perm = meta.mode & 0o777;
-        let mut file = self.create(raw, rel, abs, "create the file", |p| {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(perm)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(p)
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
+        let fd = self.create(raw, parent, rel, name, "create the file", || {
+            sys::openat(parent.fd.as_fd(), name, flags, perm)
         })?;
+        let mut file = File::from(fd);
         let expected = entry.size();
         let written = match copy(entry, &mut file, &mut self.buf) {
             Ok(n) => n,
@@ -377,13 +438,13 @@ impl<'a> LayerExtractor<'a> {
         self.stats.files += 1;
         self.stats.bytes += written;
         let born = (self.creds.uid, parent.child_gid);
-        let chowned = self.chown(raw, Some(&file), abs, born, meta)?;
+        let chowned = self.chown(raw, Inode::File(&file), born, meta)?;
         if self.needs_chmod(perm, meta.mode, chowned) {
             file.set_permissions(fs::Permissions::from_mode(meta.mode))
                 .map_err(|e| self.io(raw, "set the mode", e))?;
         }
-        self.xattrs(raw, Some(&file), abs, meta, false)?;
-        filetime::set_file_handle_times(&file, Some(meta.atime), Some(meta.mtime))
+        self.xattrs(raw, Inode::File(&file), meta, false)?;
+        meta.set_times(Inode::File(&file))
             .map_err(|e| self.io(raw, "set the times", e))
     }
 
@@ -393,12 +454,12 @@ impl<'a> LayerExtractor<'a> {
         parent: &Parent,
         clean: &Path,
         rel: &Path,
-        abs: &Path,
+        name: &OsStr,
         meta: &Meta,
     ) -> Result<(), Error> {
         // Created searchable and writable by us whatever the final mode, which comes at the end.
         let perm = (meta.mode & 0o777) | 0o700;
-        let mkdir = |p: &Path| fs::DirBuilder::new().mode(perm).create(p);
+        let pfd = parent.fd.as_fd();
         let new_dir = |this: &Self| {
             let inherited = if parent.setgid { SETGID } else { 0 };
             (
@@ -407,11 +468,17 @@ impl<'a> LayerExtractor<'a> {
                 parent.setgid,
             )
         };
-        let (mode, owner, setgid) = match mkdir(abs) {
+        let made = match sys::mkdirat(pfd, name, perm) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                self.lend(pfd, &parent.path)?;
+                sys::mkdirat(pfd, name, perm)
+            }
+            r => r,
+        };
+        let (mode, owner, setgid) = match made {
             Ok(()) => new_dir(self),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let m = fs::symlink_metadata(abs)
-                    .map_err(|e| self.io(raw, "inspect the existing path", e))?;
+                let m = self.stat_at(raw, pfd, name)?;
                 if m.is_dir() {
                     (
                         Some(m.mode() & 0o7777),
@@ -419,15 +486,17 @@ impl<'a> LayerExtractor<'a> {
                         m.mode() & SETGID != 0,
                     )
                 } else {
-                    self.clobber(raw, rel, abs, &m)?;
-                    mkdir(abs).map_err(|e| self.io(raw, "create the directory", e))?;
+                    self.clobber(raw, parent, rel, name, &m)?;
+                    sys::mkdirat(pfd, name, perm)
+                        .map_err(|e| self.io(raw, "create the directory", e))?;
                     new_dir(self)
                 }
             }
             Err(e) => return Err(self.io(raw, "create the directory", e)),
         };
-        let chowned = self.chown(raw, None, abs, owner, meta)?;
-        self.xattrs(raw, None, abs, meta, false)?;
+        let fd = sys::open_dir(pfd, name).map_err(|e| self.io(raw, "open the directory", e))?;
+        let chowned = self.chown(raw, Inode::Fd(fd.as_fd()), owner, meta)?;
+        self.xattrs(raw, Inode::Fd(fd.as_fd()), meta, false)?;
         let gid = if chowned { meta.gid } else { owner.1 };
         if chowned && setgid {
             // Other cached names for this directory (through symlinks) knew its old group.
@@ -439,10 +508,14 @@ impl<'a> LayerExtractor<'a> {
             times: Some((meta.atime, meta.mtime)),
         };
         self.dirs.insert(rel.to_path_buf(), fix);
+        if self.parents.len() >= PARENT_CACHE {
+            self.parents.clear();
+        }
         self.parents.insert(
             clean.to_path_buf(),
             Rc::new(Parent {
                 path: rel.to_path_buf(),
+                fd,
                 setgid,
                 child_gid: if setgid { gid } else { self.creds.gid },
             }),
@@ -458,7 +531,7 @@ impl<'a> LayerExtractor<'a> {
         raw: &[u8],
         parent: &Parent,
         rel: &Path,
-        abs: &Path,
+        name: &OsStr,
         target: &[u8],
         meta: &Meta,
     ) -> Result<(), Error> {
@@ -469,12 +542,14 @@ impl<'a> LayerExtractor<'a> {
             return Err(self.hostile(raw, "symlink target contains a NUL byte"));
         }
         let target = OsStr::from_bytes(target);
-        self.create(raw, rel, abs, "create the symlink", |p| {
-            std::os::unix::fs::symlink(target, p)
+        let pfd = parent.fd.as_fd();
+        self.create(raw, parent, rel, name, "create the symlink", || {
+            sys::symlinkat(target, pfd, name)
         })?;
-        self.chown(raw, None, abs, (self.creds.uid, parent.child_gid), meta)?;
-        self.xattrs(raw, None, abs, meta, true)?;
-        filetime::set_symlink_file_times(abs, meta.atime, meta.mtime)
+        let link = Inode::Link(pfd, name);
+        self.chown(raw, link, (self.creds.uid, parent.child_gid), meta)?;
+        self.xattrs(raw, link, meta, true)?;
+        meta.set_times(link)
             .map_err(|e| self.io(raw, "set the times", e))?;
         self.stats.links += 1;
         Ok(())
@@ -482,26 +557,33 @@ impl<'a> LayerExtractor<'a> {
 
     /// A hard link's target is a name in the image: cleaned and resolved like an entry's name
     /// (its last component not followed), so it can only ever name an inode inside the root.
-    fn hardlink(&mut self, raw: &[u8], rel: &Path, abs: &Path, target: &[u8]) -> Result<(), Error> {
+    fn hardlink(
+        &mut self,
+        raw: &[u8],
+        parent: &Parent,
+        rel: &Path,
+        name: &OsStr,
+        target: &[u8],
+    ) -> Result<(), Error> {
         let clean = path::clean(target).map_err(|r| self.hostile(raw, r.for_link_target()))?;
-        let Some((dir, name)) = path::split(&clean) else {
+        let Some((dir, target_name)) = path::split(&clean) else {
             return Err(self.hostile(raw, "hard link to the root directory"));
         };
-        let Some(parent) = self.parent(raw, dir, false)? else {
+        let Some(target_parent) = self.parent(raw, dir, false)? else {
             return Err(self.io(
                 raw,
                 "create the hard link",
                 io::Error::new(io::ErrorKind::NotFound, "its target does not exist"),
             ));
         };
-        let target_rel = parent.path.join(name);
-        if target_rel == rel {
+        if target_parent.path.join(target_name) == rel {
             return Err(self.hostile(raw, "hard link to itself"));
         }
-        let target_abs = self.root.join(target_rel);
-        // `link(2)` does not follow a symlink named as its target: std calls `linkat` with no flags.
-        self.create(raw, rel, abs, "create the hard link", |p| {
-            fs::hard_link(&target_abs, p)
+        let pfd = parent.fd.as_fd();
+        let tfd = target_parent.fd.as_fd();
+        // `linkat` without AT_SYMLINK_FOLLOW: a symlink named as the target is linked itself.
+        self.create(raw, parent, rel, name, "create the hard link", || {
+            sys::linkat(tfd, target_name, pfd, name)
         })?;
         self.stats.links += 1;
         Ok(())
@@ -512,21 +594,29 @@ impl<'a> LayerExtractor<'a> {
         raw: &[u8],
         parent: &Parent,
         rel: &Path,
-        abs: &Path,
+        name: &OsStr,
         (kind, major, minor): (u32, u32, u32),
         meta: &Meta,
     ) -> Result<(), Error> {
         let perm = meta.mode & 0o777;
-        self.create(raw, rel, abs, "create the node", |p| {
-            sys::mknod(p, kind, perm, major, minor)
+        let pfd = parent.fd.as_fd();
+        self.create(raw, parent, rel, name, "create the node", || {
+            sys::mknodat(pfd, name, kind, perm, (major, minor))
         })?;
-        let chowned = self.chown(raw, None, abs, (self.creds.uid, parent.child_gid), meta)?;
-        if self.needs_chmod(perm, meta.mode, chowned) {
-            fs::set_permissions(abs, fs::Permissions::from_mode(meta.mode))
-                .map_err(|e| self.io(raw, "set the mode", e))?;
+        // Held by fd from here on: what is changed is the node made, never what replaced it.
+        let fd = sys::open_path(pfd, name).map_err(|e| self.io(raw, "open the node", e))?;
+        let m = sys::stat_fd(fd.as_fd()).map_err(|e| self.io(raw, "inspect the node", e))?;
+        if m.mode() & libc::S_IFMT != kind {
+            let e = io::Error::other("it was replaced while being extracted");
+            return Err(self.io(raw, "open the node", e));
         }
-        self.xattrs(raw, None, abs, meta, false)?;
-        filetime::set_symlink_file_times(abs, meta.atime, meta.mtime)
+        let inode = Inode::Fd(fd.as_fd());
+        let chowned = self.chown(raw, inode, (self.creds.uid, parent.child_gid), meta)?;
+        if self.needs_chmod(perm, meta.mode, chowned) {
+            sys::chmod_fd(fd.as_fd(), meta.mode).map_err(|e| self.io(raw, "set the mode", e))?;
+        }
+        self.xattrs(raw, inode, meta, false)?;
+        meta.set_times(inode)
             .map_err(|e| self.io(raw, "set the times", e))?;
         self.stats.files += 1;
         Ok(())
@@ -542,12 +632,15 @@ impl<'a> LayerExtractor<'a> {
         let Some(parent) = self.parent(raw, dir, false)? else {
             return Ok(());
         };
-        let target = match name {
-            Some(name) => parent.path.join(name),
-            None => parent.path.clone(),
-        };
-        let removed = whiteout::apply(self.root, &target, name.is_none(), &self.written)
-            .map_err(|e| self.io(raw, "apply the whiteout", e))?;
+        let pfd = parent.fd.as_fd();
+        let removed = match whiteout::apply(pfd, &parent.path, name, &self.written) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                self.lend(pfd, &parent.path)?;
+                whiteout::apply(pfd, &parent.path, name, &self.written)
+            }
+            r => r,
+        }
+        .map_err(|e| self.io(raw, "apply the whiteout", e))?;
         if removed.invalidates {
             self.parents.clear();
         }
@@ -557,34 +650,58 @@ impl<'a> LayerExtractor<'a> {
         Ok(())
     }
 
-    /// Runs `op` (which creates something at `abs` exclusively); if something is in the way,
-    /// removes it and runs `op` again.
+    /// Runs `op` (which creates `name` in `parent` exclusively, never following it); if
+    /// something is in the way, removes it and runs `op` again. Not being root, a directory we own
+    /// that refuses us gets write permission lent for the layer (see `lend`).
     fn create<T>(
         &mut self,
         raw: &[u8],
+        parent: &Parent,
         rel: &Path,
-        abs: &Path,
+        name: &OsStr,
         action: &'static str,
-        op: impl Fn(&Path) -> io::Result<T>,
+        op: impl Fn() -> io::Result<T>,
     ) -> Result<T, Error> {
-        match op(abs) {
+        let first = match op() {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                self.lend(parent.fd.as_fd(), &parent.path)?;
+                op()
+            }
+            r => r,
+        };
+        match first {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let m = fs::symlink_metadata(abs)
-                    .map_err(|e| self.io(raw, "inspect the existing path", e))?;
-                self.clobber(raw, rel, abs, &m)?;
-                op(abs).map_err(|e| self.io(raw, action, e))
+                let m = self.stat_at(raw, parent.fd.as_fd(), name)?;
+                self.clobber(raw, parent, rel, name, &m)?;
+                op().map_err(|e| self.io(raw, action, e))
             }
             r => r.map_err(|e| self.io(raw, action, e)),
         }
     }
 
-    /// Removes what is at `abs` (never following it), forgetting what the caches knew of it.
-    fn clobber(&mut self, raw: &[u8], rel: &Path, abs: &Path, m: &Metadata) -> Result<(), Error> {
+    /// What is at `name` in `dir`, not followed.
+    fn stat_at(&self, raw: &[u8], dir: BorrowedFd<'_>, name: &OsStr) -> Result<Metadata, Error> {
+        sys::open_path(dir, name)
+            .and_then(|fd| sys::stat_fd(fd.as_fd()))
+            .map_err(|e| self.io(raw, "inspect the existing path", e))
+    }
+
+    /// Removes `name` from `parent` (never following it), forgetting what the caches knew of it.
+    fn clobber(
+        &mut self,
+        raw: &[u8],
+        parent: &Parent,
+        rel: &Path,
+        name: &OsStr,
+        m: &Metadata,
+    ) -> Result<(), Error> {
+        let pfd = parent.fd.as_fd();
         if m.is_dir() {
-            fs::remove_dir_all(abs).map_err(|e| self.io(raw, "replace the directory", e))?;
+            sys::remove_at(pfd, name).map_err(|e| self.io(raw, "replace the directory", e))?;
             self.forget_dir(rel);
         } else {
-            fs::remove_file(abs).map_err(|e| self.io(raw, "replace the existing path", e))?;
+            sys::unlinkat(pfd, name, 0)
+                .map_err(|e| self.io(raw, "replace the existing path", e))?;
             if m.file_type().is_symlink() {
                 self.parents.clear();
             }
@@ -613,16 +730,15 @@ impl<'a> LayerExtractor<'a> {
         }
     }
 
-    /// Gives `abs` the entry's owner unless it was born with it (or owners are not kept).
+    /// Gives `inode` the entry's owner unless it was born with it (or owners are not kept).
     fn chown(
         &self,
         raw: &[u8],
-        file: Option<&File>,
-        abs: &Path,
+        inode: Inode<'_>,
         born: (u32, u32),
         meta: &Meta,
     ) -> Result<bool, Error> {
-        meta.chown(file, abs, born, self.opts.same_owner)
+        meta.chown(inode, born, self.opts.same_owner)
             .map_err(|e| self.io(raw, "change the owner", e))
     }
 
@@ -631,34 +747,37 @@ impl<'a> LayerExtractor<'a> {
         self.creds.created_mode(perm) != Some(mode) || chowned && mode & 0o7000 != 0
     }
 
-    fn xattrs(
-        &self,
-        raw: &[u8],
-        file: Option<&File>,
-        abs: &Path,
-        meta: &Meta,
-        symlink: bool,
-    ) -> Result<(), Error> {
-        meta.set_xattrs(file, abs, symlink || self.creds.uid != 0)
+    fn xattrs(&self, raw: &[u8], inode: Inode<'_>, meta: &Meta, symlink: bool) -> Result<(), Error> {
+        meta.set_xattrs(inode, symlink || self.creds.uid != 0)
             .map_err(|e| self.io(raw, "set an extended attribute", e))
     }
 
-    /// Directories' modes and times, deepest first, once their contents are done.
+    /// Directories' modes and times, deepest first, once their contents are done. Each is found
+    /// again through `pathrs` inside the root (a held fd per directory could exceed the open-file
+    /// limit) and changed through `/proc/self/fd`, never by a path from the root.
     fn finish(self) -> Result<(), Error> {
         for (rel, fix) in self.dirs.iter().rev() {
-            let abs = self.root.join(rel);
             let err = |action, source| Error::Entry {
                 layer: self.layer.to_string(),
                 entry: rel.to_string_lossy().into_owned(),
                 action,
                 source,
             };
+            let held;
+            let fd = if rel.as_os_str().is_empty() {
+                self.root.fd()
+            } else {
+                held = self
+                    .root
+                    .open_dir(rel)
+                    .map_err(|e| err("open the directory", e))?;
+                held.as_fd()
+            };
             if let Some(mode) = fix.mode {
-                fs::set_permissions(&abs, fs::Permissions::from_mode(mode))
-                    .map_err(|e| err("set the directory's mode", e))?;
+                sys::chmod_fd(fd, mode).map_err(|e| err("set the directory's mode", e))?;
             }
             if let Some((atime, mtime)) = fix.times {
-                filetime::set_symlink_file_times(&abs, atime, mtime)
+                filetime::set_file_times(sys::proc_path(fd), atime, mtime)
                     .map_err(|e| err("set the directory's times", e))?;
             }
         }

@@ -1,16 +1,22 @@
 //! The few system calls `std` does not wrap (mknod, xattrs, the process's credentials and umask),
 //! kept in one place so the `unsafe` blocks are small and reviewed once.
 //!
+//! Everything that changes the tree under extraction is fd-relative (`*at` calls on a directory fd
+//! that `pathrs` resolved inside the root, the last component never followed) or goes through
+//! `/proc/self/fd/N`, the kernel's own link to an inode we hold open: no path is walked twice.
+//!
 //! The umask is read from `/proc/self/status` rather than with `umask(2)`, which can only be read
 //! by setting it — a race with every other thread creating files in the process.
 
-use std::ffi::CString;
-use std::fs::{self, File};
+use std::ffi::{CString, OsStr};
+use std::fs::{self, File, Metadata};
 use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Who new files belong to, and what the kernel masks off their modes.
 #[derive(Debug, Clone, Copy)]
@@ -54,58 +60,37 @@ fn cstring(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-/// Creates a fifo or device node (`kind` is `S_IFIFO`, `S_IFCHR` or `S_IFBLK`).
-pub(crate) fn mknod(path: &Path, kind: u32, perm: u32, major: u32, minor: u32) -> io::Result<()> {
-    let c = cstring(path)?;
-    let dev = libc::makedev(major, minor);
-    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
-    let rc = unsafe { libc::mknod(c.as_ptr(), (kind | (perm & 0o7777)) as libc::mode_t, dev) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// The inode an entry's metadata is applied to, held so that no name is looked up again.
+#[derive(Clone, Copy)]
+pub(crate) enum Inode<'a> {
+    /// A regular file we created and hold open.
+    File(&'a File),
+    /// An `O_PATH` fd of a directory or a node.
+    Fd(BorrowedFd<'a>),
+    /// A symlink: the directory fd that holds it and its name (never followed).
+    Link(BorrowedFd<'a>, &'a OsStr),
 }
 
-/// Sets an extended attribute on `file` (an open regular file) or on `path` (not followed).
-pub(crate) fn set_xattr(
-    file: Option<&File>,
-    path: &Path,
-    name: &[u8],
-    value: &[u8],
-) -> io::Result<()> {
+/// Sets an extended attribute on `inode`.
+pub(crate) fn set_xattr(inode: Inode<'_>, name: &[u8], value: &[u8]) -> io::Result<()> {
     let name = CString::new(name)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "xattr name contains a NUL"))?;
-    let rc = match file {
+    let (ptr, len) = (value.as_ptr().cast(), value.len());
+    let rc = match inode {
         // SAFETY: the fd is open for the call; name and value are valid for their lengths.
-        Some(f) => unsafe {
-            libc::fsetxattr(
-                f.as_raw_fd(),
-                name.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        },
-        None => {
-            let c = cstring(path)?;
+        Inode::File(f) => unsafe { libc::fsetxattr(f.as_raw_fd(), name.as_ptr(), ptr, len, 0) },
+        Inode::Fd(fd) => {
+            let c = cstring(&proc_path(fd))?;
             // SAFETY: both strings are NUL-terminated and outlive the call.
-            unsafe {
-                libc::lsetxattr(
-                    c.as_ptr(),
-                    name.as_ptr(),
-                    value.as_ptr().cast(),
-                    value.len(),
-                    0,
-                )
-            }
+            unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), ptr, len, 0) }
+        }
+        Inode::Link(dir, link) => {
+            let c = cstring(&proc_path(dir).join(link))?;
+            // SAFETY: as above; `lsetxattr` does not follow the last component.
+            unsafe { libc::lsetxattr(c.as_ptr(), name.as_ptr(), ptr, len, 0) }
         }
     };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    check(rc)
 }
 
 /// Removes a directory tree we built, even when its modes lock us out (a `0555` directory, as a
@@ -130,6 +115,181 @@ fn unlock(dir: &Path) {
                 unlock(&e.path());
             }
         }
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    CString::new(name.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+}
+
+/// `/proc/self/fd/N`: the kernel's link to the very inode `fd` holds (followed, it cannot be
+/// redirected by renames or symlinks), for the calls that have no fd form (`chmod` and
+/// `utimensat` of an `O_PATH` fd, `setxattr`, `readdir`).
+pub(crate) fn proc_path(fd: BorrowedFd<'_>) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// `openat(dir, name, flags | O_CLOEXEC, mode)`.
+pub(crate) fn openat(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let c = c_name(name)?;
+    // SAFETY: `c` is NUL-terminated and outlives the call; the fd is open.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An `O_PATH` fd of `name` in `dir`, a symlink not followed.
+pub(crate) fn open_path(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)
+}
+
+/// An `O_PATH` fd of the directory `name` in `dir`; `ENOTDIR` for anything else (a symlink too).
+pub(crate) fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+}
+
+/// `fstat` of any fd, `O_PATH` ones included.
+pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Metadata> {
+    // SAFETY: the File is never dropped, so the borrowed fd is not closed.
+    let f = ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) });
+    f.metadata()
+}
+
+pub(crate) fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+    let c = c_name(name)?;
+    // SAFETY: as in `openat`.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t) })
+}
+
+pub(crate) fn symlinkat(target: &OsStr, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    let t = c_name(target)?;
+    let c = c_name(name)?;
+    // SAFETY: as in `openat`.
+    check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) })
+}
+
+/// A hard link; a symlink named as the target is linked itself, never followed (no
+/// `AT_SYMLINK_FOLLOW`).
+pub(crate) fn linkat(
+    from_dir: BorrowedFd<'_>,
+    from: &OsStr,
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+) -> io::Result<()> {
+    let f = c_name(from)?;
+    let c = c_name(name)?;
+    // SAFETY: as in `openat`.
+    check(unsafe {
+        libc::linkat(
+            from_dir.as_raw_fd(),
+            f.as_ptr(),
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            0,
+        )
+    })
+}
+
+/// Creates a fifo or device node (`kind` is `S_IFIFO`, `S_IFCHR` or `S_IFBLK`).
+pub(crate) fn mknodat(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    kind: u32,
+    perm: u32,
+    (major, minor): (u32, u32),
+) -> io::Result<()> {
+    let c = c_name(name)?;
+    let dev = libc::makedev(major, minor);
+    // SAFETY: as in `openat`.
+    check(unsafe {
+        libc::mknodat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            (kind | (perm & 0o7777)) as libc::mode_t,
+            dev,
+        )
+    })
+}
+
+pub(crate) fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr, flags: libc::c_int) -> io::Result<()> {
+    let c = c_name(name)?;
+    // SAFETY: as in `openat`.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) })
+}
+
+/// Changes the owner of the inode `fd` holds (an `O_PATH` fd of a symlink: the symlink itself).
+pub(crate) fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: the empty string is NUL-terminated; AT_EMPTY_PATH makes the call act on `fd`.
+    check(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+}
+
+/// `chmod` of the inode an `O_PATH` fd holds (not a symlink: those have no mode of their own).
+pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    fs::set_permissions(proc_path(fd), fs::Permissions::from_mode(mode))
+}
+
+/// Removes `name` from `dir` and, for a directory, everything under it, fd-relative all the way
+/// down (nothing is followed). Not being root, directories we own that lock us out are made
+/// `0700` first: they are going anyway. A missing `name` is not an error.
+pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    match unlinkat(dir, name, 0) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        // Linux says EISDIR for a directory (POSIX allows EPERM).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR) | Some(libc::EPERM)) => {}
+        Err(e) => return Err(e),
+    }
+    let sub = open_dir(dir, name)?;
+    if !is_root() {
+        let m = stat_fd(sub.as_fd())?;
+        // SAFETY: geteuid cannot fail.
+        if m.uid() == unsafe { libc::geteuid() } && m.mode() & 0o700 != 0o700 {
+            chmod_fd(sub.as_fd(), 0o700)?;
+        }
+    }
+    for entry in fs::read_dir(proc_path(sub.as_fd()))? {
+        remove_at(sub.as_fd(), &entry?.file_name())?;
+    }
+    match unlinkat(dir, name, libc::AT_REMOVEDIR) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
     }
 }
 

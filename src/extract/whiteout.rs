@@ -14,8 +14,11 @@ use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use super::sys;
 
 const PREFIX: &[u8] = b".wh.";
 const META_PREFIX: &[u8] = b".wh..wh.";
@@ -59,60 +62,73 @@ pub(crate) struct Removed {
     pub invalidates: bool,
 }
 
-/// Deletes `target` (relative to `root`, already resolved: no symlink in its parents) unless this
-/// layer wrote it; when this layer wrote it, or `opaque` is set (then `target` is the opaque
-/// directory itself, which stays), deletes only its children this layer did not write, recursively.
-/// A missing `target` is not an error: another whiteout may have taken it already.
+/// Deletes `name` from the directory `dir` (held by fd, resolved inside the root; `dir_rel` names
+/// it relative to the root) unless this layer wrote it; when this layer wrote it, or `name` is
+/// `None` (an opaque whiteout of `dir` itself, which stays), deletes only its children this layer
+/// did not write, recursively. A missing target is not an error: another whiteout may have taken
+/// it already. Every call is fd-relative: nothing is looked up by a path from the root again.
 pub(crate) fn apply(
-    root: &Path,
-    target: &Path,
-    opaque: bool,
+    dir: BorrowedFd<'_>,
+    dir_rel: &Path,
+    name: Option<&OsStr>,
     written: &HashSet<PathBuf>,
 ) -> io::Result<Removed> {
     let mut removed = Removed::default();
-    let meta = match fs::symlink_metadata(root.join(target)) {
+    let Some(name) = name else {
+        prune(dir, dir_rel, written, &mut removed)?;
+        return Ok(removed);
+    };
+    let target = dir_rel.join(name);
+    let meta = match sys::open_path(dir, name).and_then(|fd| sys::stat_fd(fd.as_fd())) {
         Ok(m) => m,
         Err(e) if missing(&e) => return Ok(removed),
         Err(e) => return Err(e),
     };
-    if !opaque && !written.contains(target) {
-        remove(root, target, meta.file_type(), &mut removed)?;
+    if !written.contains(&target) {
+        remove(dir, name, &target, meta.file_type(), &mut removed)?;
     } else if meta.is_dir() {
-        prune(root, target, written, &mut removed)?;
+        let sub = sys::open_dir(dir, name)?;
+        prune(sub.as_fd(), &target, written, &mut removed)?;
     }
     Ok(removed)
 }
 
 /// Removes the children of `dir` this layer did not write, descending into the ones it did.
 fn prune(
-    root: &Path,
-    dir: &Path,
+    dir: BorrowedFd<'_>,
+    rel: &Path,
     written: &HashSet<PathBuf>,
     removed: &mut Removed,
 ) -> io::Result<()> {
-    for child in fs::read_dir(root.join(dir))? {
+    for child in fs::read_dir(sys::proc_path(dir))? {
         let child = child?;
-        let rel = dir.join(child.file_name());
+        let name = child.file_name();
+        let child_rel = rel.join(&name);
         let kind = child.file_type()?;
-        if !written.contains(&rel) {
-            remove(root, &rel, kind, removed)?;
+        if !written.contains(&child_rel) {
+            remove(dir, &name, &child_rel, kind, removed)?;
         } else if kind.is_dir() {
-            prune(root, &rel, written, removed)?;
+            let sub = sys::open_dir(dir, &name)?;
+            prune(sub.as_fd(), &child_rel, written, removed)?;
         }
     }
     Ok(())
 }
 
-fn remove(root: &Path, rel: &Path, kind: fs::FileType, removed: &mut Removed) -> io::Result<()> {
-    let abs = root.join(rel);
+fn remove(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    rel: &Path,
+    kind: fs::FileType,
+    removed: &mut Removed,
+) -> io::Result<()> {
     let result = if kind.is_dir() {
         removed.dirs.push(rel.to_path_buf());
         removed.invalidates = true;
-        // Does not follow symlinks inside (CVE-2022-21658 fixed in std 1.58.1).
-        fs::remove_dir_all(&abs)
+        sys::remove_at(dir, name)
     } else {
         removed.invalidates |= kind.is_symlink();
-        fs::remove_file(&abs)
+        sys::unlinkat(dir, name, 0)
     };
     match result {
         Err(e) if missing(&e) => Ok(()),
@@ -165,6 +181,11 @@ mod tests {
         std::os::unix::fs::symlink("../keep", root.join("d/link")).unwrap();
     }
 
+    fn wh(root: &Path, dir: &str, name: Option<&str>, written: &HashSet<PathBuf>) -> Removed {
+        let d = fs::File::open(root.join(dir)).unwrap();
+        apply(d.as_fd(), Path::new(dir), name.map(OsStr::new), written).unwrap()
+    }
+
     fn set(paths: &[&str]) -> HashSet<PathBuf> {
         paths.iter().map(PathBuf::from).collect()
     }
@@ -175,17 +196,16 @@ mod tests {
         let root = tmp.path();
         tree(root);
         // Not written by this layer: gone entirely.
-        let r = apply(root, Path::new("d/sub"), false, &set(&[])).unwrap();
+        let r = wh(root, "d", Some("sub"), &set(&[]));
         assert!(!root.join("d/sub").exists());
         assert_eq!(r.dirs, vec![PathBuf::from("d/sub")]);
         // Written by this layer (with `d/new/c`): only the lower child goes.
         let written = set(&["d", "d/new", "d/new/c"]);
-        apply(root, Path::new("d/new"), false, &written).unwrap();
+        wh(root, "d", Some("new"), &written);
         assert!(root.join("d/new/c").exists());
         assert!(!root.join("d/new/lower").exists());
         // Missing: fine.
-        apply(root, Path::new("d/nothing"), false, &written).unwrap();
-        apply(root, Path::new("d/a/under-a-file"), false, &written).unwrap();
+        wh(root, "d", Some("nothing"), &written);
     }
 
     #[test]
@@ -194,7 +214,7 @@ mod tests {
         let root = tmp.path();
         tree(root);
         let written = set(&["d", "d/new", "d/new/c"]);
-        let r = apply(root, Path::new("d"), true, &written).unwrap();
+        let r = wh(root, "d", None, &written);
         assert!(r.invalidates);
         let mut left: Vec<_> = fs::read_dir(root.join("d"))
             .unwrap()

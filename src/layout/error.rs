@@ -91,7 +91,12 @@ fn list(names: &[String]) -> String {
     if names.is_empty() {
         "(none)".to_string()
     } else {
-        names.join(", ")
+        // Ref names come from the layout's index.json: control characters made visible.
+        names
+            .iter()
+            .map(|n| crate::text::escape(n).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::extract::{self, Layer};
+use crate::{bounded, text};
 use crate::layout::source::{open_source, LocalImage};
 use crate::oci::{self, AnyManifest, Compression, Descriptor, ImageConfig, Manifest, Platform};
 use crate::ops::pull::SOURCE_ANNOTATION;
@@ -53,6 +54,25 @@ pub enum Error {
     },
     #[error("{0} exists; choose a new file name for the docker-archive (nothing was overwritten)")]
     Exists(PathBuf),
+    #[error("{0}; the image is malformed or hostile, do not use it")]
+    TooLarge(bounded::TooLarge),
+}
+
+/// Reads a small JSON blob (manifest, config) whole, refusing one over `limit`.
+fn read_small(r: impl Read, limit: u64, what: String, path: &Path) -> Result<Vec<u8>, Error> {
+    bounded::read(r, limit, &what).map_err(|source| {
+        match source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<bounded::TooLarge>())
+        {
+            Some(too_large) => Error::TooLarge(too_large.clone()),
+            None => Error::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -110,7 +130,7 @@ fn choose_manifest(image: &LocalImage, opts: &Options) -> Result<(Descriptor, Ma
         let available = index
             .manifests
             .iter()
-            .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+            .filter_map(|d| d.platform.as_ref().map(|p| text::escape(&p.to_string()).into_owned()))
             .collect::<Vec<_>>()
             .join(", ");
         let want = opts.platform.clone();
@@ -137,13 +157,9 @@ fn choose_manifest(image: &LocalImage, opts: &Options) -> Result<(Descriptor, Ma
                     })?
             }
         };
-        let mut r = image.blobs.open(&child.digest)?;
-        bytes.clear();
-        r.read_to_end(&mut bytes).map_err(|source| Error::Io {
-            action: "read",
-            path: opts.source.clone(),
-            source,
-        })?;
+        let r = image.blobs.open(&child.digest)?;
+        let what = format!("manifest {} of {}", child.digest, opts.source.display());
+        bytes = read_small(r, bounded::MANIFEST, what, &opts.source)?;
         desc = child.clone();
     }
     match AnyManifest::parse(Some(&desc.media_type), &bytes)? {
@@ -211,14 +227,10 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         return Ok(report);
     }
     let config_bytes = {
-        let mut r = image.blobs.open(&manifest.config.digest)?;
-        let mut b = Vec::new();
-        r.read_to_end(&mut b).map_err(|source| Error::Io {
-            action: "read the config of",
-            path: opts.source.clone(),
-            source,
-        })?;
-        b
+        // A config is JSON of a few KiB: a huge one is refused before it is read into memory.
+        let r = image.blobs.open(&manifest.config.digest)?;
+        let what = format!("config of {}", opts.source.display());
+        read_small(r, bounded::CONFIG, what, &opts.source)?
     };
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|_| Error::Config(opts.source.display().to_string()))?;
