@@ -10,6 +10,7 @@
 //! Push reads any of the three local forms through [`open_source`]: one [`LocalImage`] whose blobs
 //! are streamed from the directory or straight out of the tarball, never extracted.
 
+mod dir;
 mod docker_archive;
 mod error;
 mod refname;
@@ -18,33 +19,31 @@ mod tar_index;
 mod verify;
 mod writer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::atomic;
+use crate::bounded;
+use crate::oci::digest::{Algorithm, Hasher};
 use crate::oci::{Descriptor, Digest, Index, ANNOTATION_REF_NAME};
 
+use dir::{open_owned, Dir};
 pub use error::Error;
 pub use refname::is_valid_ref_name;
 pub use source::{open_source, BlobSource, LocalImage};
 pub use writer::BlobWriter;
 
 /// The file an interrupted pull of ours leaves in its destination, holding the source reference;
-/// its presence is what lets a re-run resume into a non-empty directory.
+/// its presence is what lets a re-run resume into a non-empty directory. It is only believed when
+/// this user owns it (see `dir::check_owned`): anyone who can write the parent directory can
+/// plant one.
 pub const PULL_MARKER: &str = ".gdcloud-pull-incomplete";
 /// The image-layout version we write (and the major version we read).
 pub const LAYOUT_VERSION: &str = "1.0.0";
-/// The largest manifest or index we read into memory: registries refuse bigger ones (Distribution
-/// and containers/image cap manifests at 4 MiB).
-pub const MANIFEST_LIMIT: u64 = 4 << 20;
-/// The largest image config we read into memory.
-pub const CONFIG_LIMIT: u64 = 8 << 20;
-/// The largest `index.json` or `manifest.json` we read into memory.
-pub(crate) const INDEX_LIMIT: u64 = 16 << 20;
 
 const LAYOUT_FILE: &str = "oci-layout";
 const INDEX_FILE: &str = "index.json";
@@ -71,17 +70,99 @@ pub(crate) fn check_layout_file(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads at most `limit` bytes of `r`; `Ok(None)` when there are more.
-pub(crate) fn read_limited(r: impl Read, limit: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
-    r.take(limit.saturating_add(1)).read_to_end(&mut buf)?;
-    Ok((buf.len() as u64 <= limit).then_some(buf))
-}
-
 /// An OCI image layout directory.
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: PathBuf,
+    /// Set for a layout a pull writes: every write goes through these descriptors (see `dir`).
+    dirs: Option<Arc<Dirs>>,
+}
+
+/// The open directories of a layout being pulled into.
+#[derive(Debug)]
+struct Dirs {
+    root: Dir,
+    blobs: Dir,
+    /// `blobs/<alg>`, opened (and created) when first needed.
+    algs: Mutex<HashMap<Algorithm, Arc<Dir>>>,
+}
+
+impl Dirs {
+    fn alg(&self, a: Algorithm) -> Result<Arc<Dir>, Error> {
+        let mut algs = self.algs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = algs.get(&a) {
+            return Ok(Arc::clone(d));
+        }
+        let d = Arc::new(self.blobs.subdir(a.name(), true)?);
+        algs.insert(a, Arc::clone(&d));
+        Ok(d)
+    }
+}
+
+/// A file found under a blob's name in a layout being pulled into; see [`Layout::present_blob`].
+pub struct PresentBlob {
+    file: File,
+    dir: Arc<Dir>,
+    desc: Descriptor,
+}
+
+impl PresentBlob {
+    /// Whether the content is the blob's (size and digest). One that is not is removed, so that
+    /// it is fetched again.
+    pub fn verify(mut self) -> Result<bool, Error> {
+        let name = self.desc.digest.hex();
+        let path = self.dir.join(name);
+        let mut hasher = Hasher::for_digest(&self.desc.digest);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match self.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", &path)(e)),
+            };
+            hasher.update(&buf[..n]);
+            if hasher.len() > self.desc.size {
+                break;
+            }
+        }
+        if hasher.len() == self.desc.size && hasher.finish() == self.desc.digest {
+            return Ok(true);
+        }
+        self.dir.remove(name).map_err(Error::io("remove", &path))?;
+        Ok(false)
+    }
+}
+
+/// The source reference recorded in `dir`'s pull marker; `None` without one. A marker that is a
+/// symlink or not this user's is refused ([`Error::Untrusted`]).
+fn read_marker(dir: &Dir) -> Result<Option<String>, Error> {
+    let Some(file) = open_owned(dir, PULL_MARKER, libc::O_RDONLY)? else {
+        return Ok(None);
+    };
+    let path = dir.join(PULL_MARKER);
+    let bytes =
+        bounded::read(file, bounded::STATE, "the pull marker").map_err(Error::io("read", &path))?;
+    Ok(Some(String::from_utf8_lossy(&bytes).trim_end().to_string()))
+}
+
+/// Whether a pull of `source_ref` may write into the existing directory `dir`: it must be empty,
+/// or hold our marker for the same reference.
+fn check_resumable(dir: &Dir, source_ref: &str) -> Result<bool, Error> {
+    let path = dir.path();
+    if dir.is_empty().map_err(Error::io("list", path))? {
+        return Ok(false);
+    }
+    match read_marker(dir)? {
+        None => Err(Error::NotEmpty {
+            path: path.to_path_buf(),
+        }),
+        Some(recorded) if recorded == source_ref => Ok(true),
+        Some(recorded) => Err(Error::OtherPull {
+            path: path.to_path_buf(),
+            source_ref: recorded,
+        }),
+    }
 }
 
 impl Layout {
@@ -99,39 +180,17 @@ impl Layout {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io("inspect", root)(e)),
         }
-        let empty = fs::read_dir(root)
-            .map_err(Error::io("list", root))?
-            .next()
-            .is_none();
-        if empty {
-            return Ok(());
-        }
-        let marker = root.join(PULL_MARKER);
-        match fs::read(&marker) {
-            Ok(b) => {
-                let recorded = String::from_utf8_lossy(&b).trim_end().to_string();
-                if recorded == source_ref {
-                    Ok(())
-                } else {
-                    Err(Error::OtherPull {
-                        path: root.to_path_buf(),
-                        source_ref: recorded,
-                    })
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::NotEmpty {
-                path: root.to_path_buf(),
-            }),
-            Err(e) => Err(Error::io("read", &marker)(e)),
-        }
+        let dir = Dir::open_root(root).map_err(Error::io("open", root))?;
+        check_resumable(&dir, source_ref).map(drop)
     }
 
     /// For pull: `root` must be absent or an empty directory (anything else is refused, touching
     /// nothing), or a layout left by an interrupted pull of the same `source_ref` (marker file
-    /// [`PULL_MARKER`]), which is returned as is so its `.partial` blobs continue.
+    /// [`PULL_MARKER`], this user's), which is returned as is so its `.partial` blobs continue.
     ///
     /// The marker is written before anything else, so an interruption at any later point leaves a
-    /// directory a re-run recognises; [`Layout::finish_pull`] removes it.
+    /// directory a re-run recognises; [`Layout::finish_pull`] removes it. Everything is written
+    /// relative to `root`'s directory descriptor, never following a symlink (see `dir`).
     pub fn create_for_pull(root: &Path, source_ref: &str) -> Result<Layout, Error> {
         match fs::metadata(root) {
             Ok(m) if m.is_dir() => {}
@@ -145,73 +204,66 @@ impl Layout {
             }
             Err(e) => return Err(Error::io("inspect", root)(e)),
         }
+        let top = Dir::open_root(root).map_err(Error::io("open", root))?;
         // Two pulls started into the same empty directory must not both initialise it.
-        let _lock = atomic::DirLock::acquire(root).map_err(Error::io("lock", root))?;
-        let layout = Layout {
-            root: root.to_path_buf(),
+        let _lock = top.lock()?;
+        if !check_resumable(&top, source_ref)? {
+            top.write_atomic(PULL_MARKER, format!("{source_ref}\n").as_bytes(), FILE_MODE)?;
+        }
+        let body = serde_json::to_vec(&LayoutFile {
+            image_layout_version: LAYOUT_VERSION.to_string(),
+        })
+        .expect("JSON serializes");
+        top.write_atomic(LAYOUT_FILE, &body, FILE_MODE)?;
+        let blobs = top.subdir("blobs", true)?;
+        let dirs = Dirs {
+            root: top,
+            blobs,
+            algs: Mutex::new(HashMap::new()),
         };
-        let marker = root.join(PULL_MARKER);
-        let empty = fs::read_dir(root)
-            .map_err(Error::io("list", root))?
-            .next()
-            .is_none();
-        if !empty {
-            let recorded = match fs::read(&marker) {
-                Ok(b) => String::from_utf8_lossy(&b).trim_end().to_string(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Error::NotEmpty {
-                        path: root.to_path_buf(),
-                    })
-                }
-                Err(e) => return Err(Error::io("read", &marker)(e)),
-            };
-            if recorded != source_ref {
-                return Err(Error::OtherPull {
-                    path: root.to_path_buf(),
-                    source_ref: recorded,
-                });
-            }
-        } else {
-            atomic::write(&marker, format!("{source_ref}\n").as_bytes(), FILE_MODE)
-                .map_err(Error::io("write", &marker))?;
-        }
-        let layout_file = root.join(LAYOUT_FILE);
-        if !layout_file.is_file() {
-            let body = serde_json::to_vec(&LayoutFile {
-                image_layout_version: LAYOUT_VERSION.to_string(),
-            })
-            .map_err(|e| Error::io("write", &layout_file)(e.into()))?;
-            atomic::write(&layout_file, &body, FILE_MODE)
-                .map_err(Error::io("write", &layout_file))?;
-        }
-        let blobs = root.join("blobs").join("sha256");
-        fs::create_dir_all(&blobs).map_err(Error::io("create directory", &blobs))?;
-        Ok(layout)
+        dirs.alg(Algorithm::Sha256)?;
+        Ok(Layout {
+            root: root.to_path_buf(),
+            dirs: Some(Arc::new(dirs)),
+        })
+    }
+
+    /// The directories of a layout being pulled into; a layout opened for reading has none.
+    fn dirs(&self) -> Result<&Dirs, Error> {
+        self.dirs.as_deref().ok_or_else(|| Error::Io {
+            action: "write into",
+            path: self.root.clone(),
+            source: io::Error::new(
+                io::ErrorKind::Unsupported,
+                "the layout was opened for reading",
+            ),
+        })
     }
 
     /// Ends a pull: `index.json` must be written; leftover `.partial` files no writer holds are
     /// removed and the marker goes last, so the layout is complete once the marker is gone.
     pub fn finish_pull(&self) -> Result<(), Error> {
-        let index = self.root.join(INDEX_FILE);
-        if !index.is_file() {
+        let dirs = self.dirs()?;
+        let written = dirs
+            .root
+            .exists(INDEX_FILE)
+            .map_err(Error::io("inspect", &self.root.join(INDEX_FILE)))?;
+        if !written {
             return Err(Error::NotALayout {
                 path: self.root.clone(),
                 reason: "index.json is not written yet: write the index before finishing the pull"
                     .into(),
             });
         }
-        writer::remove_stale_partials(&self.root.join("blobs"))?;
-        let marker = self.root.join(PULL_MARKER);
-        match fs::remove_file(&marker) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &marker)(e)),
-        }
-        sync_dir(&self.root);
+        writer::remove_stale_partials(&dirs.blobs)?;
+        dirs.root
+            .remove(PULL_MARKER)
+            .map_err(Error::io("remove", &self.root.join(PULL_MARKER)))?;
+        dirs.root.sync();
         Ok(())
     }
 
-    /// Opens an existing layout (a directory with a valid `oci-layout` file).
+    /// Opens an existing layout (a directory with a valid `oci-layout` file), for reading.
     pub fn open(root: &Path) -> Result<Layout, Error> {
         let meta = fs::metadata(root).map_err(Error::io("open layout", root))?;
         let not_layout = |reason: String| Error::NotALayout {
@@ -223,16 +275,17 @@ impl Layout {
         }
         let layout_file = root.join(LAYOUT_FILE);
         let bytes = match File::open(&layout_file) {
-            Ok(f) => read_limited(f, 4096).map_err(Error::io("read", &layout_file))?,
+            Ok(f) => bounded::read(f, 4096, "the oci-layout file")
+                .map_err(|e| not_layout(e.to_string()))?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(not_layout("it has no oci-layout file".into()))
             }
             Err(e) => return Err(Error::io("read", &layout_file)(e)),
         };
-        let bytes = bytes.ok_or_else(|| not_layout("oci-layout file is too large".into()))?;
         check_layout_file(&bytes).map_err(not_layout)?;
         Ok(Layout {
             root: root.to_path_buf(),
+            dirs: None,
         })
     }
 
@@ -244,33 +297,48 @@ impl Layout {
     pub fn index(&self) -> Result<Index, Error> {
         match self.read_index()? {
             Some(index) => Ok(index),
-            None => match fs::read(self.root.join(PULL_MARKER)) {
-                Ok(b) => Err(Error::IncompletePull {
-                    path: self.root.clone(),
-                    source_ref: String::from_utf8_lossy(&b).trim_end().to_string(),
-                }),
-                Err(_) => Err(Error::NotALayout {
-                    path: self.root.clone(),
-                    reason: "it has no index.json".into(),
-                }),
-            },
+            None => {
+                let marker = match &self.dirs {
+                    Some(d) => read_marker(&d.root).ok().flatten(),
+                    None => fs::read(self.root.join(PULL_MARKER))
+                        .ok()
+                        .map(|b| String::from_utf8_lossy(&b).trim_end().to_string()),
+                };
+                Err(match marker {
+                    Some(source_ref) => Error::IncompletePull {
+                        path: self.root.clone(),
+                        source_ref,
+                    },
+                    None => Error::NotALayout {
+                        path: self.root.clone(),
+                        reason: "it has no index.json".into(),
+                    },
+                })
+            }
         }
     }
 
+    /// `index.json`, bounded by [`bounded::STATE`]; in a layout being pulled into, only one this
+    /// user wrote (a planted one would add its entries to ours).
     fn read_index(&self) -> Result<Option<Index>, Error> {
         let path = self.root.join(INDEX_FILE);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("read", &path)(e)),
+        let file = match &self.dirs {
+            Some(d) => match open_owned(&d.root, INDEX_FILE, libc::O_RDONLY)? {
+                Some(f) => f,
+                None => return Ok(None),
+            },
+            None => match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::io("read", &path)(e)),
+            },
         };
         let not_layout = |reason: String| Error::NotALayout {
             path: self.root.clone(),
             reason,
         };
-        let bytes = read_limited(file, INDEX_LIMIT)
-            .map_err(Error::io("read", &path))?
-            .ok_or_else(|| not_layout("index.json is too large".into()))?;
+        let bytes = bounded::read(file, bounded::STATE, "index.json")
+            .map_err(|e| not_layout(e.to_string()))?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| not_layout(format!("invalid index.json: {e}")))
@@ -278,9 +346,10 @@ impl Layout {
 
     /// Replaces `index.json` atomically.
     pub fn write_index(&self, index: &Index) -> Result<(), Error> {
-        let path = self.root.join(INDEX_FILE);
-        let bytes = serde_json::to_vec(index).map_err(|e| Error::io("write", &path)(e.into()))?;
-        atomic::write(&path, &bytes, FILE_MODE).map_err(Error::io("write", &path))
+        let bytes = serde_json::to_vec(index).expect("JSON serializes");
+        self.dirs()?
+            .root
+            .write_atomic(INDEX_FILE, &bytes, FILE_MODE)
     }
 
     /// Adds `desc` to `index.json` under the annotation `org.opencontainers.image.ref.name` =
@@ -292,7 +361,7 @@ impl Layout {
                 name: name.to_string(),
             });
         }
-        let _lock = atomic::DirLock::acquire(&self.root).map_err(Error::io("lock", &self.root))?;
+        let _lock = self.dirs()?.root.lock()?;
         let mut index = self.read_index()?.unwrap_or_else(Index::empty);
         let mut desc = desc;
         desc.annotations
@@ -308,16 +377,44 @@ impl Layout {
         self.write_index(&index)
     }
 
+    /// Adds `desc` to `index.json` without a ref name (a pull by digest), replacing an unnamed
+    /// entry of the same digest; the index is created when there is none yet.
+    pub fn add_unnamed(&self, desc: Descriptor) -> Result<(), Error> {
+        let _lock = self.dirs()?.root.lock()?;
+        let mut index = self.read_index()?.unwrap_or_else(Index::empty);
+        index
+            .manifests
+            .retain(|d| d.digest != desc.digest || d.annotation(ANNOTATION_REF_NAME).is_some());
+        index.manifests.push(desc);
+        self.write_index(&index)
+    }
+
     /// Where the blob `d` lives: `blobs/<algorithm>/<hex>` (a parsed [`Digest`] is safe as a name).
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root.join("blobs").join(d.algorithm()).join(d.hex())
     }
 
-    /// Whether the blob exists with the descriptor's size; cheap (no rehash): pull skips such blobs,
-    /// which only ever get their name after their digest was checked.
+    /// Whether the blob exists with the descriptor's size: a cheap check for readers of a layout
+    /// they trust. Pull uses [`Layout::verify_present`].
     pub fn has_blob(&self, desc: &Descriptor) -> bool {
         fs::metadata(self.blob_path(&desc.digest))
             .is_ok_and(|m| m.is_file() && m.len() == desc.size)
+    }
+
+    /// For pull: the blob when something is already under its name, to be checked with
+    /// [`PresentBlob::verify`] (which hashes, so run it off the async workers). Nothing found there
+    /// is trusted by its name or size: it must be this user's regular file (else
+    /// [`Error::Untrusted`]). Costs one `openat` when the blob is absent, as it is throughout a
+    /// fresh pull.
+    pub fn present_blob(&self, desc: &Descriptor) -> Result<Option<PresentBlob>, Error> {
+        let dir = self.dirs()?.alg(desc.digest.kind())?;
+        Ok(
+            open_owned(&dir, desc.digest.hex(), libc::O_RDONLY)?.map(|file| PresentBlob {
+                file,
+                dir,
+                desc: desc.clone(),
+            }),
+        )
     }
 
     pub fn open_blob(&self, d: &Digest) -> Result<File, Error> {
@@ -334,8 +431,8 @@ impl Layout {
         })
     }
 
-    /// Reads a small blob (manifest, index, config) whole, refusing one over `limit` bytes and
-    /// checking its size and digest.
+    /// Reads a small blob (manifest, index, config) whole, refusing one over `limit` bytes (a
+    /// [`bounded`] limit) and checking its size and digest.
     pub fn read_blob(&self, desc: &Descriptor, limit: u64) -> Result<Vec<u8>, Error> {
         let path = self.blob_path(&desc.digest);
         if desc.size > limit {
@@ -347,33 +444,26 @@ impl Layout {
             });
         }
         let file = self.open_blob(&desc.digest)?;
-        let mut bytes = Vec::new();
-        file.take(desc.size + 1)
-            .read_to_end(&mut bytes)
+        let bytes = bounded::read(file, limit, &format!("blob {}", desc.digest))
             .map_err(Error::io("read blob", &path))?;
         verify::check_bytes(&bytes, desc, &path)?;
         Ok(bytes)
     }
 
-    /// Stores a small blob (manifest, config) atomically and returns its digest; an existing blob
-    /// of the same size is kept (same digest, same bytes).
+    /// Stores a small blob (manifest, index) atomically under its sha256 and returns that digest;
+    /// whatever was under the name is replaced, never trusted.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<Digest, Error> {
         let digest = Digest::sha256_of(bytes);
-        let path = self.blob_path(&digest);
-        if fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
-            return Ok(digest);
-        }
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-        }
-        atomic::write(&path, bytes, FILE_MODE).map_err(Error::io("write blob", &path))?;
+        self.dirs()?
+            .alg(Algorithm::Sha256)?
+            .write_atomic(digest.hex(), bytes, FILE_MODE)?;
         Ok(digest)
     }
 
-    /// Starts or resumes writing `desc`'s blob into `blobs/sha256/<hex>.partial`; bytes already
+    /// Starts or resumes writing `desc`'s blob into `blobs/<alg>/<hex>.partial`; bytes already
     /// there are re-hashed and [`BlobWriter::offset`] says where to continue (`Range: bytes=N-`).
     pub fn blob_writer(&self, desc: &Descriptor) -> Result<BlobWriter, Error> {
-        BlobWriter::open(self, desc)
+        BlobWriter::open(self.dirs()?.alg(desc.digest.kind())?, desc)
     }
 
     /// The image to push or extract: the entry whose ref name (or containerd image name) is
@@ -387,14 +477,6 @@ impl Layout {
         name: Option<&str>,
     ) -> Result<(Option<String>, Descriptor), Error> {
         refname::choose_in_index(self.index()?, name, &self.root)
-    }
-}
-
-/// Makes a rename or removal in `dir` durable; best effort (some filesystems refuse to fsync a
-/// directory, and the data itself is already synced).
-pub(crate) fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
     }
 }
 
