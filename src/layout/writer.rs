@@ -293,6 +293,25 @@ mod tests {
     }
 
     #[test]
+    fn sha512_blobs_are_verified_and_stored_under_their_algorithm() {
+        let (_d, l) = layout();
+        let mut desc = desc_of(b"data");
+        desc.digest = Digest::of(crate::oci::digest::Algorithm::Sha512, b"data");
+        let mut w = l.blob_writer(&desc).unwrap();
+        w.write_all(b"dat").unwrap();
+        drop(w);
+        let mut w = l.blob_writer(&desc).unwrap();
+        assert_eq!(w.offset(), 3);
+        w.write_all(b"a").unwrap();
+        w.commit().unwrap();
+        let path = l.root().join("blobs/sha512").join(desc.digest.hex());
+        assert_eq!(fs::read(path).unwrap(), b"data");
+        let mut w = l.blob_writer(&desc).unwrap();
+        w.write_all(b"DATA").unwrap();
+        assert!(matches!(w.commit(), Err(Error::DigestMismatch { .. })));
+    }
+
+    #[test]
     fn short_commit_is_a_size_mismatch() {
         let (_d, l) = layout();
         let desc = desc_of(b"data");
