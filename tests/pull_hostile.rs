@@ -178,6 +178,16 @@ fn verify_layout(layout: &Path) -> Value {
     index
 }
 
+/// The planted state is chowned to another uid, which only root can do.
+fn require_root() {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests plant other users' files: run them as root"
+    );
+}
+
 /// A root-only file outside DESTINATION, as the attack's target.
 fn secret_file(dir: &Path) -> PathBuf {
     let p = dir.join("root-only");
@@ -244,6 +254,7 @@ fn planted_symlinks_are_never_written_through() {
 
 #[test]
 fn resume_state_of_another_user_is_refused() {
+    require_root();
     let reg = registry();
     push_tiny(&reg, "proj/tiny:v1", &[]);
     let env = TestEnv::new();
@@ -281,6 +292,24 @@ fn resume_state_of_another_user_is_refused() {
     assert!(e.contains("is owned by uid 1000, not by you"), "{e}");
     assert_eq!(fs::read(&partial).unwrap(), b"x");
     assert_eq!(fs::metadata(&partial).unwrap().uid(), 1000);
+
+    // Our marker, another user's blob directory (they could swap its files while we write).
+    fs::remove_dir_all(env.path().join("shared")).unwrap();
+    let dest = planted_dest(&env, &source);
+    std::os::unix::fs::chown(dest.join("blobs/sha256"), Some(1000), Some(1000)).unwrap();
+    let e = error_line(&artifacts(
+        &env,
+        &reg,
+        &["pull", &source, dest.to_str().unwrap()],
+    ));
+    assert!(
+        e.contains("blobs/sha256 is owned by uid 1000, not by you"),
+        "{e}"
+    );
+    assert!(fs::read_dir(dest.join("blobs/sha256"))
+        .unwrap()
+        .next()
+        .is_none());
 }
 
 #[test]

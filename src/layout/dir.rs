@@ -90,8 +90,9 @@ impl Dir {
         self.path.join(name)
     }
 
-    /// The subdirectory `name`, created (0755) when `create` and missing; a symlink or a
-    /// non-directory there is an error naming it.
+    /// The subdirectory `name`, created (0755) when `create` and missing; a symlink, a
+    /// non-directory or another user's directory there is an error naming it (whoever owns a
+    /// directory can swap what is in it while we write).
     pub(crate) fn subdir(&self, name: &str, create: bool) -> Result<Dir, Error> {
         let path = self.join(name);
         let c = cstr(name).map_err(Error::io("open directory", &path))?;
@@ -110,7 +111,27 @@ impl Dir {
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
         ) {
-            Ok(fd) => Ok(Dir { fd, path }),
+            Ok(fd) => {
+                let dir = Dir { fd, path };
+                let meta = File::from(
+                    dir.fd
+                        .try_clone()
+                        .map_err(Error::io("inspect", &dir.path))?,
+                )
+                .metadata()
+                .map_err(Error::io("inspect", &dir.path))?;
+                if meta.uid() != euid() {
+                    return Err(Error::Untrusted {
+                        path: dir.path,
+                        reason: format!(
+                            "is owned by uid {}, not by you (uid {})",
+                            meta.uid(),
+                            euid()
+                        ),
+                    });
+                }
+                Ok(dir)
+            }
             Err(e) if is_symlink_error(&e) => Err(Error::Untrusted {
                 path,
                 reason: "is a symlink or not a directory".into(),
