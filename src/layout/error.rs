@@ -20,6 +20,10 @@ pub enum Error {
     OtherPull { path: PathBuf, source_ref: String },
     #[error("{path} holds an interrupted pull of {source_ref:?} (no index.json yet): pull it again to finish it")]
     IncompletePull { path: PathBuf, source_ref: String },
+    #[error(
+        "{path} {reason}: refusing to resume from it; remove it or pull into a fresh directory"
+    )]
+    Untrusted { path: PathBuf, reason: String },
     #[error("{path} is not an OCI image layout: {reason}")]
     NotALayout { path: PathBuf, reason: String },
     #[error("{action} {path}: {source}")]
@@ -53,8 +57,6 @@ pub enum Error {
         "blob {digest} is missing from {path}: the image is incomplete; pull or save it again"
     )]
     MissingBlob { digest: Digest, path: PathBuf },
-    #[error("unsupported digest {digest}: local images are stored by sha256 only")]
-    UnsupportedDigest { digest: Digest },
     #[error("another process is writing {path}: wait for it to finish (or stop it) and retry")]
     Busy { path: PathBuf },
     #[error("no image named {name:?} here; available: {}", list(available))]

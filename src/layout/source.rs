@@ -16,10 +16,9 @@ use std::sync::Arc;
 use crate::oci::{AnyManifest, Descriptor, Digest, Index};
 
 use super::tar_index::TarFile;
-use super::verify::{check_bytes, require_sha256, VerifyingReader};
-use super::{
-    check_layout_file, docker_archive, refname, Error, Layout, INDEX_LIMIT, MANIFEST_LIMIT,
-};
+use super::verify::{check_bytes, VerifyingReader};
+use super::{check_layout_file, docker_archive, refname, Error, Layout};
+use crate::bounded;
 
 /// The blobs of a local image, by digest. Readers fail at EOF (`InvalidData`, carrying
 /// [`Error::DigestMismatch`] / [`Error::SizeMismatch`], see [`Error::downcast_io`]) when the
@@ -136,7 +135,7 @@ fn check_manifest(desc: &Descriptor, bytes: &[u8], path: &Path) -> Result<(), Er
 fn open_layout(path: &Path, name: Option<&str>) -> Result<LocalImage, Error> {
     let layout = Layout::open(path)?;
     let (name, manifest) = layout.resolve_named(name)?;
-    let manifest_bytes = layout.read_blob(&manifest, MANIFEST_LIMIT)?;
+    let manifest_bytes = layout.read_blob(&manifest, bounded::MANIFEST)?;
     check_manifest(&manifest, &manifest_bytes, path)?;
     Ok(LocalImage {
         name,
@@ -153,14 +152,12 @@ struct LayoutBlobs {
 
 impl BlobSource for LayoutBlobs {
     fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
-        require_sha256(d)?;
         let file = self.layout.open_blob(d)?;
         let path = self.layout.blob_path(d);
         Ok(Box::new(VerifyingReader::new(file, d.clone(), None, path)))
     }
 
     fn open_for_upload(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
-        require_sha256(d)?;
         Ok(Box::new(self.layout.open_blob(d)?))
     }
 
@@ -179,11 +176,11 @@ fn open_oci_archive(tar: TarFile, name: Option<&str>) -> Result<LocalImage, Erro
     };
     let layout_file = tar.read_small("oci-layout", 4096)?;
     check_layout_file(&layout_file).map_err(&invalid)?;
-    let index: Index = serde_json::from_slice(&tar.read_small("index.json", INDEX_LIMIT)?)
+    let index: Index = serde_json::from_slice(&tar.read_small("index.json", bounded::STATE)?)
         .map_err(|e| invalid(format!("invalid index.json: {e}")))?;
     let (name, manifest) = refname::choose_in_index(index, name, tar.path())?;
     let blobs = ArchiveBlobs { tar };
-    let manifest_bytes = blobs.read_small(&manifest, MANIFEST_LIMIT)?;
+    let manifest_bytes = blobs.read_small(&manifest, bounded::MANIFEST)?;
     check_manifest(&manifest, &manifest_bytes, blobs.tar.path())?;
     Ok(LocalImage {
         name,
@@ -223,11 +220,12 @@ impl ArchiveBlobs {
             });
         }
         let (offset, size) = self.locate(&desc.digest)?;
-        let mut bytes = Vec::new();
-        self.tar
-            .open_range(offset, size.min(limit + 1))?
-            .read_to_end(&mut bytes)
-            .map_err(Error::io("read", self.tar.path()))?;
+        let bytes = bounded::read(
+            self.tar.open_range(offset, size)?,
+            limit,
+            &format!("blob {}", desc.digest),
+        )
+        .map_err(Error::io("read", self.tar.path()))?;
         check_bytes(&bytes, desc, &path)?;
         Ok(bytes)
     }
@@ -235,7 +233,6 @@ impl ArchiveBlobs {
 
 impl BlobSource for ArchiveBlobs {
     fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
-        require_sha256(d)?;
         let (offset, size) = self.locate(d)?;
         let reader = self.tar.open_range(offset, size)?;
         let path = self.tar.entry_path(&Self::entry_name(d));
@@ -248,7 +245,6 @@ impl BlobSource for ArchiveBlobs {
     }
 
     fn open_for_upload(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
-        require_sha256(d)?;
         let (offset, size) = self.locate(d)?;
         Ok(Box::new(self.tar.open_range(offset, size)?))
     }

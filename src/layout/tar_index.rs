@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
-use super::{read_limited, Error};
+use super::Error;
+use crate::bounded;
 
 /// How many links a lookup follows before calling it a loop.
 const MAX_LINKS: usize = 16;
@@ -235,9 +236,7 @@ impl TarFile {
             )));
         }
         let reader = self.open_range(offset, size)?;
-        let bytes = read_limited(reader, limit)
-            .map_err(Error::io("read", &self.path))?
-            .unwrap_or_default();
+        let bytes = bounded::read(reader, limit, name).map_err(Error::io("read", &self.path))?;
         if bytes.len() as u64 != size {
             return Err(self.invalid(format!("{name} is truncated")));
         }

@@ -22,7 +22,7 @@ pub(crate) fn check_bytes(bytes: &[u8], desc: &Descriptor, path: &Path) -> Resul
             path: path.to_path_buf(),
         });
     }
-    let actual = Digest::sha256_of(bytes);
+    let actual = desc.digest.recompute(bytes);
     if actual != desc.digest {
         return Err(Error::DigestMismatch {
             expected: desc.digest.clone(),
@@ -53,11 +53,11 @@ enum State {
 
 impl<R: Read> VerifyingReader<R> {
     /// `size`, when known, is checked too (and an overlong stream fails as soon as it is overlong).
-    /// `expected` must be a sha256 digest (see [`require_sha256`]).
+    /// The content is hashed in `expected`'s algorithm.
     pub(crate) fn new(inner: R, expected: Digest, size: Option<u64>, path: PathBuf) -> Self {
         VerifyingReader {
             inner,
-            hasher: Hasher::new(),
+            hasher: Hasher::for_digest(&expected),
             expected,
             size,
             path,
@@ -111,15 +111,6 @@ impl<R: Read> Read for VerifyingReader<R> {
             }
         }
         Ok(n)
-    }
-}
-
-/// Refuses digests we cannot verify (our [`Hasher`] is SHA-256).
-pub(crate) fn require_sha256(d: &Digest) -> Result<(), Error> {
-    if d.algorithm() == "sha256" {
-        Ok(())
-    } else {
-        Err(Error::UnsupportedDigest { digest: d.clone() })
     }
 }
 

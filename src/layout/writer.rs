@@ -1,23 +1,26 @@
 //! [`BlobWriter`]: the only way a large blob enters a layout (STYLE §4, after oci-client's
-//! `pull_blob`). Bytes go to `blobs/sha256/<hex>.partial` and through a SHA-256 hasher as they
-//! stream; the blob gets its final name only after size and digest matched, so a name under
-//! `blobs/` always means verified content and [`Layout::has_blob`] can trust a size check.
+//! `pull_blob`). Bytes go to `blobs/<alg>/<hex>.partial` and through a hasher of the digest's
+//! algorithm as they stream; the blob gets its final name only after size and digest matched.
+//!
+//! The partial is created `O_EXCL|O_NOFOLLOW` in the directory descriptor of `blobs/<alg>` (see
+//! `dir`), so nothing planted under its name is ever opened for writing: a symlink is refused, and
+//! an existing file is resumed from only when it is this user's own regular file.
 //!
 //! A `.partial` survives an interruption (the writer is simply dropped): the next writer for the
 //! same blob re-hashes what is there and reports the offset to resume from with HTTP `Range`.
 //! The partial file is `flock`ed while a writer holds it, so two pulls into the same layout cannot
 //! interleave bytes of one blob.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::oci::digest::Hasher;
 use crate::oci::{Descriptor, Digest};
 
-use super::verify::require_sha256;
-use super::{sync_dir, Error, Layout, FILE_MODE};
+use super::dir::{open_owned, Dir};
+use super::{Error, FILE_MODE};
 
 const PARTIAL_SUFFIX: &str = ".partial";
 
@@ -28,8 +31,10 @@ pub struct BlobWriter {
     hasher: Hasher,
     digest: Digest,
     size: u64,
+    dir: Arc<Dir>,
+    partial_name: String,
+    /// The partial's path, for messages.
     partial: PathBuf,
-    target: PathBuf,
 }
 
 impl std::fmt::Debug for BlobWriter {
@@ -44,43 +49,55 @@ impl std::fmt::Debug for BlobWriter {
 }
 
 impl BlobWriter {
-    pub(crate) fn open(layout: &Layout, desc: &Descriptor) -> Result<BlobWriter, Error> {
-        require_sha256(&desc.digest)?;
-        let target = layout.blob_path(&desc.digest);
-        let dir = target.parent().unwrap_or(layout.root());
-        fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-        let partial = dir.join(format!("{}{PARTIAL_SUFFIX}", desc.digest.hex()));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .open(&partial)
-            .map_err(Error::io("open", &partial))?;
+    /// `dir` is the open `blobs/<alg>` directory of `desc`'s digest.
+    pub(crate) fn open(dir: Arc<Dir>, desc: &Descriptor) -> Result<BlobWriter, Error> {
+        let partial_name = format!("{}{PARTIAL_SUFFIX}", desc.digest.hex());
+        let partial = dir.join(&partial_name);
+        let created = dir.open(
+            &partial_name,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+            FILE_MODE,
+        );
+        let (mut file, resumed) = match created {
+            Ok(f) => (f, false),
+            // Left by an earlier run (or planted: a symlink also ends here, O_EXCL never follows).
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match open_owned(&dir, &partial_name, libc::O_RDWR)? {
+                    Some(f) => (f, true),
+                    None => return Err(Error::Busy { path: partial }),
+                }
+            }
+            Err(e) => return Err(Error::io("create", &partial)(e)),
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Err(Error::Busy { path: partial }),
             Err(TryLockError::Error(e)) => return Err(Error::io("lock", &partial)(e)),
         }
-        let mut hasher = Hasher::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("read", &partial)(e)),
-            };
-            hasher.update(&buf[..n]);
+        let mut hasher = Hasher::for_digest(&desc.digest);
+        if resumed {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io("read", &partial)(e)),
+                };
+                hasher.update(&buf[..n]);
+                if hasher.len() > desc.size {
+                    break;
+                }
+            }
         }
         let mut w = BlobWriter {
             file,
             hasher,
             digest: desc.digest.clone(),
             size: desc.size,
+            dir,
+            partial_name,
             partial,
-            target,
         };
         if w.hasher.len() > w.size {
             // Longer than the blob can be: not a prefix of it.
@@ -101,26 +118,28 @@ impl BlobWriter {
             .set_len(0)
             .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
             .map_err(Error::io("truncate", &self.partial))?;
-        self.hasher = Hasher::new();
+        self.hasher = Hasher::for_digest(&self.digest);
         Ok(())
     }
 
     /// Checks size and digest against the descriptor, syncs the data and renames the partial to the
-    /// blob's name. On a mismatch the partial is deleted (the next attempt starts over) and
-    /// [`Error::SizeMismatch`] or [`Error::DigestMismatch`] returned.
+    /// blob's name (inside the same directory descriptor). On a mismatch the partial is deleted
+    /// (the next attempt starts over) and [`Error::SizeMismatch`] or [`Error::DigestMismatch`]
+    /// returned.
     pub fn commit(self) -> Result<(), Error> {
         let BlobWriter {
             file,
             hasher,
             digest,
             size,
+            dir,
+            partial_name,
             partial,
-            target,
         } = self;
         let actual_len = hasher.len();
         let mismatch = if actual_len != size {
             Some(Error::SizeMismatch {
-                digest,
+                digest: digest.clone(),
                 expected: size,
                 actual: actual_len,
                 path: partial.clone(),
@@ -128,22 +147,21 @@ impl BlobWriter {
         } else {
             let actual = hasher.finish();
             (actual != digest).then(|| Error::DigestMismatch {
-                expected: digest,
+                expected: digest.clone(),
                 actual,
                 path: partial.clone(),
             })
         };
         if let Some(e) = mismatch {
             drop(file);
-            let _ = fs::remove_file(&partial);
+            let _ = dir.remove(&partial_name);
             return Err(e);
         }
         file.sync_all().map_err(Error::io("sync", &partial))?;
-        fs::rename(&partial, &target).map_err(Error::io("rename", &partial))?;
+        dir.rename(&partial_name, digest.hex())
+            .map_err(Error::io("rename", &partial))?;
         drop(file);
-        if let Some(dir) = target.parent() {
-            sync_dir(dir);
-        }
+        dir.sync();
         Ok(())
     }
 }
@@ -175,25 +193,32 @@ impl Write for BlobWriter {
 }
 
 /// Removes `*.partial` files under `blobs/<alg>/` that no writer holds (left by an interrupted pull
-/// for blobs the finished pull did not need).
-pub(crate) fn remove_stale_partials(blobs: &Path) -> Result<(), Error> {
-    let algs = match fs::read_dir(blobs) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("list", blobs)(e)),
-    };
-    for alg in algs.flatten() {
-        let Ok(entries) = fs::read_dir(alg.path()) else {
+/// for blobs the finished pull did not need). Only names are removed (`unlinkat`); a symlink or a
+/// directory that is not an algorithm's is left alone.
+pub(crate) fn remove_stale_partials(blobs: &Dir) -> Result<(), Error> {
+    let algs = blobs.names().map_err(Error::io("list", blobs.path()))?;
+    for alg in algs {
+        let Some(alg) = alg.to_str() else { continue };
+        if crate::oci::digest::Algorithm::from_name(alg).is_none() {
+            continue;
+        }
+        let Ok(dir) = blobs.subdir(alg, false) else {
             continue;
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if !path.to_string_lossy().ends_with(PARTIAL_SUFFIX) {
+        let Ok(names) = dir.names() else { continue };
+        for name in names {
+            let Some(name) = name.to_str() else { continue };
+            if !name.ends_with(PARTIAL_SUFFIX) {
                 continue;
             }
-            let Ok(f) = File::open(&path) else { continue };
-            if f.try_lock().is_ok() {
-                fs::remove_file(&path).map_err(Error::io("remove", &path))?;
+            let free = match dir.open(name, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
+                Ok(f) => f.try_lock().is_ok(),
+                // A symlink under a partial's name is not ours to keep.
+                Err(e) => super::dir::is_symlink_error(&e),
+            };
+            if free {
+                dir.remove(name)
+                    .map_err(Error::io("remove", &dir.join(name)))?;
             }
         }
     }
@@ -203,7 +228,9 @@ pub(crate) fn remove_stale_partials(blobs: &Path) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::Layout;
     use crate::oci;
+    use std::fs;
 
     fn desc_of(bytes: &[u8]) -> Descriptor {
         Descriptor {
@@ -263,6 +290,25 @@ mod tests {
         w.write_all(b"data").unwrap();
         w.commit().unwrap();
         assert_eq!(fs::read(l.blob_path(&desc.digest)).unwrap(), b"data");
+    }
+
+    #[test]
+    fn sha512_blobs_are_verified_and_stored_under_their_algorithm() {
+        let (_d, l) = layout();
+        let mut desc = desc_of(b"data");
+        desc.digest = Digest::of(crate::oci::digest::Algorithm::Sha512, b"data");
+        let mut w = l.blob_writer(&desc).unwrap();
+        w.write_all(b"dat").unwrap();
+        drop(w);
+        let mut w = l.blob_writer(&desc).unwrap();
+        assert_eq!(w.offset(), 3);
+        w.write_all(b"a").unwrap();
+        w.commit().unwrap();
+        let path = l.root().join("blobs/sha512").join(desc.digest.hex());
+        assert_eq!(fs::read(path).unwrap(), b"data");
+        let mut w = l.blob_writer(&desc).unwrap();
+        w.write_all(b"DATA").unwrap();
+        assert!(matches!(w.commit(), Err(Error::DigestMismatch { .. })));
     }
 
     #[test]

@@ -53,17 +53,21 @@ pub fn manifest_to_oci(bytes: &[u8]) -> Result<Option<Vec<u8>>, ParseError> {
     Ok(Some(serde_json::to_vec(&v).expect("JSON serializes")))
 }
 
-/// The OCI form of a Docker manifest list, its children re-pointed at their converted manifests
-/// (`converted`: old digest → new descriptor digest and size); `None` when it is not one.
+/// The OCI form of an index whose children were converted (`converted`: old digest → new
+/// digest and size): a Docker manifest list becomes an OCI index, and in either kind every
+/// converted child is re-pointed at its new manifest, so the index names only what the layout
+/// holds. skopeo `copy --all` to an `oci:` layout does the same (containers/image edits the
+/// instances of the list after converting them). `None` when nothing changes: the index keeps
+/// its bytes and digest.
 pub fn list_to_oci(
     bytes: &[u8],
     converted: &HashMap<Digest, (Digest, u64)>,
 ) -> Result<Option<Vec<u8>>, ParseError> {
     let mut v = parse_value(bytes)?;
-    if v.get("mediaType").and_then(Value::as_str) != Some(DOCKER_MANIFEST_LIST) {
-        return Ok(None);
+    let mut changed = v.get("mediaType").and_then(Value::as_str) == Some(DOCKER_MANIFEST_LIST);
+    if changed {
+        retype(&mut v);
     }
-    retype(&mut v);
     if let Some(Value::Array(children)) = v.get_mut("manifests") {
         for child in children {
             let old = child
@@ -74,10 +78,11 @@ pub fn list_to_oci(
                 child["digest"] = Value::String(digest.to_string());
                 child["size"] = Value::from(*size);
                 retype(child);
+                changed = true;
             }
         }
     }
-    Ok(Some(serde_json::to_vec(&v).expect("JSON serializes")))
+    Ok(changed.then(|| serde_json::to_vec(&v).expect("JSON serializes")))
 }
 
 #[cfg(test)]
@@ -116,5 +121,17 @@ mod tests {
         assert_eq!(index.manifests[0].digest, new);
         assert_eq!(index.manifests[0].media_type, OCI_MANIFEST);
         assert!(index.manifests[0].platform.is_some());
+
+        // An OCI index with a Docker child: same re-pointing, the index stays OCI.
+        let mixed = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{DOCKER_MANIFEST}","size":9,"digest":"{d}"}}]}}"#
+        );
+        let index: Index =
+            serde_json::from_slice(&list_to_oci(mixed.as_bytes(), &map).unwrap().unwrap()).unwrap();
+        assert_eq!(index.manifests[0].digest, new);
+        assert_eq!(index.manifests[0].media_type, OCI_MANIFEST);
+        assert!(list_to_oci(mixed.as_bytes(), &HashMap::new())
+            .unwrap()
+            .is_none());
     }
 }

@@ -1,12 +1,16 @@
-//! Content digests (`sha256:<64 hex>`) and the hashing writer every blob streams through.
+//! Content digests (`sha256:<64 hex>`, `sha512:<128 hex>`) and the hashing writer every blob
+//! streams through.
 //!
-//! A digest is validated when parsed, so it is safe to use as a file name under `blobs/sha256/`:
-//! a hostile manifest cannot name `../../etc/passwd` as a blob.
+//! A digest is validated when parsed, so it is safe to use as a file name under `blobs/<alg>/`:
+//! a hostile manifest cannot name `../../etc/passwd` as a blob. The algorithms are the two the
+//! OCI image spec registers (descriptor.md, "Registered algorithms"); both are verified wherever
+//! content is checked, so a `@sha512:` reference is never taken on trust, and any other
+//! algorithm is refused when parsed, with a message that says so.
 
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+use sha2::{Digest as _, Sha256, Sha512};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -15,20 +19,72 @@ pub struct Digest {
     text: String,
 }
 
+/// A digest that does not parse: the text as given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid digest {0:?}: expected sha256:<64 lower-case hex digits> (or sha512:<128>)")]
+#[error("{}", describe(.0))]
 pub struct DigestError(pub String);
+
+fn describe(s: &str) -> String {
+    let shown = crate::text::escape(s);
+    match s.split_once(':') {
+        // The grammar of the image spec: `algorithm ":" encoded`, algorithm in [a-z0-9+._-].
+        Some((alg, _))
+            if Algorithm::from_name(alg).is_none()
+                && !alg.is_empty()
+                && alg.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)
+                }) =>
+        {
+            format!(
+                "unsupported digest algorithm {:?} in {shown}: only sha256 and sha512 (the algorithms the OCI image spec registers) can be verified",
+                crate::text::escape(alg)
+            )
+        }
+        _ => format!(
+            "invalid digest {shown}: expected sha256:<64 lower-case hex digits> or sha512:<128>"
+        ),
+    }
+}
+
+/// A digest algorithm we can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Sha256,
+    Sha512,
+}
+
+impl Algorithm {
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        match name {
+            "sha256" => Some(Algorithm::Sha256),
+            "sha512" => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha512 => 128,
+        }
+    }
+}
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let (algorithm, hex) = s
             .split_once(':')
             .ok_or_else(|| DigestError(s.to_string()))?;
-        let len = match algorithm {
-            "sha256" => 64,
-            "sha512" => 128,
-            _ => return Err(DigestError(s.to_string())),
-        };
+        let len = Algorithm::from_name(algorithm)
+            .ok_or_else(|| DigestError(s.to_string()))?
+            .hex_len();
         if hex.len() != len
             || !hex
                 .bytes()
@@ -46,6 +102,24 @@ impl Digest {
         Digest {
             text: format!("sha256:{}", hex::encode(Sha256::digest(data))),
         }
+    }
+
+    /// The digest of `data` in `algorithm`.
+    pub fn of(algorithm: Algorithm, data: &[u8]) -> Digest {
+        let mut h = Hasher::with(algorithm);
+        h.update(data);
+        h.finish()
+    }
+
+    /// The digest of `data` in this digest's algorithm: equal to `self` exactly when `data` is
+    /// the content this digest names.
+    pub fn recompute(&self, data: &[u8]) -> Digest {
+        Digest::of(self.kind(), data)
+    }
+
+    /// This digest's algorithm (always one we can verify: [`Digest::parse`] refuses others).
+    pub fn kind(&self) -> Algorithm {
+        Algorithm::from_name(self.algorithm()).expect("a parsed digest has a known algorithm")
     }
 
     pub fn algorithm(&self) -> &str {
@@ -88,11 +162,23 @@ impl std::str::FromStr for Digest {
     }
 }
 
-/// A SHA-256 hasher that counts bytes; fed as data streams past.
-#[derive(Clone, Default)]
+/// A hasher (SHA-256 unless told otherwise) that counts bytes; fed as data streams past.
+#[derive(Clone)]
 pub struct Hasher {
-    sha: Sha256,
+    sha: Sha,
     len: u64,
+}
+
+#[derive(Clone)]
+enum Sha {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Default for Hasher {
+    fn default() -> Hasher {
+        Hasher::with(Algorithm::Sha256)
+    }
 }
 
 impl Hasher {
@@ -100,8 +186,24 @@ impl Hasher {
         Hasher::default()
     }
 
+    pub fn with(algorithm: Algorithm) -> Hasher {
+        let sha = match algorithm {
+            Algorithm::Sha256 => Sha::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Sha::Sha512(Sha512::new()),
+        };
+        Hasher { sha, len: 0 }
+    }
+
+    /// A hasher in the algorithm of `expected`, to compare with it at the end.
+    pub fn for_digest(expected: &Digest) -> Hasher {
+        Hasher::with(expected.kind())
+    }
+
     pub fn update(&mut self, data: &[u8]) {
-        self.sha.update(data);
+        match &mut self.sha {
+            Sha::Sha256(h) => h.update(data),
+            Sha::Sha512(h) => h.update(data),
+        }
         self.len += data.len() as u64;
     }
 
@@ -114,9 +216,11 @@ impl Hasher {
     }
 
     pub fn finish(self) -> Digest {
-        Digest {
-            text: format!("sha256:{}", hex::encode(self.sha.finalize())),
-        }
+        let text = match self.sha {
+            Sha::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
+            Sha::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
+        };
+        Digest { text }
     }
 }
 
@@ -179,6 +283,27 @@ mod tests {
         ] {
             assert!(Digest::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sha512_is_computed_and_unknown_algorithms_are_named() {
+        let d = Digest::of(Algorithm::Sha512, b"{}");
+        assert_eq!(d.algorithm(), "sha512");
+        assert_eq!(d.hex().len(), 128);
+        assert_eq!(Digest::parse(&d.to_string()).unwrap(), d);
+        assert_eq!(d.recompute(b"{}"), d);
+        assert_ne!(d.recompute(b"{ }"), d);
+        let mut h = Hasher::for_digest(&d);
+        h.update(b"{");
+        h.update(b"}");
+        assert_eq!(h.finish(), d);
+        let e = Digest::parse("blake3:0123").unwrap_err().to_string();
+        assert!(
+            e.starts_with("unsupported digest algorithm \"blake3\""),
+            "{e}"
+        );
+        let e = Digest::parse("sha512:abc").unwrap_err().to_string();
+        assert!(e.starts_with("invalid digest sha512:abc"), "{e}");
     }
 
     #[test]

@@ -234,19 +234,21 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
         }
     }
 
-    let present: usize = blobs.iter().filter(|d| layout.has_blob(d)).count();
     for d in &blobs {
         progress.expect(d.size);
     }
     let concurrency = opts.concurrency.max(1);
-    let results: Vec<Result<u64, Error>> = stream::iter(blobs.iter())
+    let results: Vec<Result<Fetch, Error>> = stream::iter(blobs.iter())
         .map(|d| fetch_blob(&client, repo, &layout, d, progress))
         .buffer_unordered(concurrency)
         .collect()
         .await;
-    let mut downloaded = 0;
+    let (mut downloaded, mut present) = (0, 0);
     for r in results {
-        downloaded += r?;
+        match r? {
+            Fetch::Present => present += 1,
+            Fetch::Downloaded(n) => downloaded += n,
+        }
     }
 
     for image in &images {
@@ -266,12 +268,8 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     );
     match reference.tag_or_default() {
         Some(tag) => layout.set_ref(desc, &tag)?,
-        None => {
-            let mut index = layout.index()?;
-            index.manifests.retain(|d| d.digest != desc.digest);
-            index.manifests.push(desc);
-            layout.write_index(&index)?;
-        }
+        // By digest: no index.json exists yet in a fresh pull; the entry gets no ref name.
+        None => layout.add_unnamed(desc)?,
     }
     layout.finish_pull()?;
     progress.finish();
@@ -289,10 +287,9 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     })
 }
 
+/// Writes a manifest or index (small, already verified in memory) under its sha256; whatever an
+/// earlier run or anyone else left under that name is replaced, not trusted.
 fn write_manifest(layout: &Layout, fetched: &Fetched) -> Result<(), Error> {
-    if layout.has_blob(&fetched.descriptor()) {
-        return Ok(());
-    }
     let written = layout.write_blob(&fetched.bytes)?;
     debug_assert_eq!(written, fetched.digest);
     Ok(())
@@ -300,20 +297,50 @@ fn write_manifest(layout: &Layout, fetched: &Fetched) -> Result<(), Error> {
 
 const DOWNLOAD_ATTEMPTS: u32 = 6;
 
-/// Downloads one blob into the layout, resuming from what is already on disk; returns the bytes
-/// transferred.
+/// What [`fetch_blob`] did.
+enum Fetch {
+    /// The blob was already in the layout (an earlier, interrupted run), its content checked.
+    Present,
+    /// This many bytes were transferred.
+    Downloaded(u64),
+}
+
+/// Runs blocking file work (hashing, fsync) off the async workers, which are busy receiving the
+/// other blobs.
+async fn blocking<T: Send + 'static>(
+    layout: &Layout,
+    desc: &Descriptor,
+    work: impl FnOnce() -> Result<T, layout::Error> + Send + 'static,
+) -> Result<T, Error> {
+    let r = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| layout::Error::Io {
+            action: "write",
+            path: layout.blob_path(&desc.digest),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+    Ok(r)
+}
+
+/// Downloads one blob into the layout, resuming from what is already on disk.
 async fn fetch_blob(
     client: &Client,
     repo: &str,
     layout: &Layout,
     desc: &Descriptor,
     progress: &Progress,
-) -> Result<u64, Error> {
+) -> Result<Fetch, Error> {
     let bar = progress.blob(&desc.digest.short(), desc.size);
-    if layout.has_blob(desc) {
+    // A blob already there is trusted only after hashing it (a resumed layout may hold anything
+    // of the right size); in a fresh pull this is one failing `openat`.
+    let present = match layout.present_blob(desc)? {
+        Some(blob) => blocking(layout, desc, move || blob.verify()).await?,
+        None => false,
+    };
+    if present {
         bar.skip(desc.size);
         bar.done();
-        return Ok(0);
+        return Ok(Fetch::Present);
     }
     let mut writer = layout.blob_writer(desc)?;
     bar.skip(writer.offset());
@@ -376,15 +403,8 @@ async fn fetch_blob(
             break;
         }
     }
-    // The fsync of a large blob takes a while: keep it off the async workers, which are busy
-    // receiving the other blobs.
-    tokio::task::spawn_blocking(move || writer.commit())
-        .await
-        .map_err(|e| layout::Error::Io {
-            action: "commit",
-            path: layout.blob_path(&desc.digest),
-            source: std::io::Error::other(e.to_string()),
-        })??;
+    // The fsync of a large blob takes a while.
+    blocking(layout, desc, move || writer.commit()).await?;
     bar.done();
-    Ok(transferred)
+    Ok(Fetch::Downloaded(transferred))
 }

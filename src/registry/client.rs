@@ -629,12 +629,14 @@ impl Client {
         let actual = Digest::sha256_of(&bytes);
         let expected = Digest::parse(reference).ok().or(claimed);
         if let Some(expected) = expected {
-            if expected.algorithm() == "sha256" && expected != actual {
+            // In the algorithm asked for: a `@sha512:` reference is verified too.
+            let got = expected.recompute(&bytes);
+            if expected != got {
                 return Err(Error::DigestMismatch {
                     what: format!("manifest {what}"),
                     url: url.to_string(),
                     expected,
-                    actual,
+                    actual: got,
                 });
             }
         }
@@ -665,7 +667,7 @@ impl Client {
         }
         let (resp, _) = self.get_blob(repo, &desc.digest, 0).await?;
         let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
-        let actual = Digest::sha256_of(&bytes);
+        let actual = desc.digest.recompute(&bytes);
         if actual != desc.digest {
             return Err(Error::DigestMismatch {
                 what,

@@ -82,6 +82,8 @@ struct Shared {
     dropped_headers: Mutex<Vec<String>>,
     /// How many more request bodies reach the upstream with their first byte flipped.
     corrupt_bodies: AtomicUsize,
+    /// Request targets forwarded as another target (exact match).
+    rewrites: Mutex<HashMap<String, String>>,
     /// Both sockets of every open connection, so that `Drop` can end them.
     live: Mutex<HashMap<usize, (TcpStream, TcpStream)>>,
 }
@@ -109,6 +111,7 @@ impl Proxy {
             requests: Mutex::new(Vec::new()),
             dropped_headers: Mutex::new(Vec::new()),
             corrupt_bodies: AtomicUsize::new(0),
+            rewrites: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
         });
         let s = Arc::clone(&shared);
@@ -144,6 +147,17 @@ impl Proxy {
     /// first byte flipped, as a faulty middlebox or network would deliver them.
     pub fn corrupt_request_bodies(&self, n: usize) {
         self.shared.corrupt_bodies.store(n, Ordering::SeqCst);
+    }
+
+    /// From now on, forward a request for exactly `from` (e.g. `/v2/p/r/manifests/sha512:…`) as
+    /// one for `to`: a registry that answers a reference Distribution does not serve (a sha512
+    /// digest) with the bytes of another. The recorded request keeps the target the client sent.
+    pub fn rewrite_target(&self, from: &str, to: &str) {
+        self.shared
+            .rewrites
+            .lock()
+            .unwrap()
+            .insert(from.to_string(), to.to_string());
     }
 
     /// Every request head seen so far.
@@ -271,6 +285,7 @@ fn pump_requests(
                 }
             }
             let request = parse_head(id, &head);
+            let head = rewritten(&head, &request.target, &shared.rewrites.lock().unwrap());
             upstream.write_all(&without_headers(
                 &head,
                 &shared.dropped_headers.lock().unwrap(),
@@ -346,6 +361,16 @@ fn copy_chunked(reader: &mut BufReader<TcpStream>, upstream: &mut TcpStream) -> 
         if copied < want {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
+    }
+}
+
+/// `head` with its request target replaced when `rewrites` names it.
+fn rewritten(head: &[u8], target: &str, rewrites: &HashMap<String, String>) -> Vec<u8> {
+    match rewrites.get(target) {
+        Some(to) => String::from_utf8_lossy(head)
+            .replacen(&format!(" {target} "), &format!(" {to} "), 1)
+            .into_bytes(),
+        None => head.to_vec(),
     }
 }
 
