@@ -492,3 +492,78 @@ fn harbor_api_error_text_is_escaped_in_the_one_line_error() {
     let out = artifacts(&env, &["list-versions", "--api", "harbor", &repo], b"");
     assert_escaped(&error_line(&out));
 }
+
+// ------------------------------------------------------------------- the OpenID provider too
+
+#[test]
+fn gigabyte_answers_of_an_identity_provider_are_refused() {
+    let huge = |prefix: &[u8]| Body::Huge {
+        prefix: prefix.to_vec(),
+        fill: b' ',
+        len: 1 << 30,
+        suffix: b"}".to_vec(),
+    };
+    // A discovery document of 1 GiB.
+    let idp = Hostile::start(move |s| match s.path() {
+        "/.well-known/openid-configuration" => Reply::new(200).with(huge(b"{")),
+        _ => Reply::new(404),
+    });
+    let env = TestEnv::new();
+    let mut c = env.cmd(AUTH);
+    c.args([
+        "login",
+        "--issuer-url",
+        &idp.url(),
+        "--client-id",
+        "c",
+        "--no-browser",
+    ]);
+    let (out, peak) = run_measured(c, COMMAND_TIMEOUT);
+    assert!(
+        peak < MAX_RSS_KIB,
+        "peak RSS {peak} KiB reading a 1 GiB discovery document"
+    );
+    let e = error_line(&out);
+    assert!(
+        e.contains("discovery document") && e.contains("larger than 16 MiB"),
+        "{e}"
+    );
+
+    // A device authorization answer of 1 GiB, behind a sound discovery document.
+    let idp = Hostile::start(move |s| match s.path() {
+        "/.well-known/openid-configuration" => {
+            let base = format!("http://{}", s.host);
+            Reply::json(
+                200,
+                &json!({
+                    "issuer": base,
+                    "authorization_endpoint": format!("{base}/auth"),
+                    "token_endpoint": format!("{base}/token"),
+                    "jwks_uri": format!("{base}/jwks"),
+                    "device_authorization_endpoint": format!("{base}/device"),
+                }),
+            )
+        }
+        "/device" => Reply::new(200).with(huge(b"{\"device_code\":\"")),
+        _ => Reply::new(404),
+    });
+    let mut c = env.cmd(AUTH);
+    c.args([
+        "login",
+        "--issuer-url",
+        &idp.url(),
+        "--client-id",
+        "c",
+        "--no-browser",
+    ]);
+    let (out, peak) = run_measured(c, COMMAND_TIMEOUT);
+    assert!(
+        peak < MAX_RSS_KIB,
+        "peak RSS {peak} KiB reading a 1 GiB device answer"
+    );
+    let e = error_line(&out);
+    assert!(
+        e.contains("device authorization answer") && e.contains("larger than 1 MiB"),
+        "{e}"
+    );
+}
