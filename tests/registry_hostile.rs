@@ -567,3 +567,73 @@ fn gigabyte_answers_of_an_identity_provider_are_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn a_blob_upload_the_registry_takes_a_byte_at_a_time_fails_below_the_rate_floor() {
+    // A layout with one 32 MiB layer: far more than the socket buffers hold, so the upload
+    // stalls once they are full.
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let blobs = layout.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let put = |b: &[u8]| {
+        let d = sha256(b);
+        std::fs::write(blobs.join(&d["sha256:".len()..]), b).unwrap();
+        d
+    };
+    let layer: Vec<u8> = (0..32u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": put(&layer), "size": layer.len()}],
+    })
+    .to_string();
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": put(manifest.as_bytes()),
+            "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "v1"},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+
+    let reg = Hostile::start_reading_slowly(Duration::from_millis(200), |s| {
+        if s.path() == "/v2/" {
+            return Reply::json(200, &json!({}));
+        }
+        match (s.method.as_str(), s.path()) {
+            ("POST", p) if p.ends_with("/blobs/uploads/") => {
+                Reply::new(202).header("Location", "/v2/proj/app/blobs/uploads/s1")
+            }
+            ("PUT", p) if p.contains("/blobs/uploads/") => Reply::new(201),
+            _ => Reply::json(404, &json!({"errors": []})),
+        }
+    });
+    let mut env = TestEnv::new();
+    env.vars
+        .push(("GDCLOUD_HTTP_STALL_WINDOW".into(), "2".into()));
+    let dest = format!("{}/proj/app:v1", reg.addr);
+    let out = run_timed(
+        artifacts_cmd(&env, &["push", &layout.display().to_string(), &dest]),
+        b"",
+        Duration::from_secs(90),
+    );
+    let e = error_line(&out);
+    assert!(
+        e.contains("took less than 1 KiB/s for 2 s")
+            && e.contains("check the network or the registry"),
+        "{e}"
+    );
+}

@@ -128,6 +128,23 @@ impl Hostile {
 
     /// On `ip` (e.g. a non-loopback address of this machine, standing for another host).
     pub fn start_on(ip: &str, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Hostile {
+        Hostile::start_with(ip, None, handler)
+    }
+
+    /// On loopback, reading request bodies past their first 64 KiB one byte per `pause` (a
+    /// registry that takes an upload at a trickle).
+    pub fn start_reading_slowly(
+        pause: Duration,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Hostile {
+        Hostile::start_with("127.0.0.1", Some(pause), handler)
+    }
+
+    fn start_with(
+        ip: &str,
+        read_pause: Option<Duration>,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> Hostile {
         let listener = TcpListener::bind(format!("{ip}:0")).expect("bind");
         let addr = listener.local_addr().unwrap().to_string();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
@@ -144,7 +161,7 @@ impl Hostile {
                     let (seen, handler) = (seen.clone(), handler.clone());
                     // Each connection on its own thread: a trickling body must not hold up others.
                     std::thread::spawn(move || {
-                        let _ = serve(conn, &seen, &*handler);
+                        let _ = serve(conn, &seen, &*handler, read_pause);
                     });
                 }
             })
@@ -188,7 +205,12 @@ impl Drop for Hostile {
 }
 
 /// Reads one request from `conn`, records it, and writes the handler's reply.
-fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler) -> io::Result<()> {
+fn serve(
+    conn: TcpStream,
+    seen: &Mutex<Vec<Seen>>,
+    handler: &Handler,
+    read_pause: Option<Duration>,
+) -> io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     if reader.fill_buf()?.first() == Some(&0x16) {
         return Ok(());
@@ -229,7 +251,21 @@ fn serve(conn: TcpStream, seen: &Mutex<Vec<Seen>>, handler: &Handler) -> io::Res
             body.extend_from_slice(&chunk[..n]);
         }
     } else if let Some(n) = header("content-length").and_then(|v| v.parse::<u64>().ok()) {
-        (&mut reader).take(n).read_to_end(&mut body)?;
+        (&mut reader).take(n.min(64 << 10)).read_to_end(&mut body)?;
+        let mut byte = [0u8; 1];
+        while (body.len() as u64) < n {
+            if let Some(pause) = read_pause {
+                std::thread::sleep(pause);
+                reader.read_exact(&mut byte)?;
+                body.push(byte[0]);
+            } else if (&mut reader)
+                .take(n - body.len() as u64)
+                .read_to_end(&mut body)?
+                == 0
+            {
+                break;
+            }
+        }
     }
     let s = Seen {
         method,
