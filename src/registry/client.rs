@@ -5,7 +5,7 @@
 //! Blobs are never held in memory: downloads are handed out as response streams, uploads take a
 //! stream factory so a failed upload can start again from the source.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ use super::auth::{self, Challenge, Credentials, Found};
 use super::deadline;
 use super::error::{connect_error, Error, Result};
 use super::origin::{is_loopback, CredentialPolicy};
+use super::paging::{link_next, Pages};
+pub use super::paging::{next_link, MAX_PAGES};
 use crate::bounded;
 use crate::http::{self, TlsOptions};
 use crate::oci::{self, Digest};
@@ -32,10 +34,6 @@ use crate::oci::{self, Digest};
 /// Manifests are small; anything bigger is refused rather than loaded (the one limit,
 /// [`bounded::MANIFEST`], also applied to local layouts).
 pub const MAX_MANIFEST_BYTES: u64 = bounded::MANIFEST;
-
-/// At most this many pages of a tag list are read (with `n=1000`, a million tags): a registry
-/// that pages forever must not hold the command forever.
-pub const MAX_PAGES: usize = 1000;
 
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
@@ -1129,77 +1127,11 @@ impl Client {
     }
 }
 
-/// The `rel="next"` page a response's `Link` header names, resolved against `url`.
-pub(crate) fn link_next(url: &Url, resp: &Response) -> Option<Url> {
-    resp.headers()
-        .get("link")
-        .and_then(|v| v.to_str().ok())
-        .and_then(next_link)
-        .and_then(|l| url.join(&l).ok())
-}
-
-/// Where paging may go next: only on the registry, never back, at most [`MAX_PAGES`] pages.
-pub(crate) struct Pages<'a> {
-    policy: &'a CredentialPolicy,
-    what: &'a str,
-    seen: HashSet<Url>,
-}
-
-impl<'a> Pages<'a> {
-    pub(crate) fn new(policy: &'a CredentialPolicy, what: &'a str) -> Pages<'a> {
-        Pages {
-            policy,
-            what,
-            seen: HashSet::new(),
-        }
-    }
-
-    /// Records `current` as read and checks `next`.
-    pub(crate) fn next(&mut self, current: &Url, next: Option<Url>) -> Result<Option<Url>> {
-        self.seen.insert(current.clone());
-        let Some(next) = next else { return Ok(None) };
-        self.policy.next_page(current, &next, self.what)?;
-        let reason = if self.seen.contains(&next) {
-            "points back at a page already read".to_string()
-        } else if self.seen.len() >= MAX_PAGES {
-            format!("has more than {MAX_PAGES} pages")
-        } else {
-            return Ok(Some(next));
-        };
-        Err(Error::Paging {
-            what: self.what.to_string(),
-            url: crate::text::escape(&http::redact_url(current.as_str())).into_owned(),
-            reason,
-        })
-    }
-}
-
 fn bearer(token: &str) -> HeaderValue {
     let mut v = HeaderValue::from_str(&format!("Bearer {token}"))
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
     v.set_sensitive(true);
     v
-}
-
-/// The `rel="next"` target of a `Link` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        if params
-            .split(';')
-            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next")
-        {
-            Some(
-                target
-                    .trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string(),
-            )
-        } else {
-            None
-        }
-    })
 }
 
 /// A stream of exactly `len` bytes taken from `shared` (whose items never straddle the boundary).
@@ -1238,11 +1170,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn link_headers() {
+    fn error_bodies_are_escaped_and_cut() {
+        let body = br#"{"errors":[{"code":"DENIED","message":"a\u001b[2J\nb"}]}"#;
         assert_eq!(
-            next_link(r#"</v2/p/tags/list?last=b&n=2>; rel="next""#).as_deref(),
-            Some("/v2/p/tags/list?last=b&n=2")
+            describe_error_body(StatusCode::FORBIDDEN, body),
+            "DENIED a\\x1b[2J\\nb"
         );
-        assert_eq!(next_link(r#"<a>; rel="prev""#), None);
+        let text = format!("oops\u{1b}]0;t\u{7}{}", "x".repeat(500));
+        let msg = describe_error_body(StatusCode::BAD_REQUEST, text.as_bytes());
+        assert!(msg.starts_with("oops\\x1b]0;t\\x07xx"), "{msg}");
+        assert!(msg.len() < 220, "{}", msg.len());
+        assert_eq!(
+            describe_error_body(StatusCode::NOT_FOUND, b" "),
+            "Not Found"
+        );
     }
 }

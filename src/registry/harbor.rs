@@ -10,8 +10,9 @@ use serde::Deserialize;
 use url::Url;
 
 use super::auth::Credentials;
-use super::client::{link_next, read_body, Client, Pages};
+use super::client::{read_body, Client};
 use super::error::{Error, Result};
+use super::paging::{link_next, Pages};
 use crate::bounded;
 
 const PAGE_SIZE: u32 = 100;

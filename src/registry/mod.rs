@@ -7,6 +7,7 @@ pub mod deadline;
 pub mod error;
 pub mod harbor;
 pub mod origin;
+pub mod paging;
 pub mod reference;
 
 pub use client::{Client, ClientOptions, Fetched, Scope};
