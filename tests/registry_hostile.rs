@@ -637,3 +637,31 @@ fn a_blob_upload_the_registry_takes_a_byte_at_a_time_fails_below_the_rate_floor(
         "{e}"
     );
 }
+
+#[test]
+fn tag_names_outside_the_grammar_are_refused_not_printed() {
+    let reg = open_registry(|s| match s.path() {
+        "/v2/proj/app/tags/list" => Some(Reply::json(
+            200,
+            &json!({"name": "proj/app", "tags": ["v1", "evil\u{1b}[2J"]}),
+        )),
+        "/api/v2.0/ping" => Some(Reply::new(200).body(b"Pong".to_vec())),
+        p if p.starts_with("/api/v2.0/projects/") => Some(Reply::json(
+            200,
+            &json!([{"digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                     "tags": [{"name": "evil\u{1b}[2J", "push_time": "2026-01-01T00:00:00Z"}]}]),
+        )),
+        _ => None,
+    });
+    let env = TestEnv::new();
+    let repo = format!("{}/proj/app", reg.addr);
+    for api in ["registry", "harbor"] {
+        let out = artifacts(&env, &["list-versions", "--api", api, &repo], b"");
+        let e = error_line(&out);
+        assert!(!e.contains('\u{1b}'), "raw ESC with --api {api}: {e:?}");
+        assert!(
+            e.contains("evil\\x1b[2J") && e.contains("not a valid"),
+            "{e}"
+        );
+    }
+}

@@ -1117,7 +1117,19 @@ impl Client {
                 url: http::redact_url(url.as_str()),
                 reason: e.to_string(),
             })?;
-            all.extend(list.tags.unwrap_or_default());
+            let tags = list.tags.unwrap_or_default();
+            // Tags go into URLs and onto terminals: a name outside the spec's grammar is the
+            // registry's fault, not something to print or request.
+            if let Some(bad) = tags.iter().find(|t| !super::reference::valid_tag(t)) {
+                return Err(Error::Protocol {
+                    url: http::redact_url(url.as_str()),
+                    reason: format!(
+                        "the tag list holds {}, which is not a valid tag name",
+                        crate::text::escape(bad)
+                    ),
+                });
+            }
+            all.extend(tags);
             match pages.next(&url, next)? {
                 Some(n) => url = n,
                 None => break,

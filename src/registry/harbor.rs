@@ -135,11 +135,26 @@ pub async fn tags(
         let count = artifacts.len();
         for a in artifacts {
             for t in a.tags.unwrap_or_default() {
+                // Names, digests and times go onto terminals: refuse what no Harbor sends.
+                if !super::reference::valid_tag(&t.name)
+                    || crate::oci::Digest::parse(&a.digest).is_err()
+                {
+                    return Err(Error::Protocol {
+                        url: crate::http::redact_url(url.as_str()),
+                        reason: format!(
+                            "artifact {} holds tag {}, which is not a valid digest and tag name",
+                            crate::text::escape(&a.digest),
+                            crate::text::escape(&t.name)
+                        ),
+                    });
+                }
                 out.push(TagInfo {
-                    push_time: t
-                        .push_time
-                        .or_else(|| a.push_time.clone())
-                        .unwrap_or_default(),
+                    push_time: crate::text::escape(
+                        &t.push_time
+                            .or_else(|| a.push_time.clone())
+                            .unwrap_or_default(),
+                    )
+                    .into_owned(),
                     name: t.name,
                     digest: a.digest.clone(),
                 });
