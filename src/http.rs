@@ -205,15 +205,28 @@ pub fn tls_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, Error> {
 /// A client for `opts`. Timeouts bound connection set-up and idle reads, never a whole transfer
 /// (a 10 GiB layer may take long, but it must not stall).
 pub fn client(opts: &TlsOptions) -> Result<reqwest::Client, Error> {
+    builder(opts)?
+        .build()
+        .map_err(|e| Error::Build(e.to_string()))
+}
+
+/// Like [`client`], but redirects are answers, not followed: for requests whose body holds a
+/// secret (a password grant), which reqwest would re-send to wherever a 307/308 points.
+pub fn client_without_redirects(opts: &TlsOptions) -> Result<reqwest::Client, Error> {
+    builder(opts)?
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Build(e.to_string()))
+}
+
+fn builder(opts: &TlsOptions) -> Result<reqwest::ClientBuilder, Error> {
     let tls = tls_config(opts)?;
-    reqwest::Client::builder()
+    Ok(reqwest::Client::builder()
         .user_agent(concat!("gdcloud-kit/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(30))
         .read_timeout(Duration::from_secs(120))
         .pool_max_idle_per_host(16)
-        .tls_backend_preconfigured(tls)
-        .build()
-        .map_err(|e| Error::Build(e.to_string()))
+        .tls_backend_preconfigured(tls))
 }
 
 /// The CA files installed for `host` by `configure-docker --config-cert` (and by hand, Docker's and

@@ -353,11 +353,23 @@ async fn device_flow(
         .await
         .map_err(|e| super::connect_error(endpoint, &e))?;
     let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    let da: DeviceAuthorization = serde_json::from_str(&text).map_err(|_| Error::Provider {
+    let body = super::read_answer(
+        resp,
+        endpoint,
+        crate::bounded::TOKEN,
+        "device authorization answer",
+    )
+    .await?;
+    let da: DeviceAuthorization = serde_json::from_slice(&body).map_err(|_| Error::Provider {
         url: endpoint.to_string(),
         status: status.as_u16(),
-        message: text.chars().take(200).collect(),
+        message: crate::text::escape(
+            &String::from_utf8_lossy(&body)
+                .chars()
+                .take(200)
+                .collect::<String>(),
+        )
+        .into_owned(),
     })?;
     ui.show_device_code(
         &da.verification_uri,

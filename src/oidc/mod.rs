@@ -20,6 +20,7 @@ use base64::Engine as _;
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 
+use crate::bounded;
 use crate::config::Config;
 use crate::http::{self, TlsOptions};
 
@@ -162,19 +163,40 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         return Err(Error::Provider {
             url: url.to_string(),
             status: status.as_u16(),
-            message: resp
-                .text()
-                .await
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect(),
+            message: error_text(resp).await,
         });
     }
-    resp.json().await.map_err(|e| Error::Protocol {
+    let body = read_answer(resp, url, bounded::LISTING, what).await?;
+    serde_json::from_slice(&body).map_err(|e| Error::Protocol {
         what: what.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// Reads a provider's answer of at most `limit` bytes ([`bounded`]: discovery documents and
+/// JWKS are listings, token answers tokens); more is an error naming `what`.
+pub(crate) async fn read_answer(
+    resp: reqwest::Response,
+    url: &str,
+    limit: u64,
+    what: &str,
+) -> Result<bytes::Bytes> {
+    bounded::response(resp, limit, &format!("the identity provider's {what}"))
+        .await
+        .map_err(|e| match e {
+            bounded::BodyError::TooLarge(t) => Error::Protocol {
+                what: what.to_string(),
+                reason: t.to_string(),
+            },
+            bounded::BodyError::Transport(e) => connect_error(url, &e),
+        })
+}
+
+/// The start of an error answer, escaped, for a message.
+pub(crate) async fn error_text(resp: reqwest::Response) -> String {
+    let body = bounded::response_prefix(resp, bounded::ERROR_BODY).await;
+    let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+    crate::text::escape(&text).into_owned()
 }
 
 pub(crate) fn connect_error(url: &str, e: &reqwest::Error) -> Error {
@@ -259,13 +281,19 @@ pub async fn token_request(
         .await
         .map_err(|e| connect_error(url, &e))?;
     let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    match serde_json::from_str::<TokenResponse>(&text) {
+    let body = read_answer(resp, url, bounded::TOKEN, "token answer").await?;
+    match serde_json::from_slice::<TokenResponse>(&body) {
         Ok(t) if status.is_success() || t.error.is_some() => Ok(t),
         _ => Err(Error::Provider {
             url: url.to_string(),
             status: status.as_u16(),
-            message: text.chars().take(200).collect(),
+            message: crate::text::escape(
+                &String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>(),
+            )
+            .into_owned(),
         }),
     }
 }

@@ -6,7 +6,8 @@
 //! stream factory so a failed upload can start again from the source.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,18 +22,26 @@ use tokio::sync::Mutex;
 use url::Url;
 
 use super::auth::{self, Challenge, Credentials, Found};
+use super::deadline;
 use super::error::{connect_error, Error, Result};
+use super::origin::{is_loopback, CredentialPolicy};
+use super::paging::{link_next, Pages};
+pub use super::paging::{next_link, MAX_PAGES};
+use crate::bounded;
 use crate::http::{self, TlsOptions};
 use crate::oci::{self, Digest};
 
-/// Manifests and configs are small; anything bigger is refused rather than loaded.
-pub const MAX_MANIFEST_BYTES: u64 = 8 * 1024 * 1024;
+/// Manifests are small; anything bigger is refused rather than loaded (the one limit,
+/// [`bounded::MANIFEST`], also applied to local layouts).
+pub const MAX_MANIFEST_BYTES: u64 = bounded::MANIFEST;
 
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
     pub tls: TlsOptions,
     /// Credentials given on the command line; else looked up as Docker does.
     pub credentials: Option<Credentials>,
+    /// `--verbosity debug`: say on stderr where credentials are sent (and where not).
+    pub debug: bool,
 }
 
 /// What a request needs access to, as a token scope.
@@ -70,6 +79,10 @@ struct AuthState {
 
 pub struct Client {
     http: reqwest::Client,
+    /// The same client without redirects, for POSTs whose form holds the password: reqwest
+    /// re-sends a form body on 307/308 to wherever the redirect points.
+    direct: reqwest::Client,
+    policy: CredentialPolicy,
     registry: String,
     base: Url,
     creds: Found,
@@ -99,6 +112,40 @@ impl Fetched {
     }
 }
 
+/// A blob download's body, from [`Client::get_blob`].
+pub struct Download(Response);
+
+impl Download {
+    /// The body's chunks; an item fails when the registry sends less than
+    /// [`deadline::MIN_RATE`] averaged over a window.
+    pub fn bytes_stream(self) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin {
+        let url = self.0.url().to_string();
+        deadline::RateChecked::new(Box::pin(self.0.bytes_stream()), &url)
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.0.content_length()
+    }
+}
+
+/// Reads a whole small answer of at most `limit` bytes (see [`bounded`]), mapping a transfer
+/// past the request's deadline to the error that names it.
+pub(crate) async fn read_body(
+    resp: Response,
+    limit: u64,
+    what: &str,
+    method: &str,
+) -> Result<Bytes> {
+    let url = resp.url().to_string();
+    bounded::response(resp, limit, what)
+        .await
+        .map_err(|e| match e {
+            bounded::BodyError::TooLarge(t) => Error::Bounded(t),
+            bounded::BodyError::Transport(e) if e.is_timeout() => deadline::too_long(method, &url),
+            bounded::BodyError::Transport(e) => connect_error(&url, &e),
+        })
+}
+
 /// What [`Client::upload`] sends: `size` bytes of `digest`, in PATCH chunks of `chunk_size` when
 /// larger than that.
 #[derive(Debug, Clone, Copy)]
@@ -112,20 +159,6 @@ pub enum Mount {
     Mounted,
     /// The registry did not mount; it opened an upload session at this location instead.
     Upload(Url),
-}
-
-fn is_loopback(registry: &str) -> bool {
-    let host = registry
-        .rsplit_once(':')
-        .filter(|(h, p)| !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(registry);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -160,8 +193,18 @@ struct TokenAnswer {
     expires_in: Option<u64>,
 }
 
-/// The body of a registry error answer, for messages: `{"errors":[{"code","message"}]}`.
+/// The body of a registry error answer, for messages: `{"errors":[{"code","message"}]}`. Only
+/// its first [`bounded::ERROR_BODY`] bytes are read, and the text is escaped: it is the
+/// registry's, and it ends up on a terminal.
 async fn error_message(resp: Response) -> String {
+    let status = resp.status();
+    let body = bounded::response_prefix(resp, bounded::ERROR_BODY).await;
+    describe_error_body(status, &body)
+}
+
+/// The message of an error answer's (possibly cut) body: its `errors[]` when it is the
+/// registry's JSON, else its first 200 characters; escaped either way.
+fn describe_error_body(status: StatusCode, body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Errs {
         errors: Vec<E>,
@@ -173,23 +216,22 @@ async fn error_message(resp: Response) -> String {
         #[serde(default)]
         message: String,
     }
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    if let Ok(e) = serde_json::from_str::<Errs>(&text) {
+    if let Ok(e) = serde_json::from_slice::<Errs>(body) {
         let parts: Vec<String> = e
             .errors
             .iter()
             .map(|e| format!("{} {}", e.code, e.message).trim().to_string())
             .collect();
         if !parts.is_empty() {
-            return parts.join("; ");
+            return crate::text::escape(&parts.join("; ")).into_owned();
         }
     }
-    let text: String = text.chars().take(200).collect();
-    if text.trim().is_empty() {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.trim().chars().take(200).collect();
+    if text.is_empty() {
         status.canonical_reason().unwrap_or("error").to_string()
     } else {
-        text.trim().replace('\n', " ")
+        crate::text::escape(&text).into_owned()
     }
 }
 
@@ -201,6 +243,7 @@ impl Client {
         let mut tls = opts.tls.clone();
         tls.ca_files.extend(http::installed_cas(registry));
         let http = http::client(&tls)?;
+        let direct = http::client_without_redirects(&tls)?;
         let creds = match &opts.credentials {
             Some(c) => Found {
                 credentials: c.clone(),
@@ -221,6 +264,8 @@ impl Client {
                 })?;
             let client = Client {
                 http: http.clone(),
+                direct: direct.clone(),
+                policy: CredentialPolicy::new(base.clone(), tls.insecure, opts.debug),
                 registry: registry.to_string(),
                 base,
                 creds: creds.clone(),
@@ -233,7 +278,11 @@ impl Client {
                 (Err(e @ Error::Connect { hint, .. }), None) if hint.contains("CA") => {
                     return Err(e)
                 }
-                (Err(e @ Error::Connect { .. }), None) => first_err = Some(e),
+                // A server that never finishes the TLS handshake may be plain HTTP that waits for
+                // a request line: try plain HTTP where allowed, as after a refused handshake.
+                (Err(e @ (Error::Connect { .. } | Error::Stalled { .. })), None) => {
+                    first_err = Some(e)
+                }
                 (Err(e), None) => return Err(e),
                 // HTTPS failed and plain HTTP did not work either: the HTTPS failure says more.
                 (Err(_), Some(https_err)) => return Err(https_err),
@@ -292,24 +341,39 @@ impl Client {
         }
     }
 
-    /// One request with retries on transport errors and 408/429/5xx. No auth handling.
+    /// One small request (its answer read whole, under [`deadline::request_timeout`]) with
+    /// retries on transport errors and 408/429/5xx. No auth handling.
     pub(crate) async fn send_raw(
         &self,
         method: Method,
         url: Url,
         headers: HeaderMap,
     ) -> Result<Response> {
+        self.send_raw_with(method, url, headers, true).await
+    }
+
+    /// [`Client::send_raw`]; `small: false` for blob streams, which the caller reads under a
+    /// rate floor instead of a deadline.
+    async fn send_raw_with(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        small: bool,
+    ) -> Result<Response> {
         let mut attempt = 0;
         loop {
             if self.log_http {
                 http::log_exchange(method.as_str(), url.as_str(), None, &headers);
             }
-            let result = self
+            let mut req = self
                 .http
                 .request(method.clone(), url.clone())
-                .headers(headers.clone())
-                .send()
-                .await;
+                .headers(headers.clone());
+            if small {
+                req = req.timeout(deadline::request_timeout());
+            }
+            let result = req.send().await;
             match result {
                 Ok(resp) => {
                     if self.log_http {
@@ -326,6 +390,9 @@ impl Client {
                         continue;
                     }
                     return Ok(resp);
+                }
+                Err(e) if small && e.is_timeout() && !e.is_connect() => {
+                    return Err(deadline::too_long(method.as_str(), url.as_str()));
                 }
                 Err(e) => {
                     // A refused connection or a TLS failure will not heal by retrying.
@@ -361,12 +428,45 @@ impl Client {
         }
     }
 
+    /// Puts the credentials for `scope` into `headers` when `url` may receive them (see
+    /// [`CredentialPolicy`]); a request elsewhere (an upload `Location` on another host, a
+    /// downgrade to plain HTTP) goes without.
+    async fn authorize(&self, url: &Url, scope: &Scope, headers: &mut HeaderMap) -> Result<()> {
+        headers.remove(AUTHORIZATION);
+        if !self.policy.is_registry(url) {
+            if self.creds.credentials != Credentials::Anonymous
+                || self.state.lock().await.challenge.is_some()
+            {
+                self.policy
+                    .registry_may_receive(url, "the registry's credentials");
+            }
+            return Ok(());
+        }
+        if let Some(h) = self.authorization(scope).await? {
+            let what = if h.as_bytes().starts_with(b"Basic ") {
+                format!("the password from {}", self.creds.source)
+            } else {
+                "the registry's bearer token".to_string()
+            };
+            self.policy.registry_may_receive(url, &what);
+            headers.insert(AUTHORIZATION, h);
+        }
+        Ok(())
+    }
+
+    /// The policy that decides which URLs get this registry's credentials.
+    pub fn policy(&self) -> &CredentialPolicy {
+        &self.policy
+    }
+
     fn basic_header(&self) -> Option<HeaderValue> {
         self.creds.credentials.basic_header()
     }
 
     /// Gets a bearer token: GET with Basic auth (Docker's way), falling back to the OAuth2 POST
     /// password grant where the GET form is not served; identity tokens use the refresh-token grant.
+    /// The realm may be on another host (Docker's rule), but a password never goes to it over
+    /// plain HTTP (see [`CredentialPolicy::realm_may_receive`]).
     async fn fetch_token(
         &self,
         realm: &str,
@@ -374,9 +474,13 @@ impl Client {
         scope: &Scope,
     ) -> Result<Token> {
         let mut url = Url::parse(realm).map_err(|e| Error::Protocol {
-            url: realm.to_string(),
+            url: crate::text::escape(realm).into_owned(),
             reason: format!("bad token realm: {e}"),
         })?;
+        if self.creds.credentials != Credentials::Anonymous {
+            self.policy
+                .realm_may_receive(&url, &format!("the credentials from {}", self.creds.source))?;
+        }
         let scopes: Vec<&str> = scope.0.split(' ').collect();
         let form = |grant: Vec<(&str, String)>| {
             let mut f: Vec<(String, String)> =
@@ -437,13 +541,18 @@ impl Client {
         let status = resp.status();
         if !status.is_success() {
             return Err(Error::Token {
-                realm: http::redact_url(realm),
+                realm: crate::text::escape(&http::redact_url(realm)).into_owned(),
                 status: status.as_u16(),
                 tried: self.creds.source.clone(),
             });
         }
-        let answer: TokenAnswer = resp.json().await.map_err(|e| Error::Protocol {
-            url: http::redact_url(realm),
+        let what = format!(
+            "the token answer from {}",
+            crate::text::escape(&http::redact_url(realm))
+        );
+        let body = read_body(resp, bounded::TOKEN, &what, "GET").await?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+            url: crate::text::escape(&http::redact_url(realm)).into_owned(),
             reason: format!("token answer is not JSON: {e}"),
         })?;
         let value = answer
@@ -451,7 +560,7 @@ impl Client {
             .or(answer.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::Protocol {
-                url: http::redact_url(realm),
+                url: crate::text::escape(&http::redact_url(realm)).into_owned(),
                 reason: "token answer holds no token".into(),
             })?;
         // Renew a little early so a token never expires mid-request.
@@ -462,17 +571,25 @@ impl Client {
         })
     }
 
+    /// POSTs a form holding a secret to the token realm: no redirects followed, small deadline.
     async fn post_form(&self, url: &Url, form: Vec<(String, String)>) -> Result<Response> {
         if self.log_http {
             http::log_exchange("POST", url.as_str(), None, &HeaderMap::new());
         }
         let resp = self
-            .http
+            .direct
             .post(url.clone())
             .form(&form)
+            .timeout(deadline::request_timeout())
             .send()
             .await
-            .map_err(|e| connect_error(url.as_str(), &e))?;
+            .map_err(|e| {
+                if e.is_timeout() && !e.is_connect() {
+                    deadline::too_long("POST", url.as_str())
+                } else {
+                    connect_error(url.as_str(), &e)
+                }
+            })?;
         if self.log_http {
             http::log_exchange(
                 "POST",
@@ -484,21 +601,30 @@ impl Client {
         Ok(resp)
     }
 
-    /// An authenticated request without a body. A 401 drops the cached token and retries once (the
-    /// registry may have asked for another scope or the token expired).
+    /// An authenticated small request without a body. A 401 drops the cached token and retries
+    /// once (the registry may have asked for another scope or the token expired).
     pub async fn request(
         &self,
         method: Method,
         url: Url,
         scope: &Scope,
+        headers: HeaderMap,
+    ) -> Result<Response> {
+        self.request_with(method, url, scope, headers, true).await
+    }
+
+    async fn request_with(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &Scope,
         mut headers: HeaderMap,
+        small: bool,
     ) -> Result<Response> {
         for round in 0..2 {
-            if let Some(h) = self.authorization(scope).await? {
-                headers.insert(AUTHORIZATION, h);
-            }
+            self.authorize(&url, scope, &mut headers).await?;
             let resp = self
-                .send_raw(method.clone(), url.clone(), headers.clone())
+                .send_raw_with(method.clone(), url.clone(), headers.clone(), small)
                 .await?;
             if resp.status() == StatusCode::UNAUTHORIZED && round == 0 {
                 self.learn_challenge(&resp, scope).await;
@@ -522,30 +648,49 @@ impl Client {
         }
     }
 
-    /// Sends a request with a streaming body (uploads). The body cannot be replayed, so auth is
-    /// settled first; a 401 here is reported, and the caller restarts the upload.
+    /// Sends a request with a body. The body cannot be replayed, so auth is settled first; a 401
+    /// here is reported, and the caller restarts the upload. A small body (a manifest) gets the
+    /// small-request deadline; a streamed blob is watched by [`Client::upload`] instead.
     pub async fn send_body(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &Scope,
+        headers: HeaderMap,
+        body: reqwest::Body,
+    ) -> Result<Response> {
+        self.send_body_with(method, url, scope, headers, body, true)
+            .await
+    }
+
+    async fn send_body_with(
         &self,
         method: Method,
         url: Url,
         scope: &Scope,
         mut headers: HeaderMap,
         body: reqwest::Body,
+        small: bool,
     ) -> Result<Response> {
-        if let Some(h) = self.authorization(scope).await? {
-            headers.insert(AUTHORIZATION, h);
-        }
+        self.authorize(&url, scope, &mut headers).await?;
         if self.log_http {
             http::log_exchange(method.as_str(), url.as_str(), None, &headers);
         }
-        let resp = self
+        let mut req = self
             .http
             .request(method.clone(), url.clone())
             .headers(headers)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| connect_error(url.as_str(), &e))?;
+            .body(body);
+        if small {
+            req = req.timeout(deadline::request_timeout());
+        }
+        let resp = req.send().await.map_err(|e| {
+            if small && e.is_timeout() && !e.is_connect() {
+                deadline::too_long(method.as_str(), url.as_str())
+            } else {
+                connect_error(url.as_str(), &e)
+            }
+        })?;
         if self.log_http {
             http::log_exchange(
                 method.as_str(),
@@ -555,6 +700,26 @@ impl Client {
             );
         }
         Ok(resp)
+    }
+
+    /// Sends a streamed blob body of `total` bytes, failing it when the registry takes less than
+    /// [`deadline::MIN_RATE`] over a window.
+    async fn send_stream<S>(
+        &self,
+        method: Method,
+        url: Url,
+        scope: &Scope,
+        headers: HeaderMap,
+        stream: S,
+        total: u64,
+    ) -> Result<Response>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let counter = Arc::new(AtomicU64::new(0));
+        let body = reqwest::Body::wrap_stream(deadline::counted(stream, counter.clone()));
+        let send = self.send_body_with(method.clone(), url.clone(), scope, headers, body, false);
+        deadline::watch_upload(send, counter, total, method.as_str(), url.as_str()).await
     }
 
     fn url(&self, path: &str) -> Url {
@@ -619,13 +784,9 @@ impl Client {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .and_then(|s| Digest::parse(s).ok());
-        if resp.content_length().unwrap_or(0) > MAX_MANIFEST_BYTES {
-            return Err(Error::TooLarge {
-                what,
-                limit: MAX_MANIFEST_BYTES,
-            });
-        }
-        let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
+        let bytes = read_body(resp, MAX_MANIFEST_BYTES, &format!("manifest {what}"), "GET")
+            .await?
+            .to_vec();
         let actual = Digest::sha256_of(&bytes);
         let expected = Digest::parse(reference).ok().or(claimed);
         if let Some(expected) = expected {
@@ -659,14 +820,17 @@ impl Client {
     /// Reads a small blob (a config) fully, verified against its digest.
     pub async fn get_small_blob(&self, repo: &str, desc: &oci::Descriptor) -> Result<Vec<u8>> {
         let what = format!("blob {} of {repo}", desc.digest);
-        if desc.size > MAX_MANIFEST_BYTES {
-            return Err(Error::TooLarge {
+        if desc.size > bounded::CONFIG {
+            return Err(bounded::TooLarge {
                 what,
-                limit: MAX_MANIFEST_BYTES,
-            });
+                limit: bounded::CONFIG,
+            }
+            .into());
         }
-        let (resp, _) = self.get_blob(repo, &desc.digest, 0).await?;
-        let bytes = read_limited(resp, MAX_MANIFEST_BYTES, &what).await?;
+        let (resp, _) = self.blob_response(repo, &desc.digest, 0, true).await?;
+        let bytes = read_body(resp, bounded::CONFIG, &what, "GET")
+            .await?
+            .to_vec();
         let actual = desc.digest.recompute(&bytes);
         if actual != desc.digest {
             return Err(Error::DigestMismatch {
@@ -681,13 +845,25 @@ impl Client {
         Ok(bytes)
     }
 
-    /// Starts a blob download at `offset` (HTTP Range). Returns the response and whether the
-    /// registry honoured the range (206); on `false` the body starts at byte 0.
+    /// Starts a blob download at `offset` (HTTP Range). Returns the body and whether the
+    /// registry honoured the range (206); on `false` the body starts at byte 0. The body fails
+    /// when the registry sends less than [`deadline::MIN_RATE`] over a window.
     pub async fn get_blob(
         &self,
         repo: &str,
         digest: &Digest,
         offset: u64,
+    ) -> Result<(Download, bool)> {
+        let (resp, ranged) = self.blob_response(repo, digest, offset, false).await?;
+        Ok((Download(resp), ranged))
+    }
+
+    async fn blob_response(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+        small: bool,
     ) -> Result<(Response, bool)> {
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"));
         let mut headers = HeaderMap::new();
@@ -698,7 +874,7 @@ impl Client {
             );
         }
         let resp = self
-            .request(Method::GET, url.clone(), &Scope::pull(repo), headers)
+            .request_with(Method::GET, url.clone(), &Scope::pull(repo), headers, small)
             .await?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => Ok((resp, true)),
@@ -812,13 +988,7 @@ impl Client {
             );
             headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
             let resp = self
-                .send_body(
-                    Method::PUT,
-                    url.clone(),
-                    scope,
-                    headers,
-                    reqwest::Body::wrap_stream(stream),
-                )
+                .send_stream(Method::PUT, url.clone(), scope, headers, stream, size)
                 .await?;
             if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
                 return Err(self.fail("PUT", &url, &what, resp).await);
@@ -841,13 +1011,7 @@ impl Client {
                 HeaderValue::from_str(&format!("{}-{}", sent, sent + len - 1)).expect("ascii"),
             );
             let resp = self
-                .send_body(
-                    Method::PATCH,
-                    location.clone(),
-                    scope,
-                    headers,
-                    reqwest::Body::wrap_stream(part),
-                )
+                .send_stream(Method::PATCH, location.clone(), scope, headers, part, len)
                 .await?;
             if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
                 return Err(self.fail("PATCH", &location, &what, resp).await);
@@ -916,7 +1080,8 @@ impl Client {
         Ok(())
     }
 
-    /// Every tag of `repo`, following `Link` pagination.
+    /// Every tag of `repo`, following `Link` pagination on the registry itself: a page pointing
+    /// elsewhere, back at a page already read, or past [`MAX_PAGES`] is an error.
     pub async fn tags(&self, repo: &str) -> Result<Vec<String>> {
         #[derive(Deserialize)]
         struct TagList {
@@ -925,8 +1090,10 @@ impl Client {
         }
         let mut url = self.url(&format!("v2/{repo}/tags/list"));
         url.query_pairs_mut().append_pair("n", "1000");
+        let what = format!("tags of {}/{repo}", self.registry);
         let mut all = Vec::new();
-        for _ in 0..10_000 {
+        let mut pages = Pages::new(&self.policy, &what);
+        loop {
             let resp = self
                 .request(
                     Method::GET,
@@ -945,18 +1112,27 @@ impl Client {
                     .fail("GET", &url, &format!("tags of {repo}"), resp)
                     .await);
             }
-            let next = resp
-                .headers()
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link)
-                .and_then(|l| url.join(&l).ok());
-            let list: TagList = resp.json().await.map_err(|e| Error::Protocol {
-                url: url.to_string(),
+            let next = link_next(&url, &resp);
+            let body =
+                read_body(resp, bounded::LISTING, &format!("a page of {what}"), "GET").await?;
+            let list: TagList = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                url: http::redact_url(url.as_str()),
                 reason: e.to_string(),
             })?;
-            all.extend(list.tags.unwrap_or_default());
-            match next {
+            let tags = list.tags.unwrap_or_default();
+            // Tags go into URLs and onto terminals: a name outside the spec's grammar is the
+            // registry's fault, not something to print or request.
+            if let Some(bad) = tags.iter().find(|t| !super::reference::valid_tag(t)) {
+                return Err(Error::Protocol {
+                    url: http::redact_url(url.as_str()),
+                    reason: format!(
+                        "the tag list holds {}, which is not a valid tag name",
+                        crate::text::escape(bad)
+                    ),
+                });
+            }
+            all.extend(tags);
+            match pages.next(&url, next)? {
                 Some(n) => url = n,
                 None => break,
             }
@@ -970,45 +1146,6 @@ fn bearer(token: &str) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
     v.set_sensitive(true);
     v
-}
-
-/// The `rel="next"` target of a `Link` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        if params
-            .split(';')
-            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next")
-        {
-            Some(
-                target
-                    .trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string(),
-            )
-        } else {
-            None
-        }
-    })
-}
-
-async fn read_limited(resp: Response, limit: u64, what: &str) -> Result<Vec<u8>> {
-    use futures_util::StreamExt;
-    let url = resp.url().to_string();
-    let mut out = Vec::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| connect_error(&url, &e))?;
-        if out.len() as u64 + chunk.len() as u64 > limit {
-            return Err(Error::TooLarge {
-                what: what.to_string(),
-                limit,
-            });
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 /// A stream of exactly `len` bytes taken from `shared` (whose items never straddle the boundary).
@@ -1047,20 +1184,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_detection() {
-        assert!(is_loopback("127.0.0.1:5000"));
-        assert!(is_loopback("localhost:5000"));
-        assert!(is_loopback("[::1]:5000"));
-        assert!(!is_loopback("harbor.example.com"));
-        assert!(!is_loopback("10.0.0.1:5000"));
-    }
-
-    #[test]
-    fn link_headers() {
+    fn error_bodies_are_escaped_and_cut() {
+        let body = br#"{"errors":[{"code":"DENIED","message":"a\u001b[2J\nb"}]}"#;
         assert_eq!(
-            next_link(r#"</v2/p/tags/list?last=b&n=2>; rel="next""#).as_deref(),
-            Some("/v2/p/tags/list?last=b&n=2")
+            describe_error_body(StatusCode::FORBIDDEN, body),
+            "DENIED a\\x1b[2J\\nb"
         );
-        assert_eq!(next_link(r#"<a>; rel="prev""#), None);
+        let text = format!("oops\u{1b}]0;t\u{7}{}", "x".repeat(500));
+        let msg = describe_error_body(StatusCode::BAD_REQUEST, text.as_bytes());
+        assert!(msg.starts_with("oops\\x1b]0;t\\x07xx"), "{msg}");
+        assert!(msg.len() < 220, "{}", msg.len());
+        assert_eq!(
+            describe_error_body(StatusCode::NOT_FOUND, b" "),
+            "Not Found"
+        );
     }
 }

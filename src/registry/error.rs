@@ -54,6 +54,28 @@ pub enum Error {
         status: u16,
         tried: String,
     },
+    #[error("{registry} names the token service {realm}, which is plain HTTP on another host; refusing to send the password there (the registry's operator must serve the token realm over https; --insecure only covers the registry's own host)")]
+    InsecureRealm { registry: String, realm: String },
+    #[error("{url} pointed the next page of {what} at {next}, which is not the registry; refusing to mix another server's answers into the listing (report this to the registry's operator)")]
+    ForeignPage {
+        what: String,
+        url: String,
+        next: String,
+    },
+    #[error("{url}: the listing of {what} {reason}; refusing to page on (report this to the registry's operator)")]
+    Paging {
+        what: String,
+        url: String,
+        reason: String,
+    },
+    #[error("{method} {url} {reason}; check the network or the registry")]
+    Stalled {
+        method: String,
+        url: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Bounded(#[from] crate::bounded::TooLarge),
     #[error(transparent)]
     Auth(#[from] super::auth::AuthError),
     #[error(transparent)]

@@ -10,8 +10,10 @@ use serde::Deserialize;
 use url::Url;
 
 use super::auth::Credentials;
-use super::client::{next_link, Client};
+use super::client::{read_body, Client};
 use super::error::{Error, Result};
+use super::paging::{link_next, Pages};
+use crate::bounded;
 
 const PAGE_SIZE: u32 = 100;
 
@@ -60,14 +62,16 @@ pub async fn is_harbor(client: &Client) -> bool {
         return false;
     };
     match client.send_raw(Method::GET, url, HeaderMap::new()).await {
-        Ok(r) if r.status().is_success() => {
-            r.text().await.map(|t| t.contains("Pong")).unwrap_or(false)
-        }
+        Ok(r) if r.status().is_success() => read_body(r, 1024, "Harbor's ping answer", "GET")
+            .await
+            .map(|t| String::from_utf8_lossy(&t).contains("Pong"))
+            .unwrap_or(false),
         _ => false,
     }
 }
 
-/// Every tag of `project/repository` with its push time, newest first.
+/// Every tag of `project/repository` with its push time, newest first. The credentials go only
+/// to the registry's own origin, and the pages must stay there (see [`Pages`]).
 pub async fn tags(
     client: &Client,
     creds: &Credentials,
@@ -87,18 +91,25 @@ pub async fn tags(
         .append_pair("with_tag", "true")
         .append_pair("page", "1")
         .append_pair("page_size", &PAGE_SIZE.to_string());
-    let mut headers = HeaderMap::new();
-    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    if let Some(h) = creds.basic_header() {
-        headers.insert(AUTHORIZATION, h);
-    }
+    let what = format!("{}/{project}/{repository}", client.registry());
+    let listing = format!("Harbor artifacts of {what}");
+    let mut pages = Pages::new(client.policy(), &listing);
     let mut out = Vec::new();
-    for page in 1..=10_000u32 {
+    for page in 1u32.. {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(h) = creds.basic_header() {
+            if client
+                .policy()
+                .registry_may_receive(&url, "the Harbor API credentials")
+            {
+                headers.insert(AUTHORIZATION, h);
+            }
+        }
         // The client's own retries (408/429/5xx, resets) and --log-http apply here too.
         let resp = client
             .send_raw(Method::GET, url.clone(), headers.clone())
             .await?;
-        let what = format!("{}/{project}/{repository}", client.registry());
         match resp.status() {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => {
@@ -108,38 +119,62 @@ pub async fn tags(
             }
             _ => return Err(client.fail("GET", &url, &what, resp).await),
         }
-        let next = resp
-            .headers()
-            .get("link")
-            .and_then(|v| v.to_str().ok())
-            .and_then(next_link)
-            .and_then(|l| url.join(&l).ok());
-        let artifacts: Vec<Artifact> = resp.json().await.map_err(|e| Error::Protocol {
-            url: url.to_string(),
-            reason: format!("not a Harbor artifact list: {e}"),
-        })?;
+        let next = link_next(&url, &resp);
+        let body = read_body(
+            resp,
+            bounded::LISTING,
+            &format!("a page of {listing}"),
+            "GET",
+        )
+        .await?;
+        let artifacts: Vec<Artifact> =
+            serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+                url: crate::http::redact_url(url.as_str()),
+                reason: format!("not a Harbor artifact list: {e}"),
+            })?;
         let count = artifacts.len();
         for a in artifacts {
             for t in a.tags.unwrap_or_default() {
+                // Names, digests and times go onto terminals: refuse what no Harbor sends.
+                if !super::reference::valid_tag(&t.name)
+                    || crate::oci::Digest::parse(&a.digest).is_err()
+                {
+                    return Err(Error::Protocol {
+                        url: crate::http::redact_url(url.as_str()),
+                        reason: format!(
+                            "artifact {} holds tag {}, which is not a valid digest and tag name",
+                            crate::text::escape(&a.digest),
+                            crate::text::escape(&t.name)
+                        ),
+                    });
+                }
                 out.push(TagInfo {
-                    push_time: t
-                        .push_time
-                        .or_else(|| a.push_time.clone())
-                        .unwrap_or_default(),
+                    push_time: crate::text::escape(
+                        &t.push_time
+                            .or_else(|| a.push_time.clone())
+                            .unwrap_or_default(),
+                    )
+                    .into_owned(),
                     name: t.name,
                     digest: a.digest.clone(),
                 });
             }
         }
-        match next {
-            Some(n) => url = n,
+        let next = match next {
+            Some(n) => Some(n),
             None if count as u32 == PAGE_SIZE => {
-                url.query_pairs_mut()
+                let mut n = url.clone();
+                n.query_pairs_mut()
                     .clear()
                     .append_pair("with_tag", "true")
                     .append_pair("page", &(page + 1).to_string())
                     .append_pair("page_size", &PAGE_SIZE.to_string());
+                Some(n)
             }
+            None => None,
+        };
+        match pages.next(&url, next)? {
+            Some(n) => url = n,
             None => break,
         }
     }

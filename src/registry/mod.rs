@@ -3,8 +3,11 @@
 
 pub mod auth;
 pub mod client;
+pub mod deadline;
 pub mod error;
 pub mod harbor;
+pub mod origin;
+pub mod paging;
 pub mod reference;
 
 pub use client::{Client, ClientOptions, Fetched, Scope};

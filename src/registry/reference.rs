@@ -35,7 +35,8 @@ fn looks_like_host(component: &str) -> bool {
         || component.starts_with('[')
 }
 
-fn valid_tag(tag: &str) -> bool {
+/// Whether `tag` is a tag by the distribution spec's grammar (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
+pub fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])

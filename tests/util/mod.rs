@@ -4,6 +4,7 @@
 
 pub mod env;
 pub mod harbor_fake;
+pub mod hostile;
 pub mod image;
 pub mod keyring;
 pub mod kube;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use gdcloud::config::Config;
 use gdcloud::http::TlsOptions;
-use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::cli::{GlobalArgs, VerbosityArg};
 use gdcloud::registry::auth::Credentials;
 use gdcloud::registry::ClientOptions;
 use gdcloud::secret::Secret;
@@ -56,6 +56,7 @@ impl RegistryArgs {
                 log_http: global.log_http,
             },
             credentials,
+            debug: global.verbosity == VerbosityArg::Debug,
         })
     }
 }
