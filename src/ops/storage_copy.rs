@@ -21,6 +21,7 @@ use super::storage_config::S3Settings;
 use crate::http::TlsOptions;
 use crate::plugin::progress::Progress;
 use crate::s3::{self, CompletedPart, ObjectEntry};
+use crate::text::Escaped;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -29,7 +30,7 @@ pub enum Error {
     S3(Box<s3::Error>),
     #[error("{0} is not a location: use s3://BUCKET/KEY or a local path")]
     Location(String),
-    #[error("object key {key:?} would be written outside {dest} ({reason}); refused")]
+    #[error("object key {:?} would be written outside {} ({reason}); refused", Escaped(.key), shown(.dest))]
     HostileKey {
         key: String,
         dest: PathBuf,
@@ -41,16 +42,16 @@ pub enum Error {
     Destination(#[from] dest::Refusal),
     #[error("{0}: copy between S3 and local files only (one side must be s3://…)")]
     Unsupported(String),
-    #[error("{path} is a directory: add -r to copy it")]
+    #[error("{} is a directory: add -r to copy it", shown(.path))]
     NeedsRecursive { path: PathBuf },
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {}: {source}", shown(.path))]
     Io {
         action: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {what} does not match the object ({detail}); the partial download was removed, run the command again")]
+    #[error("{}: {what} does not match the object ({detail}); the partial download was removed, run the command again", shown(.path))]
     Verify {
         path: PathBuf,
         what: &'static str,
@@ -62,6 +63,12 @@ pub enum Error {
         total: usize,
         first: String,
     },
+}
+
+/// A path for a message: it holds object keys, so control characters are made visible.
+pub(crate) fn shown(p: &Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    crate::text::escape_bytes(p.as_os_str().as_bytes())
 }
 
 impl From<s3::Error> for Error {
@@ -744,7 +751,8 @@ async fn upload(
             Err(e) => return Err(e.into()),
         }
     }
-    let bar = progress.blob(&basename(key).chars().take(20).collect::<String>(), size);
+    let label = crate::text::escape(basename(key)).into_owned();
+    let bar = progress.blob(&label.chars().take(20).collect::<String>(), size);
     progress.expect(size);
     // Up to the part-size cap, one PUT: its ETag is the plain MD5 a later download can check,
     // and servers that hash an upload serially (s3s-fs; many appliances) take it fastest.

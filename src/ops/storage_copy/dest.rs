@@ -25,6 +25,8 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::shown;
+
 /// The longest file name Linux file systems take (`NAME_MAX`).
 const NAME_MAX: usize = 255;
 const PARTIAL_SUFFIX: &str = ".gdcloud-partial";
@@ -33,15 +35,15 @@ const SIDECAR_SUFFIX: &str = ".gdcloud-partial.json";
 /// Why an existing temp file or directory entry is not used.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    #[error("{path} is a symbolic link, not a partial download of gdcloud's; remove it and run the copy again")]
+    #[error("{} is a symbolic link, not a partial download of gdcloud's; remove it and run the copy again", shown(.path))]
     Symlink { path: PathBuf },
-    #[error("{path} is not a regular file, not a partial download of gdcloud's; remove it and run the copy again")]
+    #[error("{} is not a regular file, not a partial download of gdcloud's; remove it and run the copy again", shown(.path))]
     NotAFile { path: PathBuf },
-    #[error("{path} belongs to uid {uid}, not to this user (uid {euid}); remove it and run the copy again")]
+    #[error("{} belongs to uid {uid}, not to this user (uid {euid}); remove it and run the copy again", shown(.path))]
     NotOurs { path: PathBuf, uid: u32, euid: u32 },
-    #[error("{path} is a symbolic link or not a directory; refusing to write through it: remove it or copy elsewhere")]
+    #[error("{} is a symbolic link or not a directory; refusing to write through it: remove it or copy elsewhere", shown(.path))]
     NotADirectory { path: PathBuf },
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {}: {source}", shown(.path))]
     Io {
         action: &'static str,
         path: PathBuf,
