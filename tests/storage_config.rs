@@ -344,8 +344,10 @@ fn configure_errors_are_clear_and_write_nothing() {
 /// escaped, and control characters in the access key reach the terminal only escaped.
 #[test]
 fn hostile_cluster_values_are_refused_or_escaped() {
-    let mut fx = GdcFixtures::default();
-    fx.dns_suffix = "x@evil.test:443/\u{1b}[2J".to_string();
+    let mut fx = GdcFixtures {
+        dns_suffix: "x@evil.test:443/\u{1b}[2J".to_string(),
+        ..GdcFixtures::default()
+    };
     fx.access_keys[0].access_key_id = "GDTESTACCESSKE\u{1b}[2J".to_string();
     let cluster = cluster_with(&fx);
     let kc = cluster.kubeconfig_for(READER);
@@ -355,7 +357,11 @@ fn hostile_cluster_values_are_refused_or_escaped() {
     let msg = fails(&storage(&env, &["configure", "--kubeconfig", kc]));
     assert_contains(
         &msg,
-        &["gpc-system/dnssuffix", "x@evil.test:443/\\x1b[2J", "--endpoint"],
+        &[
+            "gpc-system/dnssuffix",
+            "x@evil.test:443/\\x1b[2J",
+            "--endpoint",
+        ],
     );
     assert!(!msg.contains('\u{1b}'), "raw ESC in the message: {msg:?}");
     assert_eq!(msg.trim_end().lines().count(), 1, "not one line: {msg}");

@@ -51,7 +51,11 @@ fn aws_put(s3: &S3Server, key: &str, bytes: &[u8]) {
         .arg(tmp.path())
         .output()
         .expect("run aws");
-    assert!(out.status.success(), "aws put-object {key}: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "aws put-object {key}: {}",
+        stderr(&out)
+    );
 }
 
 /// A 0600 file outside the destination, as a symlink's target: it must never change.
@@ -90,7 +94,10 @@ fn is_root() -> bool {
 
 #[test]
 fn planted_temp_files_are_refused_and_nothing_outside_changes() {
-    assert!(is_root(), "this test plants files of another uid: run it as root");
+    assert!(
+        is_root(),
+        "this test plants files of another uid: run it as root"
+    );
     let s3 = S3Server::start();
     let env = env_for(&s3);
     let content = vec![0x5au8; 1 << 20];
@@ -107,13 +114,22 @@ fn planted_temp_files_are_refused_and_nothing_outside_changes() {
     // 1. The temp file is a symlink to a file outside (with a sidecar that would make it be
     // taken up as it is): refused, nothing written through it, no final name.
     std::os::unix::fs::symlink(&shadow, &partial).unwrap();
-    let state = format!(r#"{{"etag":{etag:?},"size":{},"part_size":8388608,"done":[false]}}"#, content.len());
+    let state = format!(
+        r#"{{"etag":{etag:?},"size":{},"part_size":8388608,"done":[false]}}"#,
+        content.len()
+    );
     std::fs::write(&sidecar, &state).unwrap();
     let o = storage(&env, &["cp", &src, s(&out_dir)]);
     assert_victim_untouched(&shadow, &format!("{}{}", stdout(&o), stderr(&o)));
     let msg = fails(&o);
-    assert_contains(&msg, &[".blob.bin.gdcloud-partial", "symbolic link", "remove it"]);
-    assert!(target.symlink_metadata().is_err(), "a final name appeared: {msg}");
+    assert_contains(
+        &msg,
+        &[".blob.bin.gdcloud-partial", "symbolic link", "remove it"],
+    );
+    assert!(
+        target.symlink_metadata().is_err(),
+        "a final name appeared: {msg}"
+    );
     assert_eq!(msg.trim_end().lines().count(), 1, "not one line: {msg}");
 
     // 2. A sidecar of another user (claiming every part is done): refused, not trusted.
@@ -123,8 +139,14 @@ fn planted_temp_files_are_refused_and_nothing_outside_changes() {
     std::fs::write(&sidecar, &state).unwrap();
     std::os::unix::fs::chown(&sidecar, Some(12345), Some(12345)).unwrap();
     let msg = fails(&storage(&env, &["cp", &src, s(&out_dir)]));
-    assert_contains(&msg, &[".blob.bin.gdcloud-partial.json", "uid 12345", "remove it"]);
-    assert!(target.symlink_metadata().is_err(), "a final name appeared: {msg}");
+    assert_contains(
+        &msg,
+        &[".blob.bin.gdcloud-partial.json", "uid 12345", "remove it"],
+    );
+    assert!(
+        target.symlink_metadata().is_err(),
+        "a final name appeared: {msg}"
+    );
 
     // 3. The sidecar is a symlink to the file outside: refused, the file is not truncated.
     std::fs::remove_file(&sidecar).unwrap();
@@ -142,7 +164,10 @@ fn planted_temp_files_are_refused_and_nothing_outside_changes() {
     ok(&storage(&env, &["cp", &src, s(&out_dir)]));
     assert_victim_untouched(&shadow, "");
     let meta = target.symlink_metadata().unwrap();
-    assert!(meta.file_type().is_file(), "the final name is not a regular file");
+    assert!(
+        meta.file_type().is_file(),
+        "the final name is not a regular file"
+    );
     assert_eq!(meta.uid(), 0);
     assert_eq!(std::fs::read(&target).unwrap(), content);
     assert!(!partial.exists() && sidecar.symlink_metadata().is_err());
@@ -181,7 +206,10 @@ fn names_too_long_for_the_temp_suffix_still_download() {
     let env = env_for_fake(&fake);
     let out_dir = env.path().join("dl");
     std::fs::create_dir(&out_dir).unwrap();
-    ok(&storage(&env, &["cp", &format!("s3://hostile/long/{name}"), s(&out_dir)]));
+    ok(&storage(
+        &env,
+        &["cp", &format!("s3://hostile/long/{name}"), s(&out_dir)],
+    ));
     assert_eq!(std::fs::read(out_dir.join(&name)).unwrap(), b"long name\n");
     let left: Vec<_> = std::fs::read_dir(&out_dir)
         .unwrap()
@@ -210,6 +238,19 @@ fn endless_listings_end_with_an_error() {
         assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
     }
     assert!(fake.listings.load(std::sync::atomic::Ordering::SeqCst) <= 6);
+
+    // New tokens every time, one more key a page: ends at the page limit, not out of memory.
+    let fake = HostileS3::start_with("hostile", Vec::new(), Script::FreshTokens);
+    let env = env_for_fake(&fake);
+    let t0 = Instant::now();
+    let o = run_timed(
+        storage_cmd(&env, &["ls", "-r", "s3://hostile/pre/"]),
+        b"",
+        Duration::from_secs(300),
+    );
+    let msg = fails(&o);
+    assert_contains(&msg, &["more than 10000 pages", "narrower prefixes"]);
+    eprintln!("10000 pages in {:?}", t0.elapsed());
 }
 
 #[test]
@@ -226,10 +267,18 @@ fn small_requests_have_a_deadline() {
     c.env("GDCLOUD_S3_REQUEST_TIMEOUT", "1");
     let t0 = Instant::now();
     let msg = fails(&run_timed(c, b"", Duration::from_secs(60)));
-    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}: {msg}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "{:?}: {msg}",
+        t0.elapsed()
+    );
     assert_contains(
         &msg,
-        &["HEAD s3://hostile/k.txt", "no answer within 1 s", "GDCLOUD_S3_REQUEST_TIMEOUT"],
+        &[
+            "HEAD s3://hostile/k.txt",
+            "no answer within 1 s",
+            "GDCLOUD_S3_REQUEST_TIMEOUT",
+        ],
     );
 }
 
@@ -238,7 +287,9 @@ fn control_characters_in_keys_reach_the_terminal_escaped() {
     let keys = ["esc/\u{1b}]0;pwned\u{7}.txt", "esc/red\u{1b}[31m.txt"];
     let fake = HostileS3::start(
         "hostile",
-        keys.iter().map(|k| (k.to_string(), b"x\n".to_vec())).collect(),
+        keys.iter()
+            .map(|k| (k.to_string(), b"x\n".to_vec()))
+            .collect(),
     );
     let env = env_for_fake(&fake);
     let out_dir = env.path().join("OUT");

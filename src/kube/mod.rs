@@ -321,8 +321,14 @@ mod tests {
 
     #[test]
     fn dns_names() {
-        assert_eq!(check_dns_name("org.example.test").unwrap(), "org.example.test");
-        assert_eq!(check_dns_name(" Org.Example.TEST. ").unwrap(), "org.example.test");
+        assert_eq!(
+            check_dns_name("org.example.test").unwrap(),
+            "org.example.test"
+        );
+        assert_eq!(
+            check_dns_name(" Org.Example.TEST. ").unwrap(),
+            "org.example.test"
+        );
         assert_eq!(check_dns_name("a-1.b2").unwrap(), "a-1.b2");
         let label63 = "a".repeat(63);
         assert!(check_dns_name(&format!("{label63}.test")).is_ok());

@@ -594,10 +594,9 @@ async fn download(
                 let mut s = state.lock().expect("not poisoned");
                 s.0.done[i] = true;
                 let snapshot = serde_json::to_vec(&s.0).expect("sidecar serializes");
-                let _ = s
-                    .1
-                    .write_all_at(&snapshot, 0)
-                    .and_then(|()| s.1.set_len(snapshot.len() as u64));
+                let _ =
+                    s.1.write_all_at(&snapshot, 0)
+                        .and_then(|()| s.1.set_len(snapshot.len() as u64));
                 Ok(end - start)
             }
         })

@@ -786,12 +786,7 @@ impl Client {
 
     /// One page of ListObjectsV2 (at most [`bounded::LISTING`] bytes).
     pub async fn list_objects_v2(&self, bucket: &str, q: &ListQuery<'_>) -> Result<ListPage> {
-        let what = || {
-            format!(
-                "listing s3://{bucket}/{}",
-                crate::text::Escaped(q.prefix)
-            )
-        };
+        let what = || format!("listing s3://{bucket}/{}", crate::text::Escaped(q.prefix));
         self.small(what, self.list_objects_v2_once(bucket, q)).await
     }
 

@@ -120,6 +120,9 @@ mod tests {
         .await
         .unwrap_err()
         .to_string();
-        assert!(e.contains("HEAD s3://b/k") && e.contains(REQUEST_TIMEOUT_VAR), "{e}");
+        assert!(
+            e.contains("HEAD s3://b/k") && e.contains(REQUEST_TIMEOUT_VAR),
+            "{e}"
+        );
     }
 }

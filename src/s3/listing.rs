@@ -17,8 +17,9 @@ use super::Client;
 
 /// The most objects and common prefixes one listing holds.
 pub const MAX_LISTED: usize = 1_000_000;
-/// The most pages one listing reads (S3 sends up to 1000 keys a page).
-pub const MAX_PAGES: usize = 100_000;
+/// The most pages one listing reads: S3 sends up to 1000 keys a page, so [`MAX_LISTED`] fits in
+/// pages of 100.
+pub const MAX_PAGES: usize = 10_000;
 
 /// All of a listing.
 #[derive(Debug, Default)]

@@ -15,6 +15,6 @@ mod xml;
 
 pub use client::{Client, Download, Upload, DEFAULT_REGION};
 pub use deadline::RateFloor;
-pub use listing::{Listing, MAX_LISTED, MAX_PAGES};
 pub use error::{Error, Result};
+pub use listing::{Listing, MAX_LISTED, MAX_PAGES};
 pub use object::{CompletedPart, ListPage, ListQuery, ObjectEntry, ObjectInfo};

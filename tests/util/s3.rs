@@ -468,8 +468,14 @@ fn hostile_answer(
             .map(percent_decode)
             .unwrap_or_default();
         let (truncated, token) = match script {
-            Script::SameToken => (true, "<NextContinuationToken>again</NextContinuationToken>".to_string()),
-            Script::FreshTokens => (true, format!("<NextContinuationToken>t{page}</NextContinuationToken>")),
+            Script::SameToken => (
+                true,
+                "<NextContinuationToken>again</NextContinuationToken>".to_string(),
+            ),
+            Script::FreshTokens => (
+                true,
+                format!("<NextContinuationToken>t{page}</NextContinuationToken>"),
+            ),
             _ => (false, String::new()),
         };
         let mut xml = format!(

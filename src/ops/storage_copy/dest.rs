@@ -323,7 +323,10 @@ mod tests {
             assert_eq!(name.len(), n);
             let (p, s) = temp_names(OsStr::new(&name));
             assert!(s.len() <= NAME_MAX && p.len() < s.len(), "{n}: {}", s.len());
-            assert!(std::str::from_utf8(p.as_bytes()).is_ok(), "{n}: cut inside a character");
+            assert!(
+                std::str::from_utf8(p.as_bytes()).is_ok(),
+                "{n}: cut inside a character"
+            );
             assert_eq!((p.clone(), s.clone()), temp_names(OsStr::new(&name)));
         }
         // Two long names with the same beginning never share temp files.
