@@ -73,7 +73,7 @@ fn assert_victim_untouched(p: &Path, msg: &str) {
     assert_eq!(
         std::fs::read(p).unwrap(),
         b"root:secret-hash:1:0:99999:7:::\n",
-        "the file outside the destination was written through a planted symlink; output: {msg}"
+        "the file outside the destination was written through a planted link; output: {msg}"
     );
 }
 
@@ -131,6 +131,14 @@ fn planted_temp_files_are_refused_and_nothing_outside_changes() {
         "a final name appeared: {msg}"
     );
     assert_eq!(msg.trim_end().lines().count(), 1, "not one line: {msg}");
+
+    // 1b. The temp file is a hard link to that file (possible where fs.protected_hardlinks is
+    // off): refused too.
+    std::fs::remove_file(&partial).unwrap();
+    std::fs::hard_link(&shadow, &partial).unwrap();
+    let o = storage(&env, &["cp", &src, s(&out_dir)]);
+    assert_victim_untouched(&shadow, &format!("{}{}", stdout(&o), stderr(&o)));
+    assert_contains(&fails(&o), &[".blob.bin.gdcloud-partial", "hard links"]);
 
     // 2. A sidecar of another user (claiming every part is done): refused, not trusted.
     std::fs::remove_file(&partial).unwrap();

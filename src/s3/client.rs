@@ -768,8 +768,10 @@ impl Client {
                 crate::text::Escaped(key)
             )
         };
+        // S3 may take minutes to assemble a large object (it keeps the connection alive with
+        // blanks meanwhile): five deadlines for this one.
         let fut = self.complete_multipart_once(bucket, key, upload_id, parts);
-        self.small(what, fut).await
+        deadline::within(self.deadline * 5, what, fut).await
     }
 
     /// Abandons a multipart upload and frees its parts.

@@ -9,9 +9,9 @@
 //! named is opened once; subdirectories taken from object keys are created and opened one
 //! component at a time with `O_NOFOLLOW | O_DIRECTORY` (a symlink is refused, not followed); the
 //! temp file and its sidecar are created with `O_EXCL | O_NOFOLLOW` and reopened for a resume only
-//! when they are regular files of ours (owned by the effective uid); the finished file takes its
-//! name with `renameat` in the same directory, which replaces whatever entry had that name (a
-//! symlink included) instead of writing through it.
+//! when they are regular files of ours (owned by the effective uid, no other hard link); the
+//! finished file takes its name with `renameat` in the same directory, which replaces whatever
+//! entry had that name (a symlink included) instead of writing through it.
 //!
 //! Temp names fit `NAME_MAX` whatever the object's name: a name too long for the suffixes is cut
 //! and completed with a hash of the whole name, so a re-run finds the same temp files.
@@ -41,6 +41,8 @@ pub enum Refusal {
     NotAFile { path: PathBuf },
     #[error("{} belongs to uid {uid}, not to this user (uid {euid}); remove it and run the copy again", shown(.path))]
     NotOurs { path: PathBuf, uid: u32, euid: u32 },
+    #[error("{} has other hard links, not a partial download of gdcloud's; remove it and run the copy again", shown(.path))]
+    HardLinked { path: PathBuf },
     #[error("{} is a symbolic link or not a directory; refusing to write through it: remove it or copy elsewhere", shown(.path))]
     NotADirectory { path: PathBuf },
     #[error("{action} {}: {source}", shown(.path))]
@@ -218,6 +220,11 @@ impl Dir {
                 uid: meta.uid(),
                 euid,
             });
+        }
+        // A second name for another file of ours (a hard link planted where
+        // fs.protected_hardlinks is off) would be written through like a symlink.
+        if meta.nlink() != 1 {
+            return Err(Refusal::HardLinked { path });
         }
         Ok(Some(file))
     }
