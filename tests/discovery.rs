@@ -103,4 +103,34 @@ fn without_a_harbor_cluster_the_dns_suffix_names_the_registry() {
         config.contains("\"harbor.org.example.test\": \"gdcloud\""),
         "{config}"
     );
+
+    // A dnsSuffix with a userinfo part would make the registry host `evil.test`: refused.
+    cluster.kubectl_ok([
+        "-n",
+        "gpc-system",
+        "patch",
+        "configmap",
+        "dnssuffix",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"dnsSuffix":"x@evil.test:443/"}}"#,
+    ]);
+    let env = TestEnv::new();
+    let o = run(
+        &env,
+        AUTH,
+        &[
+            "configure-docker",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ],
+    );
+    let msg = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!o.status.success(), "a hostile dnsSuffix was used: {msg}");
+    assert!(
+        msg.contains("gpc-system/dnssuffix") && msg.contains("x@evil.test:443/"),
+        "{msg}"
+    );
+    let config = std::fs::read_to_string(env.docker_config_file()).unwrap_or_default();
+    assert!(!config.contains("evil"), "{config}");
 }

@@ -339,6 +339,53 @@ fn configure_errors_are_clear_and_write_nothing() {
     assert_nothing_written(&env);
 }
 
+/// Values from the cluster are outside text: a `dnsSuffix` that is not a DNS name (here with a
+/// userinfo part that would make the endpoint's host `evil.test`) is refused with the value
+/// escaped, and control characters in the access key reach the terminal only escaped.
+#[test]
+fn hostile_cluster_values_are_refused_or_escaped() {
+    let mut fx = GdcFixtures {
+        dns_suffix: "x@evil.test:443/\u{1b}[2J".to_string(),
+        ..GdcFixtures::default()
+    };
+    fx.access_keys[0].access_key_id = "GDTESTACCESSKE\u{1b}[2J".to_string();
+    let cluster = cluster_with(&fx);
+    let kc = cluster.kubeconfig_for(READER);
+    let kc = path_str(&kc);
+    let env = TestEnv::new();
+
+    let msg = fails(&storage(&env, &["configure", "--kubeconfig", kc]));
+    assert_contains(
+        &msg,
+        &[
+            "gpc-system/dnssuffix",
+            "x@evil.test:443/\\x1b[2J",
+            "--endpoint",
+        ],
+    );
+    assert!(!msg.contains('\u{1b}'), "raw ESC in the message: {msg:?}");
+    assert_eq!(msg.trim_end().lines().count(), 1, "not one line: {msg}");
+    assert_nothing_written(&env);
+
+    // With --endpoint the suffix is not read; the masked key shows its tail escaped.
+    let out = storage(
+        &env,
+        &[
+            "configure",
+            "--kubeconfig",
+            kc,
+            "--endpoint",
+            "https://objectstorage.org.example.test",
+        ],
+    );
+    let text = ok(&out);
+    assert!(
+        !text.contains('\u{1b}') && !stderr(&out).contains('\u{1b}'),
+        "raw ESC printed: {text:?}"
+    );
+    assert_contains(&text, &["**********\\x1b[2J"]);
+}
+
 /// Runs `sh -c script` in `env` (hermetic), returning its output.
 fn sh(env: &TestEnv, script: &str) -> Output {
     let mut c = env.cmd("sh");

@@ -43,6 +43,50 @@ pub enum Error {
     },
     #[error("cluster {cluster}: {detail}")]
     Api { cluster: String, detail: String },
+    #[error("cluster {cluster}: configmap {DNS_SUFFIX_NAMESPACE}/{DNS_SUFFIX_CONFIGMAP} holds dnsSuffix \"{}\", which is not a DNS name ({reason}); ask the platform admin to fix it", crate::text::Escaped(.value))]
+    BadDnsSuffix {
+        cluster: String,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// Where the organisation's DNS suffix is kept: `objectstorage.<dnsSuffix>` is the S3 endpoint,
+/// `harbor.<dnsSuffix>` the registry.
+pub const DNS_SUFFIX_NAMESPACE: &str = "gpc-system";
+pub const DNS_SUFFIX_CONFIGMAP: &str = "dnssuffix";
+pub const DNS_SUFFIX_KEY: &str = "dnsSuffix";
+
+/// `value` (a trailing dot allowed, ASCII case ignored) as a lower-case DNS name, or why it is
+/// not one. Only letters, digits and `-` in labels of 1 to 63 characters that neither start nor
+/// end with `-`, 253 characters at most: the suffix becomes the host of a URL, and anything
+/// more (`x@evil:443/`, a `/`, a `:`, spaces) would let the configmap choose another host.
+pub fn check_dns_name(value: &str) -> std::result::Result<String, &'static str> {
+    let name = value.trim().trim_matches('.').to_ascii_lowercase();
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > 253 {
+        return Err("longer than 253 characters");
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err("an empty label");
+        }
+        if label.len() > 63 {
+            return Err("a label longer than 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err("only letters, digits, '-' and '.' are allowed");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a label starts or ends with '-'");
+        }
+    }
+    Ok(name)
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -211,6 +255,24 @@ impl Cluster {
             .map_err(|e| self.map(e, "get", "configmaps", name, namespace, None))
     }
 
+    /// The organisation's DNS suffix (configmap `gpc-system/dnssuffix`, key `dnsSuffix`), checked
+    /// with [`check_dns_name`]; `None` when the key is missing or empty.
+    pub async fn dns_suffix(&self) -> Result<Option<String>> {
+        let data = self
+            .config_map(DNS_SUFFIX_NAMESPACE, DNS_SUFFIX_CONFIGMAP)
+            .await?;
+        match data.get(DNS_SUFFIX_KEY).map(|v| v.trim().trim_matches('.')) {
+            None | Some("") => Ok(None),
+            Some(v) => check_dns_name(v)
+                .map(Some)
+                .map_err(|reason| Error::BadDnsSuffix {
+                    cluster: self.name.clone(),
+                    value: v.to_string(),
+                    reason,
+                }),
+        }
+    }
+
     /// A custom resource, untyped (its CRD may be newer than anything we could model).
     pub async fn custom(
         &self,
@@ -251,4 +313,47 @@ pub fn secret_text(secret: &KubeSecret, key: &str) -> std::result::Result<String
         return Err(format!("secret {name} key {key:?} is empty"));
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names() {
+        assert_eq!(
+            check_dns_name("org.example.test").unwrap(),
+            "org.example.test"
+        );
+        assert_eq!(
+            check_dns_name(" Org.Example.TEST. ").unwrap(),
+            "org.example.test"
+        );
+        assert_eq!(check_dns_name("a-1.b2").unwrap(), "a-1.b2");
+        let label63 = "a".repeat(63);
+        assert!(check_dns_name(&format!("{label63}.test")).is_ok());
+        let long = format!("{label63}.{label63}.{label63}.{}", "a".repeat(61));
+        assert_eq!(long.len(), 253);
+        assert!(check_dns_name(&long).is_ok());
+        for bad in [
+            "",
+            "x@evil.test:443/",
+            "evil.test/x",
+            "evil.test:443",
+            "a b.test",
+            "a..b",
+            "-a.test",
+            "a-.test",
+            "a_b.test",
+            "ex\u{e4}mple.test",
+            "a.te\nst",
+            "a.test#",
+            "a.test?x",
+            "[::1]",
+        ] {
+            assert!(check_dns_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_dns_name(&format!("{}.test", "a".repeat(64))).is_err());
+        assert!(check_dns_name(&format!("{long}a")).is_err());
+    }
 }

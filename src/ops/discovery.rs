@@ -49,12 +49,8 @@ pub async fn registry(cluster: &Cluster) -> Result<String, Error> {
         Err(k8s::Error::NotFound { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    let data = cluster.config_map("gpc-system", "dnssuffix").await?;
-    match data
-        .get("dnsSuffix")
-        .map(|s| s.trim().trim_matches('.'))
-        .filter(|s| !s.is_empty())
-    {
+    // A dnsSuffix that is not a DNS name is an error, never a host taken from it.
+    match cluster.dns_suffix().await? {
         Some(suffix) => Ok(format!("harbor.{suffix}")),
         None => Err(Error::NoRegistry(cluster.name.clone())),
     }

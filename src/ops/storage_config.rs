@@ -83,11 +83,17 @@ pub struct Report {
     pub ca_file: Option<PathBuf>,
 }
 
-/// `AKIA…WXYZ` → `****************WXYZ`.
+/// `AKIA…WXYZ` → `****************WXYZ`. The key comes from a Kubernetes secret, so the part
+/// shown goes through [`crate::text::escape`]: a control character in it is printed as a visible
+/// escape, never sent to the terminal.
 pub fn mask(key: &str) -> String {
     let n = key.chars().count();
     let shown: String = key.chars().skip(n.saturating_sub(4)).collect();
-    format!("{}{shown}", "*".repeat(n.saturating_sub(4).max(4)))
+    format!(
+        "{}{}",
+        "*".repeat(n.saturating_sub(4).max(4)),
+        crate::text::escape(&shown)
+    )
 }
 
 fn check_endpoint(e: &str) -> Result<String, Error> {
@@ -168,14 +174,10 @@ pub async fn from_cluster(opts: &Options) -> Result<(S3Settings, String, String)
     let endpoint = match &opts.endpoint {
         Some(e) => check_endpoint(e)?,
         None => {
-            let data = cluster
-                .config_map("gpc-system", "dnssuffix")
+            let suffix = cluster
+                .dns_suffix()
                 .await
-                .map_err(|e| Error::DnsSuffix(Box::new(e)))?;
-            let suffix = data
-                .get("dnsSuffix")
-                .map(|s| s.trim().trim_matches('.').to_string())
-                .filter(|s| !s.is_empty())
+                .map_err(|e| Error::DnsSuffix(Box::new(e)))?
                 .ok_or(Error::NoDnsSuffix)?;
             format!("https://objectstorage.{suffix}")
         }
@@ -302,6 +304,7 @@ mod tests {
     fn masking_and_quoting() {
         assert_eq!(mask("AKIAABCDEFGH1234"), "************1234");
         assert_eq!(mask("ab"), "****ab");
+        assert_eq!(mask("AKIAABCD\x1b]0\x07"), "********\\x1b]0\\x07");
         assert_eq!(sh_quote("it's"), r"'it'\''s'");
         assert_eq!(fish_quote(r"a\b'c\\"), r"'a\\b\'c\\\\'");
         assert_eq!(powershell_quote("it's $x"), "'it''s $x'");

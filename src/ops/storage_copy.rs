@@ -15,10 +15,13 @@ use bytes::Bytes;
 use futures_util::{stream, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
+mod dest;
+
 use super::storage_config::S3Settings;
 use crate::http::TlsOptions;
 use crate::plugin::progress::Progress;
-use crate::s3::{self, CompletedPart, ListQuery, ObjectEntry};
+use crate::s3::{self, CompletedPart, ObjectEntry};
+use crate::text::Escaped;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -27,7 +30,7 @@ pub enum Error {
     S3(Box<s3::Error>),
     #[error("{0} is not a location: use s3://BUCKET/KEY or a local path")]
     Location(String),
-    #[error("object key {key:?} would be written outside {dest} ({reason}); refused")]
+    #[error("object key {:?} would be written outside {} ({reason}); refused", Escaped(.key), shown(.dest))]
     HostileKey {
         key: String,
         dest: PathBuf,
@@ -35,18 +38,20 @@ pub enum Error {
     },
     #[error("copying several sources needs a directory (or an s3://BUCKET/PREFIX/) as DESTINATION, not {0}")]
     NotADirectory(String),
+    #[error(transparent)]
+    Destination(#[from] dest::Refusal),
     #[error("{0}: copy between S3 and local files only (one side must be s3://…)")]
     Unsupported(String),
-    #[error("{path} is a directory: add -r to copy it")]
+    #[error("{} is a directory: add -r to copy it", shown(.path))]
     NeedsRecursive { path: PathBuf },
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {}: {source}", shown(.path))]
     Io {
         action: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {what} does not match the object ({detail}); the partial download was removed, run the command again")]
+    #[error("{}: {what} does not match the object ({detail}); the partial download was removed, run the command again", shown(.path))]
     Verify {
         path: PathBuf,
         what: &'static str,
@@ -58,6 +63,12 @@ pub enum Error {
         total: usize,
         first: String,
     },
+}
+
+/// A path for a message: it holds object keys, so control characters are made visible.
+pub(crate) fn shown(p: &Path) -> std::borrow::Cow<'_, str> {
+    use std::os::unix::ffi::OsStrExt;
+    crate::text::escape_bytes(p.as_os_str().as_bytes())
 }
 
 impl From<s3::Error> for Error {
@@ -171,6 +182,9 @@ enum Job {
     Download {
         bucket: String,
         key: String,
+        /// The directory the user named (DESTINATION, or the parent of a file DESTINATION);
+        /// `target` is inside it, and nothing is written outside it.
+        root: PathBuf,
         target: PathBuf,
     },
     Upload {
@@ -210,26 +224,7 @@ async fn list_all(
     bucket: &str,
     prefix: &str,
 ) -> Result<Vec<ObjectEntry>, Error> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_objects_v2(
-                bucket,
-                &ListQuery {
-                    prefix,
-                    delimiter: None,
-                    continuation: token.as_deref(),
-                    max_keys: None,
-                },
-            )
-            .await?;
-        out.extend(page.objects);
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => return Ok(out),
-        }
-    }
+    Ok(client.list_all(bucket, prefix, None).await?.objects)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
@@ -272,6 +267,7 @@ async fn plan(client: &s3::Client, opts: &Options) -> Result<Vec<Job>, Error> {
                             Ok(target) => jobs.push(Job::Download {
                                 bucket: bucket.clone(),
                                 key: obj.key,
+                                root: dir.clone(),
                                 target,
                             }),
                             Err(e) => jobs.push(Job::Refused {
@@ -283,18 +279,21 @@ async fn plan(client: &s3::Client, opts: &Options) -> Result<Vec<Job>, Error> {
                     }
                 } else {
                     let into_dir = dir.is_dir() || opts.destination.ends_with('/') || many;
-                    let target = if into_dir {
-                        confined(dir, &key, basename(&key))?
+                    let (root, target) = if into_dir {
+                        (dir.clone(), confined(dir, &key, basename(&key))?)
                     } else {
-                        dir.clone()
-                    };
-                    if !into_dir {
                         // The key's own name is not used, but a hostile one is still refused.
                         confined(Path::new("."), &key, basename(&key))?;
-                    }
+                        let parent = dir
+                            .parent()
+                            .filter(|p| !p.as_os_str().is_empty())
+                            .unwrap_or(Path::new("."));
+                        (parent.to_path_buf(), dir.clone())
+                    };
                     jobs.push(Job::Download {
                         bucket,
                         key,
+                        root,
                         target,
                     });
                 }
@@ -386,8 +385,9 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
             Job::Download {
                 bucket,
                 key,
+                root,
                 target,
-            } => download(&client, bucket, key, target, opts, progress).await,
+            } => download(&client, bucket, key, root, target, opts, progress).await,
             Job::Upload { path, bucket, key } => {
                 upload(&client, path, bucket, key, opts, progress).await
             }
@@ -459,73 +459,85 @@ fn upload_part_size(size: u64, concurrency: usize, max_part: u64) -> u64 {
 }
 
 /// Downloads one object; `None` when `-n` left an existing target alone.
+///
+/// Everything written goes through [`dest::Dir`], relative to the open destination directory:
+/// see there why no path is trusted.
 async fn download(
     client: &s3::Client,
     bucket: &str,
     key: &str,
+    root: &Path,
     target: &Path,
     opts: &Options,
     progress: &Progress,
 ) -> Result<Option<u64>, Error> {
-    if opts.no_clobber && target.exists() {
+    // A look only, to skip the transfer: the rename below enforces -n.
+    if opts.no_clobber && target.symlink_metadata().is_ok() {
         return Ok(None);
     }
     let info = client.head_object(bucket, key).await?;
-    let dir = target
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    std::fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let partial = dir.join(format!(".{name}.gdcloud-partial"));
-    let sidecar_path = dir.join(format!(".{name}.gdcloud-partial.json"));
+    let rel = target.strip_prefix(root).unwrap_or(target);
+    let name = rel.file_name().ok_or_else(|| Error::HostileKey {
+        key: key.to_string(),
+        dest: root.to_path_buf(),
+        reason: "it names no file",
+    })?;
+    let dir = dest::Dir::open_named(root)?.subdir(rel.parent().unwrap_or(Path::new("")))?;
+    let (partial_name, sidecar_name) = dest::temp_names(name);
+    let partial = dir.path_of(&partial_name);
     let part_size = part_size_for(info.size, opts.concurrency, opts.part_size.max(1 << 20));
     let parts_of = |part_size: u64| info.size.div_ceil(part_size).max(1) as usize;
-    // A resumed download keeps the parts it started with, whatever the flags are now.
-    let state = std::fs::read(&sidecar_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
-        .filter(|s| {
-            s.etag == info.etag
-                && s.size == info.size
-                && s.part_size >= 1
-                && s.done.len() == parts_of(s.part_size)
-                && partial.is_file()
-        })
-        .unwrap_or_else(|| Sidecar {
-            etag: info.etag.clone(),
-            size: info.size,
-            part_size,
-            done: vec![false; parts_of(part_size)],
-        });
+    // A resumed download keeps the parts it started with, whatever the flags are now. Only
+    // regular files of ours are taken up again; anything else under these names is refused.
+    let old_sidecar = dir.open_own(&sidecar_name)?;
+    let old_partial = dir.open_own(&partial_name)?;
+    let resumed = match (old_sidecar, old_partial) {
+        (Some(sidecar), Some(file)) => crate::bounded::read(&sidecar, crate::bounded::STATE, "")
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
+            .filter(|s| {
+                s.etag == info.etag
+                    && s.size == info.size
+                    && s.part_size >= 1
+                    && s.done.len() == parts_of(s.part_size)
+            })
+            .map(|state| (state, file, sidecar)),
+        _ => None,
+    };
+    let (state, file, sidecar) = match resumed {
+        Some(r) => r,
+        None => {
+            dir.remove(&partial_name);
+            dir.remove(&sidecar_name);
+            let file = dir.create_new(&partial_name)?;
+            let sidecar = dir.create_new(&sidecar_name)?;
+            let state = Sidecar {
+                etag: info.etag.clone(),
+                size: info.size,
+                part_size,
+                done: vec![false; parts_of(part_size)],
+            };
+            (state, file, sidecar)
+        }
+    };
     let part_size = state.part_size;
     let parts = state.done.len();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(false)
-        .open(&partial)
-        .map_err(io_err("create", &partial))?;
     file.set_len(info.size).map_err(io_err("size", &partial))?;
     let file = Arc::new(file);
-    let state = Arc::new(Mutex::new(state));
-    let bar = progress.blob(&name.chars().take(20).collect::<String>(), info.size);
+    // The sidecar is rewritten in place under the lock, one part at a time.
+    let state = Arc::new(Mutex::new((state, sidecar)));
+    let label = crate::text::escape(&name.to_string_lossy()).into_owned();
+    let bar = progress.blob(&label.chars().take(20).collect::<String>(), info.size);
     progress.expect(info.size);
     let todo: Vec<usize> = {
         let s = state.lock().expect("not poisoned");
-        (0..parts).filter(|i| !s.done[*i]).collect()
+        (0..parts).filter(|i| !s.0.done[*i]).collect()
     };
     bar.skip((parts - todo.len()) as u64 * part_size.min(info.size));
     let results: Vec<Result<u64, Error>> = stream::iter(todo)
         .map(|i| {
             let file = file.clone();
             let state = state.clone();
-            let sidecar_path = sidecar_path.clone();
             let etag = info.etag.clone();
             let bar = &bar;
             let partial = &partial;
@@ -542,12 +554,21 @@ async fn download(
                         let dl = client
                             .get_range_if_match(bucket, key, offset, end - 1, &etag)
                             .await?;
-                        let mut body = dl.into_stream();
-                        while let Some(chunk) = body.next().await {
+                        let body = dl.into_stream();
+                        let mut body = std::pin::pin!(body);
+                        let mut floor = s3::RateFloor::new(bucket, key);
+                        loop {
+                            let chunk = tokio::select! {
+                                biased;
+                                c = body.next() => c,
+                                r = floor.tick() => { r?; continue; }
+                            };
+                            let Some(chunk) = chunk else { break };
                             let chunk = chunk?;
                             file.write_all_at(&chunk, offset)
                                 .map_err(io_err("write", partial))?;
                             offset += chunk.len() as u64;
+                            floor.add(chunk.len());
                             bar.inc(chunk.len() as u64);
                         }
                         Ok(())
@@ -570,12 +591,12 @@ async fn download(
                         Err(e) => return Err(e),
                     }
                 }
-                let snapshot = {
-                    let mut s = state.lock().expect("not poisoned");
-                    s.done[i] = true;
-                    serde_json::to_vec(&*s).expect("sidecar serializes")
-                };
-                let _ = std::fs::write(&sidecar_path, snapshot);
+                let mut s = state.lock().expect("not poisoned");
+                s.0.done[i] = true;
+                let snapshot = serde_json::to_vec(&s.0).expect("sidecar serializes");
+                let _ =
+                    s.1.write_all_at(&snapshot, 0)
+                        .and_then(|()| s.1.set_len(snapshot.len() as u64));
                 Ok(end - start)
             }
         })
@@ -587,6 +608,7 @@ async fn download(
         transferred += r?;
     }
     bar.done();
+    drop(state);
     let file = Arc::try_unwrap(file).map_err(|_| Error::Verify {
         path: partial.clone(),
         what: "state",
@@ -595,24 +617,30 @@ async fn download(
     let partial2 = partial.clone();
     let etag = info.etag.clone();
     let size = info.size;
-    tokio::task::spawn_blocking(move || verify(file, &partial2, size, &etag))
+    let verified = tokio::task::spawn_blocking(move || verify(file, &partial2, size, &etag))
         .await
         .map_err(|e| Error::Io {
             action: "verify",
             path: partial.clone(),
             source: std::io::Error::other(e.to_string()),
-        })?
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&partial);
-            let _ = std::fs::remove_file(&sidecar_path);
-        })?;
-    if opts.no_clobber && target.exists() {
-        let _ = std::fs::remove_file(&partial);
-        let _ = std::fs::remove_file(&sidecar_path);
-        return Ok(None);
+        })
+        .and_then(|r| r);
+    if let Err(e) = verified {
+        dir.remove(&partial_name);
+        dir.remove(&sidecar_name);
+        return Err(e);
     }
-    std::fs::rename(&partial, target).map_err(io_err("rename into place", target))?;
-    let _ = std::fs::remove_file(&sidecar_path);
+    // rename(2) replaces the entry under the final name, a symlink included, never its target.
+    match dir.rename(&partial_name, name, opts.no_clobber) {
+        Ok(()) => {}
+        Err(e) if opts.no_clobber && e.kind() == std::io::ErrorKind::AlreadyExists => {
+            dir.remove(&partial_name);
+            dir.remove(&sidecar_name);
+            return Ok(None);
+        }
+        Err(e) => return Err(io_err("rename into place", target)(e)),
+    }
+    dir.remove(&sidecar_name);
     Ok(Some(transferred))
 }
 
@@ -722,7 +750,8 @@ async fn upload(
             Err(e) => return Err(e.into()),
         }
     }
-    let bar = progress.blob(&basename(key).chars().take(20).collect::<String>(), size);
+    let label = crate::text::escape(basename(key)).into_owned();
+    let bar = progress.blob(&label.chars().take(20).collect::<String>(), size);
     progress.expect(size);
     // Up to the part-size cap, one PUT: its ETag is the plain MD5 a later download can check,
     // and servers that hash an upload serially (s3s-fs; many appliances) take it fastest.
@@ -852,42 +881,27 @@ pub async fn ls(
         None,
         &tls,
     )?;
+    let page = client
+        .list_all(&bucket, &key, (!recursive).then_some("/"))
+        .await?;
     let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = client
-            .list_objects_v2(
-                &bucket,
-                &ListQuery {
-                    prefix: &key,
-                    delimiter: (!recursive).then_some("/"),
-                    continuation: token.as_deref(),
-                    max_keys: None,
-                },
-            )
-            .await?;
-        for p in page.common_prefixes {
-            out.push(Listed {
-                key: p,
-                size: None,
-                last_modified: None,
-                prefix: true,
-            });
-        }
-        for o in page.objects {
-            out.push(Listed {
-                key: o.key,
-                size: Some(o.size),
-                last_modified: o
-                    .last_modified
-                    .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-                prefix: false,
-            });
-        }
-        match page.next_token {
-            Some(t) => token = Some(t),
-            None => break,
-        }
+    for p in page.common_prefixes {
+        out.push(Listed {
+            key: p,
+            size: None,
+            last_modified: None,
+            prefix: true,
+        });
+    }
+    for o in page.objects {
+        out.push(Listed {
+            key: o.key,
+            size: Some(o.size),
+            last_modified: o
+                .last_modified
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            prefix: false,
+        });
     }
     Ok(out)
 }

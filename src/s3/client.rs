@@ -17,6 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
+use super::deadline;
 use super::error::{connect_error, Error, Result};
 use super::object::{
     check_bucket, complete_body, key_path, parse_content_range, parse_http_date, parse_list,
@@ -24,14 +25,13 @@ use super::object::{
 };
 use super::sigv4::{self, Signer, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use super::xml;
+use crate::bounded;
 use crate::http::{self, TlsOptions};
 use crate::secret::Secret;
 
 /// The region signed for when none is configured (what S3-compatible servers expect).
 pub const DEFAULT_REGION: &str = "us-east-1";
 const ATTEMPTS: u32 = 4;
-/// Error documents are small; more than this is not read into a message.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// An S3 endpoint with one pair of keys.
 #[derive(Debug, Clone)]
@@ -41,6 +41,8 @@ pub struct Client {
     base: String,
     signer: Signer,
     log_http: bool,
+    /// The overall deadline of each small request ([`deadline::request_timeout`]).
+    deadline: Duration,
 }
 
 /// A GET in progress: the object's metadata, which bytes the body holds, and the body.
@@ -136,6 +138,7 @@ impl Client {
                     .to_string(),
             },
             log_http: tls.log_http,
+            deadline: deadline::request_timeout(),
         })
     }
 
@@ -278,29 +281,22 @@ impl Client {
         Ok(resp)
     }
 
-    /// Reads a (small) body as text, at most [`MAX_ERROR_BODY`] bytes.
+    /// Reads an XML answer (a listing page, an upload id) whole, at most [`bounded::LISTING`]
+    /// bytes: a server that sends more is refused before it costs memory.
     async fn small_text(url: &Url, resp: Response) -> Result<String> {
-        let mut out = Vec::new();
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| connect_error(url.as_str(), &e))?;
-            out.extend_from_slice(&chunk);
-            if out.len() > 16 * 1024 * 1024 {
-                return Err(Error::Protocol {
-                    url: http::redact_url(url.as_str()),
-                    reason: "answer larger than 16 MiB".into(),
-                });
-            }
+        let what = format!("the answer from {}", http::redact_url(url.as_str()));
+        match bounded::response(resp, bounded::LISTING, &what).await {
+            Ok(b) => Ok(String::from_utf8_lossy(&b).into_owned()),
+            Err(bounded::BodyError::TooLarge(e)) => Err(Self::protocol(url, e.to_string())),
+            Err(bounded::BodyError::Transport(e)) => Err(connect_error(url.as_str(), &e)),
         }
-        Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// Maps a failed answer to our error, from S3's error document when there is one.
     async fn fail(&self, method: &Method, url: &Url, target: Target<'_>, resp: Response) -> Error {
         let status = resp.status();
-        let body = Self::small_text(url, resp).await.unwrap_or_default();
-        let body: String = body.chars().take(MAX_ERROR_BODY).collect();
-        self.classify(method, url, target, status, &body)
+        let body = bounded::response_prefix(resp, bounded::ERROR_BODY).await;
+        self.classify(method, url, target, status, &String::from_utf8_lossy(&body))
     }
 
     fn classify(
@@ -311,14 +307,19 @@ impl Client {
         status: StatusCode,
         body: &str,
     ) -> Error {
+        // What the server says is shown, never obeyed: control characters made visible.
         let (code, message) = xml::error(body).unwrap_or_default();
+        let (code, message) = (
+            crate::text::escape(&code).into_owned(),
+            crate::text::escape(&message).into_owned(),
+        );
         let (bucket, key, upload) = match target {
             Target::Bucket(b) => (b, None, None),
             Target::Object(b, k) => (b, Some(k), None),
             Target::Upload(b, k, u) => (b, Some(k), Some(u)),
         };
         let what = match key {
-            Some(k) => format!("s3://{bucket}/{k}"),
+            Some(k) => format!("s3://{bucket}/{}", crate::text::Escaped(k)),
             None => format!("bucket {bucket}"),
         };
         let code_or = |fallback: &str| {
@@ -401,7 +402,7 @@ impl Client {
     }
 
     /// Size, ETag and modification time of an object.
-    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
+    async fn head_object_once(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
         let url = self.url(bucket, Some(key), &[])?;
         let resp = self.send(Method::HEAD, &url, &[], None).await?;
         if !resp.status().is_success() {
@@ -472,7 +473,14 @@ impl Client {
         if let Some(e) = if_match {
             extra.push(("if-match", e.to_string()));
         }
-        let resp = self.send(Method::GET, &url, &extra, None).await?;
+        // The headers within the deadline of small requests; the body is a stream, watched by
+        // the caller (`deadline::RateFloor`).
+        let resp = deadline::within(
+            self.deadline,
+            || format!("GET s3://{bucket}/{}", crate::text::Escaped(key)),
+            self.send(Method::GET, &url, &extra, None),
+        )
+        .await?;
         let status = resp.status();
         if status == StatusCode::PRECONDITION_FAILED && if_match.is_some() {
             return Err(Error::Changed {
@@ -566,7 +574,7 @@ impl Client {
 
     /// Uploads a small object held in memory, signed with its SHA-256 and retried like the other
     /// bodiless requests; returns its ETag.
-    pub async fn put_object_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<String> {
+    async fn put_object_bytes_once(&self, bucket: &str, key: &str, body: Bytes) -> Result<String> {
         let url = self.url(bucket, Some(key), &[])?;
         let resp = self.send(Method::PUT, &url, &[], Some(body)).await?;
         if !resp.status().is_success() {
@@ -578,7 +586,7 @@ impl Client {
     }
 
     /// Starts a multipart upload; returns its upload id.
-    pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String> {
+    async fn create_multipart_once(&self, bucket: &str, key: &str) -> Result<String> {
         let url = self.url(bucket, Some(key), &[("uploads", "")])?;
         let resp = self.send(Method::POST, &url, &[], None).await?;
         if !resp.status().is_success() {
@@ -629,7 +637,7 @@ impl Client {
 
     /// Assembles the object from `parts` (in part-number order); returns its ETag. S3 may answer
     /// 200 with an error document here, which is reported as the error it holds.
-    pub async fn complete_multipart(
+    async fn complete_multipart_once(
         &self,
         bucket: &str,
         key: &str,
@@ -655,7 +663,7 @@ impl Client {
     }
 
     /// Abandons a multipart upload and frees its parts.
-    pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+    async fn abort_multipart_once(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         let url = self.url(bucket, Some(key), &[("uploadId", upload_id)])?;
         let resp = self.send(Method::DELETE, &url, &[], None).await?;
         if !resp.status().is_success() {
@@ -672,7 +680,7 @@ impl Client {
     }
 
     /// One page of ListObjectsV2.
-    pub async fn list_objects_v2(&self, bucket: &str, q: &ListQuery<'_>) -> Result<ListPage> {
+    async fn list_objects_v2_once(&self, bucket: &str, q: &ListQuery<'_>) -> Result<ListPage> {
         let max = q.max_keys.map(|m| m.to_string());
         let mut query = vec![("list-type", "2")];
         if !q.prefix.is_empty() {
@@ -699,7 +707,7 @@ impl Client {
     }
 
     /// Deletes an object (S3 answers success for a missing key too).
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+    async fn delete_object_once(&self, bucket: &str, key: &str) -> Result<()> {
         let url = self.url(bucket, Some(key), &[])?;
         let resp = self.send(Method::DELETE, &url, &[], None).await?;
         if !resp.status().is_success() {
@@ -708,6 +716,86 @@ impl Client {
                 .await);
         }
         Ok(())
+    }
+
+    /// Runs one small request within [`Client`]'s deadline; `what` names it in the error.
+    async fn small<T>(
+        &self,
+        what: impl FnOnce() -> String,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        deadline::within(self.deadline, what, fut).await
+    }
+
+    /// Size, ETag and modification time of an object.
+    pub async fn head_object(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
+        let what = || format!("HEAD s3://{bucket}/{}", crate::text::Escaped(key));
+        self.small(what, self.head_object_once(bucket, key)).await
+    }
+
+    /// Uploads a small object held in memory, signed with its SHA-256 and retried like the other
+    /// bodiless requests; returns its ETag.
+    pub async fn put_object_bytes(&self, bucket: &str, key: &str, body: Bytes) -> Result<String> {
+        let what = || format!("PUT s3://{bucket}/{}", crate::text::Escaped(key));
+        self.small(what, self.put_object_bytes_once(bucket, key, body))
+            .await
+    }
+
+    /// Starts a multipart upload; returns its upload id.
+    pub async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String> {
+        let what = || {
+            format!(
+                "starting the upload of s3://{bucket}/{}",
+                crate::text::Escaped(key)
+            )
+        };
+        self.small(what, self.create_multipart_once(bucket, key))
+            .await
+    }
+
+    /// Assembles the object from `parts` (in part-number order); returns its ETag. S3 may answer
+    /// 200 with an error document here, which is reported as the error it holds.
+    pub async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+    ) -> Result<String> {
+        let what = || {
+            format!(
+                "completing the upload of s3://{bucket}/{}",
+                crate::text::Escaped(key)
+            )
+        };
+        // S3 may take minutes to assemble a large object (it keeps the connection alive with
+        // blanks meanwhile): five deadlines for this one.
+        let fut = self.complete_multipart_once(bucket, key, upload_id, parts);
+        deadline::within(self.deadline * 5, what, fut).await
+    }
+
+    /// Abandons a multipart upload and frees its parts.
+    pub async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        let what = || {
+            format!(
+                "aborting the upload of s3://{bucket}/{}",
+                crate::text::Escaped(key)
+            )
+        };
+        self.small(what, self.abort_multipart_once(bucket, key, upload_id))
+            .await
+    }
+
+    /// One page of ListObjectsV2 (at most [`bounded::LISTING`] bytes).
+    pub async fn list_objects_v2(&self, bucket: &str, q: &ListQuery<'_>) -> Result<ListPage> {
+        let what = || format!("listing s3://{bucket}/{}", crate::text::Escaped(q.prefix));
+        self.small(what, self.list_objects_v2_once(bucket, q)).await
+    }
+
+    /// Deletes an object (S3 answers success for a missing key too).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        let what = || format!("DELETE s3://{bucket}/{}", crate::text::Escaped(key));
+        self.small(what, self.delete_object_once(bucket, key)).await
     }
 }
 

@@ -1,6 +1,9 @@
 //! What can go wrong talking to S3, each variant naming the bucket, key or URL and saying what to
 //! do. S3's XML error codes map onto these variants; no variant ever carries the secret key (S3's
-//! own messages do not hold it, and URLs pass through [`crate::http::redact_url`]).
+//! own messages do not hold it, and URLs pass through [`crate::http::redact_url`]). Keys come from
+//! the server and may hold control characters: messages show them through [`Escaped`].
+
+use crate::text::Escaped;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -22,24 +25,24 @@ pub enum Error {
     #[error("{endpoint} rejected the request time ({code}): set this machine's clock right (NTP)")]
     ClockSkew { endpoint: String, code: String },
     #[error(
-        "no such object: s3://{bucket}/{key}: check the key (`gdcloud storage ls` lists them)"
+        "no such object: s3://{bucket}/{}: check the key (`gdcloud storage ls` lists them)", Escaped(.key)
     )]
     NoSuchKey { bucket: String, key: String },
     #[error("no such bucket: {bucket} at {endpoint}: check the bucket name and the endpoint")]
     NoSuchBucket { bucket: String, endpoint: String },
-    #[error("no such multipart upload {upload_id} for s3://{bucket}/{key}: it was completed or aborted; start the upload again")]
+    #[error("no such multipart upload {} for s3://{bucket}/{}: it was completed or aborted; start the upload again", Escaped(.upload_id), Escaped(.key))]
     NoSuchUpload {
         bucket: String,
         key: String,
         upload_id: String,
     },
-    #[error("range {range} is outside s3://{bucket}/{key}")]
+    #[error("range {range} is outside s3://{bucket}/{}", Escaped(.key))]
     InvalidRange {
         bucket: String,
         key: String,
         range: String,
     },
-    #[error("s3://{bucket}/{key} changed while it was read (ETag no longer {etag}): start again")]
+    #[error("s3://{bucket}/{} changed while it was read (ETag no longer {}): start again", Escaped(.key), Escaped(.etag))]
     Changed {
         bucket: String,
         key: String,
@@ -54,12 +57,22 @@ pub enum Error {
         code: String,
         message: String,
     },
-    #[error("invalid answer from {url}: {reason}")]
+    #[error("invalid answer from {url}: {}", Escaped(.reason))]
     Protocol { url: String, reason: String },
     #[error("invalid S3 endpoint {endpoint:?}: {reason}")]
     Endpoint { endpoint: String, reason: String },
-    #[error("invalid object name {name:?}: {reason}")]
+    #[error("invalid object name {:?}: {reason}", Escaped(.name))]
     Name { name: String, reason: &'static str },
+    #[error("{what}: no answer within {secs} s (the deadline for small S3 requests; {} sets it in seconds): check the endpoint and the network", super::deadline::REQUEST_TIMEOUT_VAR)]
+    Deadline { what: String, secs: f64 },
+    #[error("{what}: only {bytes} bytes in {secs} s, slower than the 1 KiB/s a transfer needs: check the network or the endpoint, then run the copy again")]
+    TooSlow { what: String, bytes: u64, secs: u64 },
+    #[error("listing s3://{bucket}/{}: {reason}", Escaped(.prefix))]
+    Listing {
+        bucket: String,
+        prefix: String,
+        reason: String,
+    },
     #[error(transparent)]
     Http(#[from] crate::http::Error),
 }

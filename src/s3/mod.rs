@@ -6,11 +6,15 @@
 //! of the project already builds (custom CAs, `--insecure`, `--log-http`), not a second HTTP stack.
 
 pub mod client;
+pub mod deadline;
 pub mod error;
+mod listing;
 pub mod object;
 pub mod sigv4;
 mod xml;
 
 pub use client::{Client, Download, Upload, DEFAULT_REGION};
+pub use deadline::RateFloor;
 pub use error::{Error, Result};
+pub use listing::{Listing, MAX_LISTED, MAX_PAGES};
 pub use object::{CompletedPart, ListPage, ListQuery, ObjectEntry, ObjectInfo};

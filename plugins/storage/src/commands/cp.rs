@@ -8,6 +8,7 @@ use gdcloud::ops::storage_copy::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::progress::Progress;
 use gdcloud::plugin::{Format, Output};
+use gdcloud::text::Escaped;
 
 use super::source::ClusterArgs;
 
@@ -65,7 +66,12 @@ pub async fn run(global: &GlobalArgs, out: &Output, mut args: Args) -> Result<Ex
         out.json(&report)?;
     } else {
         for item in &report.copied {
-            out.line(&format!("{} -> {}", item.source, item.destination))?;
+            // Keys come from the server: control characters in them are made visible.
+            out.line(&format!(
+                "{} -> {}",
+                Escaped(&item.source),
+                Escaped(&item.destination)
+            ))?;
         }
     }
     if !report.skipped.is_empty() {
@@ -81,7 +87,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, mut args: Args) -> Result<Ex
             report.failed.len() + report.copied.len() + report.skipped.len()
         );
         for f in &report.failed {
-            eprintln!("  {}: {}", f.source, f.error);
+            eprintln!("  {}: {}", Escaped(&f.source), Escaped(&f.error));
         }
         return Ok(ExitCode::FAILURE);
     }

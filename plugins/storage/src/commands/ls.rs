@@ -7,6 +7,7 @@ use gdcloud::config::Config;
 use gdcloud::ops::storage_copy;
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
+use gdcloud::text::Escaped;
 
 use super::source::ClusterArgs;
 
@@ -45,13 +46,13 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     }
     for l in &listed {
         if l.prefix {
-            out.line(&format!("{:>29} PRE {}", "", l.key))?;
+            out.line(&format!("{:>29} PRE {}", "", Escaped(&l.key)))?;
         } else {
             out.line(&format!(
                 "{:>20} {:>12} {}",
                 l.last_modified.as_deref().unwrap_or("-"),
                 l.size.unwrap_or(0),
-                l.key
+                Escaped(&l.key)
             ))?;
         }
     }

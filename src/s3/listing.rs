@@ -1,0 +1,82 @@
+//! Whole listings (`cp -r`, `ls`): every ListObjectsV2 page of a prefix, within limits.
+//!
+//! A listing is held in memory, so a server that never ends one (a continuation token on every
+//! page, or the same token again) would grow it until the machine runs out. Each page is read
+//! within [`crate::bounded::LISTING`] (in [`Client::list_objects_v2`]); here a token seen before
+//! ends the listing with an error, and so do more than [`MAX_PAGES`] pages or [`MAX_LISTED`]
+//! entries: far beyond a prefix one copies with one command, and a clear error instead of an
+//! out-of-memory kill.
+
+use std::collections::HashSet;
+
+use sha2::{Digest, Sha256};
+
+use super::error::{Error, Result};
+use super::object::{ListQuery, ObjectEntry};
+use super::Client;
+
+/// The most objects and common prefixes one listing holds.
+pub const MAX_LISTED: usize = 1_000_000;
+/// The most pages one listing reads: S3 sends up to 1000 keys a page, so [`MAX_LISTED`] fits in
+/// pages of 100.
+pub const MAX_PAGES: usize = 10_000;
+
+/// All of a listing.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub objects: Vec<ObjectEntry>,
+    pub common_prefixes: Vec<String>,
+}
+
+impl Client {
+    /// Every page of the listing of `prefix` (with `delimiter`, one level), within the limits
+    /// above.
+    pub async fn list_all(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+    ) -> Result<Listing> {
+        let fail = |reason: String| Error::Listing {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            reason,
+        };
+        let mut out = Listing::default();
+        // Digests, not the tokens: a token may be large, and only whether it came before matters.
+        let mut seen: HashSet<[u8; 32]> = HashSet::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .list_objects_v2(
+                    bucket,
+                    &ListQuery {
+                        prefix,
+                        delimiter,
+                        continuation: token.as_deref(),
+                        max_keys: None,
+                    },
+                )
+                .await?;
+            out.objects.extend(page.objects);
+            out.common_prefixes.extend(page.common_prefixes);
+            if out.objects.len() + out.common_prefixes.len() > MAX_LISTED {
+                return Err(fail(format!(
+                    "more than {MAX_LISTED} entries; copy or list narrower prefixes"
+                )));
+            }
+            match page.next_token {
+                None => return Ok(out),
+                Some(t) if !seen.insert(Sha256::digest(t.as_bytes()).into()) => {
+                    return Err(fail(
+                        "the server sent a continuation token it had sent before (a listing without end); check the endpoint".into(),
+                    ))
+                }
+                Some(t) => token = Some(t),
+            }
+        }
+        Err(fail(format!(
+            "more than {MAX_PAGES} pages; copy or list narrower prefixes"
+        )))
+    }
+}
