@@ -434,6 +434,7 @@ fn docker_archive_layers_go_up_as_multi_member_gzip_and_read_back() {
     let tar = docker_archive(env.path());
     let archive = archive_layers(&tar);
     let report = push(&env, &reg, &tar, "proj/da:v1", &[]);
+    check_pushed(&env, &reg, "proj/da:v1", OCI_GZIP, &archive);
     assert_eq!(report["layers_compressed"], 2, "{report}");
     assert_eq!(
         report["blobs_uploaded"], 3,
@@ -456,7 +457,6 @@ fn docker_archive_layers_go_up_as_multi_member_gzip_and_read_back() {
         layer_bytes + manifest["config"]["size"].as_u64().unwrap(),
         "the report counts the compressed bytes: {report}"
     );
-    check_pushed(&env, &reg, "proj/da:v1", OCI_GZIP, &archive);
 
     // The 5 MiB layer is independent gzip members, one per MiB (pigz-style), each with no mtime.
     let big = manifest["layers"]

@@ -127,6 +127,13 @@ enum Outcome {
     Mounted,
 }
 
+/// What became of one blob; for a compressed layer, also its uncompressed digest and what it
+/// became.
+struct Pushed {
+    outcome: Outcome,
+    compressed: Option<(Digest, Written)>,
+}
+
 pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     let (path, mut name) = super::split_source_name(&opts.source, None);
     if !path.exists() {
@@ -249,12 +256,11 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
         scope: &scope,
         chunk_size,
     };
-    let results: Vec<Result<(Outcome, Option<(Digest, Written)>), Error>> =
-        stream::iter(blobs.iter())
-            .map(|b| push_blob(&target, b, image.blobs.clone(), progress))
-            .buffer_unordered(opts.concurrency.max(1))
-            .collect()
-            .await;
+    let results: Vec<Result<Pushed, Error>> = stream::iter(blobs.iter())
+        .map(|b| push_blob(&target, b, image.blobs.clone(), progress))
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect()
+        .await;
     let mut counters = Counters {
         uploaded: 0,
         skipped: 0,
@@ -264,7 +270,10 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     };
     let mut converted = Converted::new();
     for r in results {
-        let (outcome, compressed) = r?;
+        let Pushed {
+            outcome,
+            compressed,
+        } = r?;
         if let Some((from, to)) = compressed {
             counters.compressed += 1;
             converted.insert(from, (to.digest, to.size));
@@ -398,13 +407,13 @@ struct Target<'a> {
     chunk_size: u64,
 }
 
-/// Pushes one blob; a compressed layer also returns its uncompressed digest and what it became.
+/// Pushes one blob, compressing it first when asked.
 async fn push_blob(
     target: &Target<'_>,
     blob: &Blob,
     blobs: Arc<dyn BlobSource>,
     progress: &Progress,
-) -> Result<(Outcome, Option<(Digest, Written)>), Error> {
+) -> Result<Pushed, Error> {
     let desc = &blob.desc;
     let bar = progress.blob(&desc.digest.short(), desc.size);
     let Some(codec) = blob.codec else {
@@ -415,7 +424,10 @@ async fn push_blob(
                 .map_err(|e| std::io::Error::other(e.to_string()))
         };
         let outcome = send(target, &desc.digest, desc.size, open, Some(blobs), &bar).await?;
-        return Ok((outcome, None));
+        return Ok(Pushed {
+            outcome,
+            compressed: None,
+        });
     };
     // The progress bar follows the uncompressed bytes, read while compressing (the slow part).
     let (file, written) = {
@@ -432,7 +444,10 @@ async fn push_blob(
         })
     };
     let outcome = send(target, &written.digest, written.size, open, None, &bar).await?;
-    Ok((outcome, Some((desc.digest.clone(), written))))
+    Ok(Pushed {
+        outcome,
+        compressed: Some((desc.digest.clone(), written)),
+    })
 }
 
 /// Where compressed layers wait for their upload: `$TMPDIR` when set, else `/var/tmp` (on disk,
