@@ -571,3 +571,51 @@ fn oci_layout_and_archive_with_plain_tar_layers_are_compressed_too() {
     );
     assert_eq!(kept["digest"], local_digest.as_str(), "{kept}");
 }
+
+#[test]
+fn a_corrupt_archive_layer_is_named_and_nothing_is_tagged() {
+    // The registry can check only the compressed digest, so push checks the plain tar against
+    // its diff_id while compressing it.
+    let reg = registry();
+    let env = TestEnv::new();
+    let tar = docker_archive(env.path());
+    let (diff_ids, _) = archive_layers(&tar);
+    let mut bytes = fs::read(&tar).unwrap();
+    let at = bytes
+        .windows(12)
+        .position(|w| w == b"INFO request")
+        .expect("the log file is in the archive");
+    bytes[at] ^= 0x20;
+    fs::write(&tar, &bytes).unwrap();
+
+    let mut c = env.cmd(&bin_dir().join("gdcloud-artifacts").display().to_string());
+    c.arg("push")
+        .arg(&tar)
+        .arg(format!("{}/proj/bad:v1", reg.host))
+        .args(["--username", &reg.username, "--password-stdin"]);
+    let out = run_timed(c, reg.password.as_bytes(), COMMAND_TIMEOUT);
+    assert!(!out.status.success(), "a corrupt layer was pushed");
+    let err = stderr(&out);
+    assert!(
+        err.contains("is corrupt") && diff_ids.iter().any(|d| err.contains(d.as_str())),
+        "the error does not name the corrupt layer: {err}"
+    );
+    let tags = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            &reg.creds(),
+        ])
+        .arg(format!("http://{}/v2/proj/bad/manifests/v1", reg.host))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&tags.stdout),
+        "404",
+        "the tag was pushed"
+    );
+}

@@ -223,15 +223,16 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
             if foreign || !seen.insert(d.digest.clone()) {
                 continue;
             }
-            let codec = match is_layer {
-                true => opts
-                    .compression
-                    .target(&d.media_type)
-                    .map_err(|()| Error::ZstdInDockerManifest {
+            // Only layers are compressed; a config is JSON whatever its media type says.
+            let codec = if is_layer {
+                let target = opts.compression.target(&d.media_type).map_err(|()| {
+                    Error::ZstdInDockerManifest {
                         digest: d.digest.clone(),
-                    })?
-                    .and(opts.compression.codec()),
-                false => None,
+                    }
+                })?;
+                target.and(opts.compression.codec())
+            } else {
+                None
             };
             blobs.push(Blob {
                 desc: d.clone(),
