@@ -4,6 +4,10 @@
 #   push     OCI layout -> registry      ours: gdcloud-artifacts push   peer: skopeo copy oci: docker://
 #            (a FRESH, EMPTY Distribution registry on a new port for every run of either tool, so
 #            nothing can be skipped or mounted; started before and killed after the timed command)
+#   push-archive  docker save tarball (docker-archive, plain-tar layers) -> registry, same tools and
+#            fresh registries; both gzip every layer on the way (ours by default, skopeo always
+#            for a registry), so both do the same work; the bytes each sent (the pushed manifest's
+#            config + layer sizes) are printed beside the times. `--only push` runs both pushes.
 #   extract  OCI layout -> root fs       ours: gdcloud-artifacts extract  peer: umoci unpack --rootless
 # Runs alternate (ours, peer, ours, peer, ...). Prints per operation the median wall time of each tool,
 # the ratio ours/peer next to its target (pull, push <= 0.6; extract <= 0.5), the peak RSS of each
@@ -15,7 +19,7 @@
 # Text is seeded pseudo-random log lines (gzip ratio about 2.5:1). Built once with umoci and cached
 # under $BENCH_CACHE/<image version>; the build takes about 30 s.
 #
-# Usage: scripts/bench/artifacts.sh [--runs N] [--only pull|push|extract] [--keep] [-q] [-v]
+# Usage: scripts/bench/artifacts.sh [--runs N] [--only pull|push|push-archive|extract] [--keep] [-q] [-v]
 #   --runs N        timed runs per tool per operation (default: $RUNS or 3)
 #   --only OP       run only this operation (repeatable, or comma-separated: --only pull,push)
 #   --keep          keep the temp dir (every run's output, registry storage, logs) and print its path
@@ -76,7 +80,11 @@ done
 [[ $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 ]] || die "--runs/RUNS must be an integer >= 1 (got '$RUNS')"
 if [[ ${#ONLY[@]} -eq 0 ]]; then ONLY=(pull push extract); fi
 for op in "${ONLY[@]}"; do
-  case $op in pull|push|extract) ;; *) die "--only takes pull, push or extract (got '$op')" ;; esac
+  case $op in
+    pull|push-archive|extract) ;;
+    push) ONLY+=(push-archive) ;;
+    *) die "--only takes pull, push, push-archive or extract (got '$op')" ;;
+  esac
 done
 want() { local o; for o in "${ONLY[@]}"; do [[ $o == "$1" ]] && return 0; done; return 1; }
 
@@ -520,6 +528,7 @@ for o, tool, run, secs, rss, cpu in rows:
 print()
 print("%s" % {"pull": "pull: registry -> OCI layout",
               "push": "push: OCI layout -> fresh empty registry",
+              "push-archive": "push-archive: docker save tarball -> fresh empty registry, both gzip the layers",
               "extract": "extract: OCI layout -> root filesystem"}[op])
 print("  %-26s %9s  %-24s %10s %13s" % ("tool", "median s", "runs s", "CPU s (med)", "peak RSS MiB"))
 for tool, label in (("ours", "ours (gdcloud-artifacts)"), ("peer", peer)):
@@ -617,6 +626,109 @@ if want push; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# push-archive: docker save tarball -> a fresh, empty registry for every run; both compress
+# ---------------------------------------------------------------------------------------------
+SENT=$T/sent.tsv
+: >"$SENT"
+
+# check_archive_push PORT TOOL RUN: the registry serves under the tag a manifest with the archive's
+# config and, for each of its diff_ids, a gzip layer that decompresses (every member) to that
+# diff_id; records the bytes the registry holds for the image (config + layers) in $SENT.
+check_archive_push() {
+  python3 - "$1" "$ARCHIVE_INFO" "$REPO_PATH" "$TAG" "$2" "$3" >>"$SENT" <<'EOF' || die "$2 (push-archive run $3) left a wrong image in the registry"
+import gzip, hashlib, json, sys, urllib.request
+port, info, repo, tag, tool, run = sys.argv[1:7]
+info = json.load(open(info))
+base = "http://127.0.0.1:%s/v2/%s" % (port, repo)
+accept = ", ".join(["application/vnd.oci.image.manifest.v1+json",
+                    "application/vnd.docker.distribution.manifest.v2+json"])
+def get(url):
+    return urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": accept}), timeout=60)
+with get("%s/manifests/%s" % (base, tag)) as r:
+    man = json.load(r)
+if man["config"]["digest"] != info["config"]:
+    sys.exit("config %s, want the archive's %s" % (man["config"]["digest"], info["config"]))
+layers = man["layers"]
+if len(layers) != len(info["diff_ids"]):
+    sys.exit("%d layers, want %d" % (len(layers), len(info["diff_ids"])))
+class Tee:
+    """Hashes and counts the compressed bytes as gzip reads them."""
+    def __init__(self, r):
+        self.r, self.sha, self.n = r, hashlib.sha256(), 0
+    def read(self, k=-1):
+        b = self.r.read(k)
+        self.sha.update(b)
+        self.n += len(b)
+        return b
+for layer, diff_id in zip(layers, info["diff_ids"]):
+    if not layer["mediaType"].endswith(("+gzip", ".tar.gzip")):
+        sys.exit("layer %s is %s, not gzip" % (layer["digest"], layer["mediaType"]))
+    plain = hashlib.sha256()
+    with get("%s/blobs/%s" % (base, layer["digest"])) as r:
+        tee = Tee(r)
+        with gzip.GzipFile(fileobj=tee) as g:
+            while True:
+                b = g.read(4 << 20)
+                if not b:
+                    break
+                plain.update(b)
+        tee.read()
+    if "sha256:" + tee.sha.hexdigest() != layer["digest"] or tee.n != layer["size"]:
+        sys.exit("blob %s does not match its digest or size" % layer["digest"])
+    if "sha256:" + plain.hexdigest() != diff_id:
+        sys.exit("layer %s does not decompress to diff_id %s" % (layer["digest"], diff_id))
+print("%s\t%s\t%d" % (tool, run, man["config"]["size"] + sum(l["size"] for l in layers)))
+EOF
+}
+
+# push_archive_once TOOL RUN
+push_archive_once() {
+  local tool=$1 run=$2 dir=$T/push-archive/$1-$2 ref
+  start_registry "$dir"
+  ref=127.0.0.1:$REG_PORT/$REPO_PATH:$TAG
+  if [[ $tool == ours ]]; then
+    timed push-archive ours "$run" "$dir.log" "$OURS" push --quiet "$ARCHIVE" "$ref"
+  else
+    timed push-archive peer "$run" "$dir.log" \
+      "${SKOPEO[@]}" copy --dest-tls-verify=false "docker-archive:$ARCHIVE" "docker://$ref"
+  fi
+  check_archive_push "$REG_PORT" "$tool" "$run"
+  stop_registry "$REG_PID"
+  done_with "$dir"
+}
+if want push-archive; then
+  mkdir -p "$T/push-archive"
+  ARCHIVE=$T/push-archive/image.tar
+  ARCHIVE_INFO=$T/push-archive/image.json
+  say "push-archive: writing the image as a docker save tarball (skopeo, untimed)"
+  "${SKOPEO[@]}" copy "oci:$LAYOUT:$TAG" "docker-archive:$ARCHIVE:$REPO_PATH:$TAG" >"$T/archive.log" 2>&1 \
+    || die "writing the docker-archive failed: $(tail -n 20 "$T/archive.log")"
+  python3 - "$ARCHIVE" >"$ARCHIVE_INFO" <<'EOF' || die "the docker-archive $ARCHIVE is unreadable"
+import hashlib, json, sys, tarfile
+with tarfile.open(sys.argv[1]) as t:
+    m = json.load(t.extractfile("manifest.json"))[0]
+    config = t.extractfile(m["Config"]).read()
+    print(json.dumps({"config": "sha256:" + hashlib.sha256(config).hexdigest(),
+                      "diff_ids": json.loads(config)["rootfs"]["diff_ids"]}))
+EOF
+  for ((i = 1; i <= RUNS; i++)); do
+    push_archive_once ours "$i"
+    push_archive_once peer "$i"
+  done
+  report push-archive "skopeo copy" 0.6
+  python3 - "$SENT" "$(stat -c %s "$ARCHIVE")" <<'EOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+sent = {t: sorted({int(b) for tool, _, b in rows if tool == t}) for t in ("ours", "peer")}
+mib = lambda b: "%.1f MiB" % (b / 1048576)
+print("  %-26s ours %s, skopeo %s (the docker-archive: %s; one figure per tool = the same bytes every run)" % (
+    "bytes sent (config+layers)", " / ".join(mib(b) for b in sent["ours"]),
+    " / ".join(mib(b) for b in sent["peer"]), mib(int(sys.argv[2]))))
+EOF
+  done_with "$ARCHIVE"
+fi
+
+# ---------------------------------------------------------------------------------------------
 # extract: OCI layout -> root filesystem
 # ---------------------------------------------------------------------------------------------
 if want extract; then
@@ -649,14 +761,15 @@ python3 - "$RESULTS" "$HAVE_EXTRACT" "${ONLY[@]}" <<'EOF'
 import statistics, sys
 path, have_extract, ops = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
 rows = [l.rstrip("\n").split("\t") for l in open(path) if l.strip()]
-targets = {"pull": (0.6, "skopeo"), "push": (0.6, "skopeo"), "extract": (0.5, "umoci")}
-print("  %-8s %8s %8s %7s %8s %10s %10s  %s" % ("op", "ours s", "peer s", "ratio", "target", "RSS ours", "RSS peer", "result"))
+targets = {"pull": (0.6, "skopeo"), "push": (0.6, "skopeo"), "push-archive": (0.6, "skopeo"),
+           "extract": (0.5, "umoci")}
+print("  %-12s %8s %8s %7s %8s %10s %10s  %s" % ("op", "ours s", "peer s", "ratio", "target", "RSS ours", "RSS peer", "result"))
 lines = []
-for op in ("pull", "push", "extract"):
+for op in ("pull", "push", "push-archive", "extract"):
     if op not in ops:
         continue
     if op == "extract" and not have_extract:
-        print("  %-8s %s" % (op, "not available in this build"))
+        print("  %-12s %s" % (op, "not available in this build"))
         lines.append("extract: not available in this build")
         continue
     t = {tool: [float(r[3]) for r in rows if r[0] == op and r[1] == tool] for tool in ("ours", "peer")}
@@ -665,7 +778,7 @@ for op in ("pull", "push", "extract"):
     target, peer = targets[op]
     ok_t, ok_m = o / p <= target, m["ours"] < 64
     res = "MET" if ok_t and ok_m else "NOT MET"
-    print("  %-8s %8.3f %8.3f %7.2f %8s %10.1f %10.1f  %s" % (op, o, p, o / p, "<= %.2f" % target, m["ours"], m["peer"], res))
+    print("  %-12s %8.3f %8.3f %7.2f %8s %10.1f %10.1f  %s" % (op, o, p, o / p, "<= %.2f" % target, m["ours"], m["peer"], res))
     lines.append("%s: %s (time %.2fx %s, target <= %.2fx: %s; peak RSS %.1f MiB, target < 64 MiB: %s)" % (
         op, res, o / p, peer, target, "met" if ok_t else "not met", m["ours"], "met" if ok_m else "not met"))
 print()

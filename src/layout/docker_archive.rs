@@ -10,6 +10,10 @@
 //! The manifest is serialised from a fixed struct (`oci::Manifest`, fields in declaration order,
 //! no maps with unordered keys), so the same archive always yields the same manifest digest and a
 //! re-push is a no-op for the registry.
+//!
+//! The layers stay plain tars here (extract reads them so, and `push --compression none` pushes
+//! this manifest as it is); push compresses them on the way, as docker and skopeo do, and names
+//! the compressed blobs in the manifest it uploads (`ops::push::convert`).
 
 use std::collections::HashMap;
 use std::io::{self, Read};

@@ -3,12 +3,20 @@
 //!
 //! Blobs the registry already has are skipped (HEAD); a blob the same registry holds in the
 //! repository the image was pulled from is mounted instead of uploaded; the rest stream from the
-//! source (never loaded whole), one PUT for small blobs and PATCH chunks for large ones. Manifests go
-//! last, children before their index, so a tag never points at something incomplete.
+//! source (never loaded whole), one PUT for small blobs and PATCH chunks for large ones. Layers the
+//! source holds as plain tar (a `docker save` tarball's) are compressed first, as `docker push` and
+//! skopeo do (see `compress`, `convert`), into an unnamed temporary file: the registry must be
+//! told a blob's digest, and a HEAD needs it before anything is sent. Manifests go last, children
+//! before their index, so a tag never points at something incomplete.
+
+mod compress;
+mod convert;
 
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::Read;
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::{stream, StreamExt};
@@ -20,6 +28,10 @@ use crate::ops::pull::SOURCE_ANNOTATION;
 use crate::plugin::progress::Progress;
 use crate::registry::client::{BlobUpload, Mount};
 use crate::registry::{self, Client, ClientOptions, Reference, Scope};
+
+use compress::{Codec, Pool, Written};
+use convert::Converted;
+pub use convert::LayerCompression;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -50,6 +62,18 @@ pub enum Error {
     },
     #[error("{0} does not exist: give an OCI layout directory, a docker-archive (docker save) or an oci-archive tarball")]
     NoSource(PathBuf),
+    #[error("layer {digest} of a Docker schema 2 manifest cannot go up as zstd (Docker has no media type for it): push with --compression gzip")]
+    ZstdInDockerManifest { digest: Digest },
+    #[error("cannot compress layer {digest} into a temporary file in {dir}: {source}; free space there or point TMPDIR at another directory")]
+    Compress {
+        digest: Digest,
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot write the manifest naming the compressed layers: {0}; push with --compression none"
+    )]
+    Rewrite(serde_json::Error),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -62,6 +86,8 @@ pub struct Options {
     pub concurrency: usize,
     /// Blobs larger than this upload as PATCH chunks of this size (a multiple of 1 MiB).
     pub chunk_size: u64,
+    /// What plain-tar layers become in the registry (gzip by default, as docker and skopeo do).
+    pub compression: LayerCompression,
     pub client: ClientOptions,
 }
 
@@ -73,6 +99,8 @@ pub struct Report {
     pub blobs_uploaded: usize,
     pub blobs_skipped: usize,
     pub blobs_mounted: usize,
+    /// Layers compressed on the way (whether then uploaded or found in the registry).
+    pub layers_compressed: usize,
     pub bytes_uploaded: u64,
 }
 
@@ -83,13 +111,27 @@ struct Counters {
     uploaded: usize,
     skipped: usize,
     mounted: usize,
+    compressed: usize,
     bytes: u64,
+}
+
+/// A blob to push: as it is, or a plain-tar layer to compress first.
+struct Blob {
+    desc: Descriptor,
+    codec: Option<Codec>,
 }
 
 enum Outcome {
     Uploaded(u64),
     Skipped,
     Mounted,
+}
+
+/// What became of one blob; for a compressed layer, also its uncompressed digest and what it
+/// became.
+struct Pushed {
+    outcome: Outcome,
+    compressed: Option<(Digest, Written)>,
 }
 
 pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
@@ -169,21 +211,37 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     };
 
     let mut seen = HashSet::new();
-    let mut blobs: Vec<Descriptor> = Vec::new();
+    let mut blobs: Vec<Blob> = Vec::new();
     for (desc, bytes) in &images {
         let AnyManifest::Image(m) = AnyManifest::parse(Some(&desc.media_type), bytes)? else {
             continue;
         };
-        for d in std::iter::once(&m.config).chain(m.layers.iter()) {
+        let layers = m.layers.iter().map(|d| (d, true));
+        for (d, is_layer) in std::iter::once((&m.config, false)).chain(layers) {
             let foreign = d.urls.as_ref().is_some_and(|u| !u.is_empty())
                 && d.media_type.contains("nondistributable");
-            if !foreign && seen.insert(d.digest.clone()) {
-                blobs.push(d.clone());
+            if foreign || !seen.insert(d.digest.clone()) {
+                continue;
             }
+            // Only layers are compressed; a config is JSON whatever its media type says.
+            let codec = if is_layer {
+                let target = opts.compression.target(&d.media_type).map_err(|()| {
+                    Error::ZstdInDockerManifest {
+                        digest: d.digest.clone(),
+                    }
+                })?;
+                target.and(opts.compression.codec())
+            } else {
+                None
+            };
+            blobs.push(Blob {
+                desc: d.clone(),
+                codec,
+            });
         }
     }
-    for d in &blobs {
-        progress.expect(d.size);
+    for b in &blobs {
+        progress.expect(b.desc.size);
     }
 
     let scope = match &mount_from {
@@ -192,19 +250,15 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     };
     let chunk_size =
         (opts.chunk_size.max(READ_CHUNK as u64) / READ_CHUNK as u64) * READ_CHUNK as u64;
-    let results: Vec<Result<Outcome, Error>> = stream::iter(blobs.iter())
-        .map(|d| {
-            push_blob(
-                &client,
-                &repo,
-                d,
-                image.blobs.clone(),
-                mount_from.as_deref(),
-                &scope,
-                chunk_size,
-                progress,
-            )
-        })
+    let target = Target {
+        client: &client,
+        repo: &repo,
+        mount_from: mount_from.as_deref(),
+        scope: &scope,
+        chunk_size,
+    };
+    let results: Vec<Result<Pushed, Error>> = stream::iter(blobs.iter())
+        .map(|b| push_blob(&target, b, image.blobs.clone(), progress))
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
@@ -212,16 +266,55 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
         uploaded: 0,
         skipped: 0,
         mounted: 0,
+        compressed: 0,
         bytes: 0,
     };
+    let mut converted = Converted::new();
     for r in results {
-        match r? {
+        let Pushed {
+            outcome,
+            compressed,
+        } = r?;
+        if let Some((from, to)) = compressed {
+            counters.compressed += 1;
+            converted.insert(from, (to.digest, to.size));
+        }
+        match outcome {
             Outcome::Uploaded(n) => {
                 counters.uploaded += 1;
                 counters.bytes += n;
             }
             Outcome::Skipped => counters.skipped += 1,
             Outcome::Mounted => counters.mounted += 1,
+        }
+    }
+
+    // The manifests name the compressed layers; an index, its rewritten children.
+    let rewrite = |bytes: &[u8]| {
+        convert::rewrite_manifest(bytes, opts.compression, &converted).map_err(Error::Rewrite)
+    };
+    let rename = |desc: &mut Descriptor, bytes: &[u8]| {
+        desc.digest = Digest::sha256_of(bytes);
+        desc.size = bytes.len() as u64;
+    };
+    if children.is_empty() {
+        if let Some(new) = rewrite(&root_bytes)? {
+            rename(&mut root_desc, &new);
+            root_bytes = new;
+        }
+    } else {
+        let mut renamed = Converted::new();
+        for (desc, bytes) in &mut children {
+            if let Some(new) = rewrite(bytes)? {
+                let old = desc.digest.clone();
+                rename(desc, &new);
+                renamed.insert(old, (desc.digest.clone(), desc.size));
+                *bytes = new;
+            }
+        }
+        if let Some(new) = convert::rewrite_index(&root_bytes, &renamed).map_err(Error::Rewrite)? {
+            rename(&mut root_desc, &new);
+            root_bytes = new;
         }
     }
 
@@ -251,6 +344,7 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
         blobs_uploaded: counters.uploaded,
         blobs_skipped: counters.skipped,
         blobs_mounted: counters.mounted,
+        layers_compressed: counters.compressed,
         bytes_uploaded: counters.bytes,
     })
 }
@@ -278,91 +372,206 @@ fn read_small(image: &LocalImage, desc: &Descriptor) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
+/// A read error of a local blob as our error: a layout error it carries (a corrupt file, named)
+/// comes out as it is.
+fn read_error(e: std::io::Error, digest: &Digest) -> Error {
+    if crate::layout::Error::downcast_io(&e).is_some() {
+        let inner = e.into_inner().expect("downcast_io found an inner error");
+        return Error::from(
+            *inner
+                .downcast::<crate::layout::Error>()
+                .expect("downcast_io found a layout error"),
+        );
+    }
+    let path = PathBuf::from(digest.to_string());
+    crate::layout::Error::io("read", &path)(e).into()
+}
+
 /// Reads the local blob through its verifying reader; the error names the corrupt file.
 async fn check_local_blob(blobs: Arc<dyn BlobSource>, digest: Digest) -> Result<(), Error> {
     tokio::task::spawn_blocking(move || -> Result<(), Error> {
         let mut r = blobs.open(&digest)?;
-        match std::io::copy(&mut r, &mut std::io::sink()) {
-            Ok(_) => Ok(()),
-            Err(e) if crate::layout::Error::downcast_io(&e).is_some() => {
-                let inner = e.into_inner().expect("downcast_io found an inner error");
-                Err(Error::from(
-                    *inner
-                        .downcast::<crate::layout::Error>()
-                        .expect("downcast_io found a layout error"),
-                ))
-            }
-            Err(e) => {
-                let path = PathBuf::from(digest.to_string());
-                Err(crate::layout::Error::io("read", &path)(e).into())
-            }
-        }
+        std::io::copy(&mut r, &mut std::io::sink())
+            .map(drop)
+            .map_err(|e| read_error(e, &digest))
     })
     .await
     .expect("the blob check does not panic")
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn push_blob(
-    client: &Client,
-    repo: &str,
-    desc: &Descriptor,
-    blobs: Arc<dyn BlobSource>,
-    mount_from: Option<&str>,
-    scope: &Scope,
+/// Where blobs go: the same for every blob of a push.
+struct Target<'a> {
+    client: &'a Client,
+    repo: &'a str,
+    mount_from: Option<&'a str>,
+    scope: &'a Scope,
     chunk_size: u64,
+}
+
+/// Pushes one blob, compressing it first when asked.
+async fn push_blob(
+    target: &Target<'_>,
+    blob: &Blob,
+    blobs: Arc<dyn BlobSource>,
     progress: &Progress,
-) -> Result<Outcome, Error> {
+) -> Result<Pushed, Error> {
+    let desc = &blob.desc;
     let bar = progress.blob(&desc.digest.short(), desc.size);
-    if client
-        .blob_exists(repo, &desc.digest, scope)
-        .await?
-        .is_some()
-    {
-        bar.skip(desc.size);
+    let Some(codec) = blob.codec else {
+        let (source, digest) = (blobs.clone(), desc.digest.clone());
+        let open = move || {
+            source
+                .open_for_upload(&digest)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        };
+        let outcome = send(target, &desc.digest, desc.size, open, Some(blobs), &bar).await?;
+        return Ok(Pushed {
+            outcome,
+            compressed: None,
+        });
+    };
+    // The progress bar follows the uncompressed bytes, read while compressing (the slow part).
+    let (file, written) = {
+        let (desc, counter) = (desc.clone(), bar.counter());
+        tokio::task::spawn_blocking(move || stage(codec, blobs.as_ref(), &desc, counter))
+            .await
+            .expect("compression does not panic")?
+    };
+    let file = Arc::new(file);
+    let open = move || -> std::io::Result<FileAt> {
+        Ok(FileAt {
+            file: file.clone(),
+            at: 0,
+        })
+    };
+    let outcome = send(target, &written.digest, written.size, open, None, &bar).await?;
+    Ok(Pushed {
+        outcome,
+        compressed: Some((desc.digest.clone(), written)),
+    })
+}
+
+/// Where compressed layers wait for their upload: `$TMPDIR` when set, else `/var/tmp` (on disk,
+/// where `/tmp` is often memory; podman stages image copies there for the same reason).
+fn stage_dir() -> PathBuf {
+    let var_tmp = Path::new("/var/tmp");
+    if std::env::var_os("TMPDIR").is_none() && var_tmp.is_dir() {
+        var_tmp.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Compresses the layer `desc` into an unnamed temporary file (`O_TMPFILE`, mode 0600: no other
+/// user can open it, and it vanishes when closed, even if we are killed). The layer is read
+/// through its verifying reader: the registry can check only the compressed digest, so the
+/// uncompressed one (the config's diff_id) is checked here.
+fn stage(
+    codec: Codec,
+    blobs: &dyn BlobSource,
+    desc: &Descriptor,
+    counted: impl Fn(u64),
+) -> Result<(File, Written), Error> {
+    let dir = stage_dir();
+    let failed = |source| Error::Compress {
+        digest: desc.digest.clone(),
+        dir: dir.clone(),
+        source,
+    };
+    let mut input = blobs.open(&desc.digest)?;
+    let mut file = tempfile::tempfile_in(&dir).map_err(failed)?;
+    let pool = Pool::shared().map_err(failed)?;
+    match compress::compress(pool, codec, &mut input, &mut file, &counted) {
+        Ok(written) => Ok((file, written)),
+        Err(e) if crate::layout::Error::downcast_io(&e).is_some() => {
+            Err(read_error(e, &desc.digest))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// A reader of a shared file from the start, for each upload attempt.
+struct FileAt {
+    file: Arc<File>,
+    at: u64,
+}
+
+impl Read for FileAt {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Sends one blob unless the registry has it (HEAD) or mounts it; retries a failed upload.
+/// `check` is the local source, checked when the registry refuses the bytes (a corrupt copy is
+/// then named); a staged compressed blob was hashed as it was written and needs no check.
+async fn send<R, O>(
+    target: &Target<'_>,
+    digest: &Digest,
+    size: u64,
+    open: O,
+    check: Option<Arc<dyn BlobSource>>,
+    bar: &crate::plugin::progress::BlobProgress,
+) -> Result<Outcome, Error>
+where
+    R: Read + 'static,
+    O: Fn() -> std::io::Result<R> + Clone + Send + 'static,
+{
+    let Target {
+        client,
+        repo,
+        mount_from,
+        scope,
+        chunk_size,
+    } = *target;
+    // A compressed layer's bar already counted its input: the upload does not count again.
+    let counts = check.is_some();
+    let left = if counts { size } else { 0 };
+    if client.blob_exists(repo, digest, scope).await?.is_some() {
+        bar.skip(left);
         bar.done();
         return Ok(Outcome::Skipped);
     }
     let mut attempt = 0;
     loop {
         let location = match client
-            .start_upload(repo, Some((&desc.digest, mount_from)), scope)
+            .start_upload(repo, Some((digest, mount_from)), scope)
             .await?
         {
             Mount::Mounted => {
-                bar.skip(desc.size);
+                bar.skip(left);
                 bar.done();
                 return Ok(Outcome::Mounted);
             }
             Mount::Upload(loc) => loc,
         };
-        let (source, digest) = (blobs.clone(), desc.digest.clone());
-        let body = crate::body::from_reader(
-            move || {
-                source
-                    .open_for_upload(&digest)
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-            },
-            Some(desc.size),
-            bar.counter(),
-        );
+        let counter = bar.counter();
+        let body = crate::body::from_reader(open.clone(), Some(size), move |n| {
+            if counts {
+                counter(n)
+            }
+        });
         let blob = BlobUpload {
-            digest: &desc.digest,
-            size: desc.size,
+            digest,
+            size,
             chunk_size,
         };
         match client.upload(repo, location, blob, scope, body).await {
             Ok(()) => {
                 bar.done();
-                return Ok(Outcome::Uploaded(desc.size));
+                return Ok(Outcome::Uploaded(size));
             }
             Err(e) => {
                 attempt += 1;
-                bar.reset();
+                if counts {
+                    bar.reset();
+                }
                 // A refused blob (400: DIGEST_INVALID, SIZE_INVALID …) is checked here, where a
                 // corrupt local copy is named; the upload skipped hashing it (open_for_upload).
-                if let registry::Error::Status { status: 400, .. } = e {
-                    check_local_blob(blobs.clone(), desc.digest.clone()).await?;
+                if let (registry::Error::Status { status: 400, .. }, Some(blobs)) = (&e, &check) {
+                    check_local_blob(blobs.clone(), digest.clone()).await?;
                 }
                 if attempt >= UPLOAD_ATTEMPTS
                     || matches!(
@@ -373,7 +582,7 @@ async fn push_blob(
                     return Err(match e {
                         registry::Error::Connect { detail, .. } => Error::Upload {
                             repository: repo.to_string(),
-                            digest: desc.digest.clone(),
+                            digest: digest.clone(),
                             detail,
                         },
                         other => other.into(),

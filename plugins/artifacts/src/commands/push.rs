@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use gdcloud::config::Config;
-use gdcloud::ops::push::{self, Options};
+use gdcloud::ops::push::{self, LayerCompression, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::progress::Progress;
 use gdcloud::plugin::{Format, Output};
@@ -33,10 +33,24 @@ pub struct Args {
     /// Blobs larger than this many MiB upload in chunks of this size.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     chunk_size_mib: u64,
+    /// What uncompressed (plain tar) layers, such as a `docker save` tarball's, become in the
+    /// registry; layers already compressed go up as they are.
+    #[arg(long, value_enum, default_value_t = Compression::Gzip)]
+    compression: Compression,
     #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
     cluster: ClusterArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Compression {
+    /// Keep them uncompressed (the source's manifest digest is kept).
+    None,
+    /// gzip, as docker push and skopeo do; every client reads it.
+    Gzip,
+    /// zstd: smaller and faster to decompress; needs containerd ≥ 1.5 / podman ≥ 3 to pull.
+    Zstd,
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
@@ -49,6 +63,11 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         platform: args.platform.clone(),
         concurrency: args.concurrency.into(),
         chunk_size: args.chunk_size_mib * 1024 * 1024,
+        compression: match args.compression {
+            Compression::None => LayerCompression::None,
+            Compression::Gzip => LayerCompression::Gzip,
+            Compression::Zstd => LayerCompression::Zstd,
+        },
         client: args.registry.client_options(global)?,
     };
     let progress = Progress::new(out.progress_enabled(), "push");
@@ -60,10 +79,11 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     } else {
         out.line(&format!("{} {}", report.destination, report.digest))?;
         out.status(&format!(
-            "Pushed {}: {} blobs uploaded ({} bytes), {} already there, {} mounted",
+            "Pushed {}: {} blobs uploaded ({} bytes, {} layers compressed), {} already there, {} mounted",
             report.destination,
             report.blobs_uploaded,
             report.bytes_uploaded,
+            report.layers_compressed,
             report.blobs_skipped,
             report.blobs_mounted
         ));
