@@ -299,6 +299,24 @@ mod tests {
     }
 
     #[test]
+    fn index_json_is_read_within_the_state_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::create_for_pull(&dir.path().join("l"), "r").unwrap();
+        l.set_ref(desc_of(b"a"), "a").unwrap();
+        let f = File::options()
+            .write(true)
+            .open(l.root().join(INDEX_FILE))
+            .unwrap();
+        f.set_len(bounded::STATE + 1).unwrap();
+        let e = Layout::open(l.root()).unwrap().index().unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("index.json is larger than 16 MiB (the limit for it); refusing to read it into memory"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn index_of_incomplete_pull_says_so() {
         let dir = tempfile::tempdir().unwrap();
         let l = Layout::create_for_pull(&dir.path().join("l"), "reg/x:1").unwrap();

@@ -254,8 +254,10 @@ pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
     for image in &images {
         write_manifest(&layout, image)?;
     }
-    // The index itself, when the whole index was pulled (a no-op when the root is an image).
-    write_manifest(&layout, &root)?;
+    // The index itself, when the whole index was pulled (the root image is written already).
+    if !images.iter().any(|i| i.digest == root.digest) {
+        write_manifest(&layout, &root)?;
+    }
 
     let mut desc = root.descriptor();
     desc.annotations = Some(
