@@ -564,7 +564,8 @@ impl Client {
                 reason: "token answer holds no token".into(),
             })?;
         // Renew a little early so a token never expires mid-request.
-        let life = answer.expires_in.unwrap_or(60).max(10);
+        // A day at most: the server's number must not overflow the clock (a panic).
+        let life = answer.expires_in.unwrap_or(60).clamp(10, 86_400);
         Ok(Token {
             value,
             expires: Instant::now() + Duration::from_secs(life.saturating_sub(5)),
