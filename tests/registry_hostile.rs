@@ -665,3 +665,30 @@ fn tag_names_outside_the_grammar_are_refused_not_printed() {
         );
     }
 }
+
+#[test]
+fn a_token_that_claims_to_live_forever_does_not_crash_the_client() {
+    let reg = Hostile::start(|s| match s.path() {
+        "/token" => Reply::new(200)
+            .header("Content-Type", "application/json")
+            .body(br#"{"token":"t","expires_in":18446744073709551615}"#.to_vec()),
+        "/v2/proj/app/tags/list" if s.authorization.is_some() => {
+            Reply::json(200, &json!({"name": "proj/app", "tags": []}))
+        }
+        _ => Reply::json(401, &json!({"errors": []})).header(
+            "WWW-Authenticate",
+            &format!(
+                "Bearer realm=\"http://{}/token\",service=\"hostile\"",
+                s.host
+            ),
+        ),
+    });
+    let env = TestEnv::new();
+    let repo = format!("{}/proj/app", reg.addr);
+    let e = error_line(&artifacts(
+        &env,
+        &["list-versions", "--api", "registry", &repo],
+        b"",
+    ));
+    assert!(e.contains("has no tags"), "{e}");
+}

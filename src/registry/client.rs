@@ -4,6 +4,11 @@
 //!
 //! Blobs are never held in memory: downloads are handed out as response streams, uploads take a
 //! stream factory so a failed upload can start again from the source.
+//!
+//! Which URLs receive the credentials is [`CredentialPolicy`]'s call (the registry's own origin;
+//! the token realm, never over plain HTTP elsewhere); answers read whole are bounded
+//! ([`crate::bounded`]); small requests have a deadline and blob streams a rate floor
+//! ([`deadline`]); registry text in errors is escaped ([`crate::text::escape`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -564,7 +569,8 @@ impl Client {
                 reason: "token answer holds no token".into(),
             })?;
         // Renew a little early so a token never expires mid-request.
-        let life = answer.expires_in.unwrap_or(60).max(10);
+        // A day at most: the server's number must not overflow the clock (a panic).
+        let life = answer.expires_in.unwrap_or(60).clamp(10, 86_400);
         Ok(Token {
             value,
             expires: Instant::now() + Duration::from_secs(life.saturating_sub(5)),
