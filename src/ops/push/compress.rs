@@ -19,8 +19,17 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use crate::oci::digest::Hasher;
 use crate::oci::Digest;
 
-/// Compression of gzip members: zlib's default level, as `docker push` and skopeo use.
-const GZIP_LEVEL: u32 = 6;
+/// Compression of gzip members. zlib-rs at 5 runs about 1.5× faster than at 6 (zlib's and
+/// Go's default) for about 1.5% more bytes, still fewer than skopeo's pgzip default makes.
+const GZIP_LEVEL: u32 = 5;
+/// Incompressible chunks (random data, files already compressed) are stored, not deflated:
+/// deflate spends as long failing on them as compressing text, for nothing (pgzip, which skopeo
+/// uses, skips them too). The decision samples [`PROBES`] slices of [`PROBE`] bytes at level 1;
+/// it depends on the data only, so the output stays deterministic.
+const PROBE: usize = 16 << 10;
+const PROBES: usize = 4;
+/// Sampled bytes must shrink below this fraction (in percent) for the chunk to be deflated.
+const PROBE_MAX_PERCENT: usize = 95;
 /// zstd's default level, as skopeo's `--dest-compress-format zstd` uses.
 const ZSTD_LEVEL: i32 = 3;
 /// Input bytes per gzip member: deflate's window is 32 KiB, so restarting it every MiB costs well
@@ -52,17 +61,45 @@ impl Codec {
     fn compress_chunk(self, data: &[u8]) -> io::Result<Vec<u8>> {
         match self {
             Codec::Gzip => {
-                // No mtime, no name, "unknown" OS (as Go's writer): the bytes depend on the data only.
-                let mut enc = flate2::GzBuilder::new().operating_system(255).write(
-                    Vec::with_capacity(data.len() / 2 + 64),
-                    flate2::Compression::new(GZIP_LEVEL),
-                );
-                enc.write_all(data)?;
-                enc.finish()
+                let level = if compressible(data)? {
+                    flate2::Compression::new(GZIP_LEVEL)
+                } else {
+                    flate2::Compression::none()
+                };
+                gzip_member(data, level)
             }
             Codec::Zstd => zstd::bulk::compress(data, ZSTD_LEVEL),
         }
     }
+}
+
+/// One gzip member: no mtime, no name, "unknown" OS (as Go's writer), so the bytes depend on the
+/// data and level only.
+fn gzip_member(data: &[u8], level: flate2::Compression) -> io::Result<Vec<u8>> {
+    let mut enc = flate2::GzBuilder::new()
+        .operating_system(255)
+        .write(Vec::with_capacity(data.len() / 2 + 64), level);
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// Whether deflating `data` is worth it, from [`PROBES`] evenly spread samples.
+fn compressible(data: &[u8]) -> io::Result<bool> {
+    if data.len() < PROBE * PROBES {
+        return Ok(true);
+    }
+    let step = (data.len() - PROBE) / (PROBES - 1);
+    let mut packed = 0;
+    for i in 0..PROBES {
+        let slice = &data[i * step..i * step + PROBE];
+        let mut enc = flate2::write::DeflateEncoder::new(
+            Vec::with_capacity(PROBE + 64),
+            flate2::Compression::fast(),
+        );
+        enc.write_all(slice)?;
+        packed += enc.finish()?.len();
+    }
+    Ok(packed * 100 < PROBE * PROBES * PROBE_MAX_PERCENT)
 }
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -269,6 +306,30 @@ mod tests {
         let mut first = Vec::new();
         d.read_to_end(&mut first).unwrap();
         assert_eq!(first.len(), GZIP_CHUNK);
+    }
+
+    #[test]
+    fn incompressible_chunks_are_stored_and_read_back() {
+        let pool = Pool::new(2).unwrap();
+        // Pseudo-random bytes (xorshift): deflate cannot shrink them.
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut data: Vec<u8> = (0..GZIP_CHUNK * 2)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        data.extend_from_slice(&sample(GZIP_CHUNK));
+        let (out, _) = run(&pool, Codec::Gzip, &data);
+        assert_eq!(decompress(Codec::Gzip, &out), data);
+        // Two stored members (5 bytes of block header per 64 KiB, 18 of gzip framing), then text.
+        let stored = 2 * (GZIP_CHUNK + GZIP_CHUNK / 65535 * 5 + 5 + 18);
+        assert!(out.len() < stored + GZIP_CHUNK / 3, "{} bytes", out.len());
+        assert!(out.len() >= 2 * GZIP_CHUNK, "random bytes shrank?");
+        assert!(!compressible(&data[..GZIP_CHUNK]).unwrap());
+        assert!(compressible(&data[2 * GZIP_CHUNK..]).unwrap());
     }
 
     #[test]
