@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use util::env::*;
-use util::hostile::{other_host_ip, run_measured, Body, Hostile, Reply, Seen};
+use util::hostile::{as_another_host, run_measured, Body, Hostile, Reply, Seen};
 use util::registry::{Registry, RegistryAuth, RegistryOptions};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
@@ -216,11 +216,14 @@ fn upload_location_on_another_host_gets_the_blob_but_no_credentials() {
 #[test]
 fn token_realm_over_plain_http_on_another_host_gets_no_password() {
     // GET answers 405, so a client would fall back to POSTing the password in a form.
-    let other = Hostile::start_on(&other_host_ip(), |s| match s.method.as_str() {
+    let other = Hostile::start(|s| match s.method.as_str() {
         "POST" => Reply::json(200, &json!({"token": "t"})),
         _ => Reply::new(405),
     });
-    let challenge = format!("Bearer realm=\"{}/token\",service=\"hostile\"", other.url());
+    let challenge = format!(
+        "Bearer realm=\"{}/token\",service=\"hostile\"",
+        as_another_host(&other.url())
+    );
     let reg = Hostile::start(move |_| {
         Reply::json(401, &json!({"errors": []})).header("WWW-Authenticate", &challenge)
     });
@@ -250,7 +253,10 @@ fn token_realm_over_plain_http_on_another_host_gets_no_password() {
         "the plain-HTTP realm got the password: {leaked:?}"
     );
     let e = error_line(&out);
-    assert!(e.contains("plain HTTP") && e.contains(&other.addr), "{e}");
+    assert!(
+        e.contains("plain HTTP") && e.contains(&as_another_host(&other.url())),
+        "{e}"
+    );
 }
 
 #[test]
@@ -626,7 +632,17 @@ fn a_blob_upload_the_registry_takes_a_byte_at_a_time_fails_below_the_rate_floor(
         .push(("GDCLOUD_HTTP_STALL_WINDOW".into(), "2".into()));
     let dest = format!("{}/proj/app:v1", reg.addr);
     let out = run_timed(
-        artifacts_cmd(&env, &["push", &layout.display().to_string(), &dest]),
+        // Uncompressed, so the upload is the 32 MiB the socket buffers cannot hold.
+        artifacts_cmd(
+            &env,
+            &[
+                "push",
+                "--compression",
+                "none",
+                &layout.display().to_string(),
+                &dest,
+            ],
+        ),
         b"",
         Duration::from_secs(90),
     );

@@ -123,12 +123,7 @@ pub struct Hostile {
 impl Hostile {
     /// On loopback.
     pub fn start(handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Hostile {
-        Hostile::start_on("127.0.0.1", handler)
-    }
-
-    /// On `ip` (e.g. a non-loopback address of this machine, standing for another host).
-    pub fn start_on(ip: &str, handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> Hostile {
-        Hostile::start_with(ip, None, handler)
+        Hostile::start_with("127.0.0.1", None, handler)
     }
 
     /// On loopback, reading request bodies past their first 64 KiB one byte per `pause` (a
@@ -318,18 +313,13 @@ fn serve(
     Ok(())
 }
 
-/// A non-loopback IPv4 address of this machine, standing for "another host" (loopback addresses
-/// may receive credentials over plain HTTP, as Docker allows; another host may not).
-pub fn other_host_ip() -> String {
-    let out = std::process::Command::new("hostname")
-        .arg("-I")
-        .output()
-        .expect("run hostname -I");
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
-        .map(str::to_string)
-        .expect("this test needs a non-loopback IPv4 address on this machine (hostname -I shows none) to stand for another host")
+/// `url` (of a server listening on 127.0.0.1) as seen from "another host": the same server
+/// named `0.0.0.0`, which Linux connects to over loopback, but which is not a loopback name, so
+/// the credential policy treats it like any other host (loopback hosts may get credentials over
+/// plain HTTP, as Docker allows). No packet leaves the machine.
+pub fn as_another_host(url: &str) -> String {
+    assert!(url.contains("//127.0.0.1:"), "{url} is not on 127.0.0.1");
+    url.replacen("//127.0.0.1:", "//0.0.0.0:", 1)
 }
 
 /// Runs `c` (with nothing on stdin) and returns its output and its peak resident memory in KiB,
