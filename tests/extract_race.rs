@@ -118,7 +118,11 @@ fn attacker_process() {
     let dir = PathBuf::from(dir);
     let target = PathBuf::from(std::env::var_os("GDCLOUD_RACE_TARGET").unwrap());
     let secs: u64 = std::env::var("GDCLOUD_RACE_SECS").unwrap().parse().unwrap();
-    assert_ne!(unsafe { libc::geteuid() }, 0, "the attacker must not be root");
+    assert_ne!(
+        unsafe { libc::geteuid() },
+        0,
+        "the attacker must not be root"
+    );
     let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
     let (d, s) = (c(&dir.join("d")), c(&dir.join("s")));
     let t = c(&target);
@@ -158,7 +162,10 @@ fn arena() -> Arena {
         0,
         "the race tests need root: run them as root (tests/run.sh does)"
     );
-    let tmp = tempfile::Builder::new().prefix("gdk-race-").tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("gdk-race-")
+        .tempdir()
+        .unwrap();
     let base = tmp.path().to_path_buf();
     fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).unwrap();
     let secret = base.join("root-only");
@@ -227,4 +234,3 @@ fn the_images_sticky_tmp_cannot_redirect_writes() {
         (dest.clone(), dest.join("tmp"), tar)
     });
 }
-

@@ -77,7 +77,13 @@ pub fn write_artifact_files<R: Read + Send>(
         if unpack {
             let opts = Options::rootless();
             let mut stats = UnpackStats::default();
-            unpack_layer(&super::RootDir::open(&root)?, layer, &opts, &mut stats, Some(&clean))?;
+            unpack_layer(
+                &super::RootDir::open(&root)?,
+                layer,
+                &opts,
+                &mut stats,
+                Some(&clean),
+            )?;
         } else {
             write_blob(&root.join(&rel), layer)?;
         }

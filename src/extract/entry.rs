@@ -80,7 +80,12 @@ impl Meta {
 
     /// Gives `inode` the entry's owner, unless owners are not kept or it was `born` with it;
     /// returns whether it changed.
-    pub(crate) fn chown(&self, inode: Inode<'_>, born: (u32, u32), same_owner: bool) -> io::Result<bool> {
+    pub(crate) fn chown(
+        &self,
+        inode: Inode<'_>,
+        born: (u32, u32),
+        same_owner: bool,
+    ) -> io::Result<bool> {
         if !same_owner || born == (self.uid, self.gid) {
             return Ok(false);
         }
@@ -98,7 +103,9 @@ impl Meta {
     /// Sets the entry's times on `inode` (a symlink's own, not its target's).
     pub(crate) fn set_times(&self, inode: Inode<'_>) -> io::Result<()> {
         match inode {
-            Inode::File(f) => filetime::set_file_handle_times(f, Some(self.atime), Some(self.mtime)),
+            Inode::File(f) => {
+                filetime::set_file_handle_times(f, Some(self.atime), Some(self.mtime))
+            }
             Inode::Fd(fd) => filetime::set_file_times(sys::proc_path(fd), self.atime, self.mtime),
             Inode::Link(dir, name) => filetime::set_symlink_file_times(
                 sys::proc_path(dir).join(name),

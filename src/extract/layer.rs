@@ -361,10 +361,13 @@ impl<'a> LayerExtractor<'a> {
             return Ok(());
         }
         sys::chmod_fd(dir, mode | 0o700).map_err(|e| err("make the directory writable", e))?;
-        let fix = self.dirs.entry(rel.to_path_buf()).or_insert_with(|| DirFix {
-            mode: None,
-            times: Some(times_of(&m)),
-        });
+        let fix = self
+            .dirs
+            .entry(rel.to_path_buf())
+            .or_insert_with(|| DirFix {
+                mode: None,
+                times: Some(times_of(&m)),
+            });
         fix.mode.get_or_insert(mode);
         Ok(())
     }
@@ -747,7 +750,13 @@ impl<'a> LayerExtractor<'a> {
         self.creds.created_mode(perm) != Some(mode) || chowned && mode & 0o7000 != 0
     }
 
-    fn xattrs(&self, raw: &[u8], inode: Inode<'_>, meta: &Meta, symlink: bool) -> Result<(), Error> {
+    fn xattrs(
+        &self,
+        raw: &[u8],
+        inode: Inode<'_>,
+        meta: &Meta,
+        symlink: bool,
+    ) -> Result<(), Error> {
         meta.set_xattrs(inode, symlink || self.creds.uid != 0)
             .map_err(|e| self.io(raw, "set an extended attribute", e))
     }

@@ -405,7 +405,9 @@ impl RootDir {
     pub(crate) fn open_dir(&self, rel: &Path) -> io::Result<OwnedFd> {
         let handle = self.root.resolve_nofollow(rel).map_err(|e| {
             let kind = match e.kind() {
-                pathrs::error::ErrorKind::OsError(Some(n)) => io::Error::from_raw_os_error(n).kind(),
+                pathrs::error::ErrorKind::OsError(Some(n)) => {
+                    io::Error::from_raw_os_error(n).kind()
+                }
                 _ => io::ErrorKind::Other,
             };
             io::Error::new(kind, e.to_string())

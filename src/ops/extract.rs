@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::extract::{self, Layer};
-use crate::{bounded, text};
 use crate::layout::source::{open_source, LocalImage};
 use crate::oci::{self, AnyManifest, Compression, Descriptor, ImageConfig, Manifest, Platform};
 use crate::ops::pull::SOURCE_ANNOTATION;
+use crate::{bounded, text};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -130,7 +130,11 @@ fn choose_manifest(image: &LocalImage, opts: &Options) -> Result<(Descriptor, Ma
         let available = index
             .manifests
             .iter()
-            .filter_map(|d| d.platform.as_ref().map(|p| text::escape(&p.to_string()).into_owned()))
+            .filter_map(|d| {
+                d.platform
+                    .as_ref()
+                    .map(|p| text::escape(&p.to_string()).into_owned())
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let want = opts.platform.clone();
