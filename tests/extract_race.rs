@@ -183,14 +183,18 @@ fn leaked(secret: &Path) -> usize {
 }
 
 /// `setup` gives the destination, the directory the attacker works in, and the layer.
-fn run_rounds(name: &str, setup: impl Fn(&Arena, usize) -> (PathBuf, PathBuf, Vec<u8>)) {
+fn run_rounds(name: &str, setup: impl Fn(&Arena, usize) -> (PathBuf, PathBuf, Vec<Vec<u8>>)) {
     let a = arena();
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for round in 0..ROUNDS {
-        let (dest, attack_dir, tar) = setup(&a, round);
+        let (dest, attack_dir, tars) = setup(&a, round);
         let mut child = attacker(&attack_dir, &dest.join("pad"), &a.secret, 30);
-        let result = extract::unpack_rootfs(&dest, [Ok(layer(tar))], &Options::default());
+        let result = extract::unpack_rootfs(
+            &dest,
+            tars.into_iter().map(|t| Ok(layer(t))),
+            &Options::default(),
+        );
         let _ = child.kill();
         let _ = child.wait();
         let outcome = match result {
@@ -221,16 +225,25 @@ fn a_destination_the_attacker_owns_cannot_redirect_writes() {
         fs::create_dir(&dest).unwrap();
         chown(&dest, Some(ATTACKER), Some(ATTACKER)).unwrap();
         let tar = image(false, 2_000, "d");
-        (dest.clone(), dest, tar)
+        (dest.clone(), dest, vec![tar])
     });
 }
 
 #[test]
 fn the_images_sticky_tmp_cannot_redirect_writes() {
+    // Layer 1 makes `tmp/` 1777 (a directory's mode is applied when its layer ends); layer 2
+    // writes under `tmp/d`, which the attacker makes first.
     run_rounds("image tmp/ 1777", |a, round| {
         let dest = a.base.join(format!("rootfs-{round}"));
         fs::create_dir(&dest).unwrap();
-        let tar = image(true, 2_000, "tmp/d");
-        (dest.clone(), dest.join("tmp"), tar)
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header(tar::EntryType::Directory, 0o1777, 0);
+        b.append_data(&mut h, "tmp/", &b""[..]).unwrap();
+        let lower = b.into_inner().unwrap();
+        (
+            dest.clone(),
+            dest.join("tmp"),
+            vec![lower, image(false, 2_000, "tmp/d")],
+        )
     });
 }
