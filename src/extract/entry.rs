@@ -106,7 +106,7 @@ impl Meta {
             Inode::File(f) => {
                 filetime::set_file_handle_times(f, Some(self.atime), Some(self.mtime))
             }
-            Inode::Fd(fd) => filetime::set_file_times(sys::proc_path(fd), self.atime, self.mtime),
+            Inode::Fd(fd) => sys::set_times_fd(fd, self.atime, self.mtime),
             Inode::Link(dir, name) => filetime::set_symlink_file_times(
                 sys::proc_path(dir).join(name),
                 self.atime,

@@ -786,7 +786,7 @@ impl<'a> LayerExtractor<'a> {
                 sys::chmod_fd(fd, mode).map_err(|e| err("set the directory's mode", e))?;
             }
             if let Some((atime, mtime)) = fix.times {
-                filetime::set_file_times(sys::proc_path(fd), atime, mtime)
+                sys::set_times_fd(fd, atime, mtime)
                     .map_err(|e| err("set the directory's times", e))?;
             }
         }

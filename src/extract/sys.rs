@@ -262,7 +262,27 @@ pub(crate) fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()>
 
 /// `chmod` of the inode an `O_PATH` fd holds (not a symlink: those have no mode of their own).
 pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
-    fs::set_permissions(proc_path(fd), fs::Permissions::from_mode(mode))
+    // chmod(2) itself: never an open, which would block on a fifo.
+    let c = cstring(&proc_path(fd))?;
+    // SAFETY: `c` is NUL-terminated and outlives the call.
+    check(unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) })
+}
+
+/// Sets the times of the inode `fd` holds, through `utimensat(2)` on `/proc/self/fd/N`: never
+/// an open, which would block on a fifo.
+pub(crate) fn set_times_fd(
+    fd: BorrowedFd<'_>,
+    atime: filetime::FileTime,
+    mtime: filetime::FileTime,
+) -> io::Result<()> {
+    let c = cstring(&proc_path(fd))?;
+    let ts = |t: filetime::FileTime| libc::timespec {
+        tv_sec: t.unix_seconds() as libc::time_t,
+        tv_nsec: t.nanoseconds() as _,
+    };
+    let times = [ts(atime), ts(mtime)];
+    // SAFETY: `c` is NUL-terminated and `times` holds two timespecs; both outlive the call.
+    check(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) })
 }
 
 /// Removes `name` from `dir` and, for a directory, everything under it, fd-relative all the way
