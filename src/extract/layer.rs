@@ -636,14 +636,21 @@ impl<'a> LayerExtractor<'a> {
             return Ok(());
         };
         let pfd = parent.fd.as_fd();
-        let removed = match whiteout::apply(pfd, &parent.path, name, &self.written) {
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                self.lend(pfd, &parent.path)?;
-                whiteout::apply(pfd, &parent.path, name, &self.written)
-            }
-            r => r,
+        // Taken for the call (not cloned), so `lend` may borrow the rest of `self`.
+        let written = std::mem::take(&mut self.written);
+        let mut lent = None;
+        let mut lend = |dir: BorrowedFd<'_>, rel: &Path| {
+            self.lend(dir, rel).map_err(|e| {
+                lent = Some(e);
+                io::Error::from_raw_os_error(libc::EACCES)
+            })
+        };
+        let result = whiteout::apply(pfd, &parent.path, name, &written, &mut lend);
+        self.written = written;
+        if let Some(e) = lent {
+            return Err(e);
         }
-        .map_err(|e| self.io(raw, "apply the whiteout", e))?;
+        let removed = result.map_err(|e| self.io(raw, "apply the whiteout", e))?;
         if removed.invalidates {
             self.parents.clear();
         }
