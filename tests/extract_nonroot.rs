@@ -127,6 +127,9 @@ fn image(layout: &Path) {
         ("opt/ro2/.wh..wh..opq", 0o644, ""),
         ("opt/ro2/h", 0o644, "h"),
         ("usr/lib/more", 0o644, "more"),
+        // Replacing what a lower layer put in a read-only directory: a file, then a directory.
+        ("usr/x", 0o644, "x2"),
+        ("usr/lib/new/", 0o755, ""),
     ]);
     // `var/d` is this layer's (an entry for it, nothing written into it), so the opaque whiteout
     // of `var/` spares it but empties it: a read-only directory below the one whited out.

@@ -706,12 +706,27 @@ impl<'a> LayerExtractor<'a> {
         m: &Metadata,
     ) -> Result<(), Error> {
         let pfd = parent.fd.as_fd();
+        let op = || {
+            if m.is_dir() {
+                sys::remove_at(pfd, name)
+            } else {
+                sys::unlinkat(pfd, name, 0)
+            }
+        };
+        // Creating over an existing name fails with EEXIST before write permission is checked:
+        // the read-only directory refuses only now.
+        let removed = match op() {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                self.lend(pfd, &parent.path)?;
+                op()
+            }
+            r => r,
+        };
         if m.is_dir() {
-            sys::remove_at(pfd, name).map_err(|e| self.io(raw, "replace the directory", e))?;
+            removed.map_err(|e| self.io(raw, "replace the directory", e))?;
             self.forget_dir(rel);
         } else {
-            sys::unlinkat(pfd, name, 0)
-                .map_err(|e| self.io(raw, "replace the existing path", e))?;
+            removed.map_err(|e| self.io(raw, "replace the existing path", e))?;
             if m.file_type().is_symlink() {
                 self.parents.clear();
             }
