@@ -113,10 +113,13 @@ fn image(layout: &Path) {
         ("var/d/", 0o555, ""),
         ("var/d/old", 0o644, "old"),
         ("var/e", 0o644, "e"),
+        ("nx/", 0o666, ""),
+        ("nx/sub/", 0o755, ""),
     ]);
     // No entries for `usr/` or `usr/lib/`: they stay 0555 from the first layer.
     let two = layer(&[
         ("usr/x", 0o644, "x"),
+        ("nx/sub/h", 0o644, "h"),
         ("usr/.wh.y", 0o644, ""),
         ("usr/lib/.wh.z", 0o644, ""),
         ("usr/lib/new", 0o600, "new"),
