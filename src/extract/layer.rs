@@ -274,11 +274,19 @@ impl<'a> LayerExtractor<'a> {
         if let Some(p) = self.parents.get(dir) {
             return Ok(Some(p.clone()));
         }
-        let mut lookup = RealFs(&self.root.lookup);
-        let resolved = match path::resolve(&mut lookup, dir) {
-            Ok(r) => r,
-            Err(ResolveError::NotDir(_)) if !create => return Ok(None),
-            Err(e) => return Err(self.io(raw, "resolve the parent directory", e.into_io())),
+        let root = self.root;
+        let resolved = loop {
+            match path::resolve(&mut RealFs(&root.lookup), dir) {
+                Ok(r) => break r,
+                Err(ResolveError::NotDir(_)) if !create => return Ok(None),
+                Err(e) => {
+                    let e = e.into_io();
+                    if e.kind() == io::ErrorKind::PermissionDenied && self.lend_search(dir)? {
+                        continue;
+                    }
+                    return Err(self.io(raw, "resolve the parent directory", e));
+                }
+            }
         };
         let complete = resolved.complete();
         if !complete && !create {
@@ -345,9 +353,9 @@ impl<'a> LayerExtractor<'a> {
     /// refuses them (an image's `0555` `usr/`), as `umoci unpack --rootless` does; its mode is
     /// restored when the layer ends. Anything else is left as it is, for the caller's retry to
     /// fail with the original error.
-    fn lend(&mut self, dir: BorrowedFd<'_>, rel: &Path) -> Result<(), Error> {
+    fn lend(&mut self, dir: BorrowedFd<'_>, rel: &Path) -> Result<bool, Error> {
         if self.creds.uid == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let err = |action, source| Error::Entry {
             layer: self.layer.to_string(),
@@ -358,7 +366,7 @@ impl<'a> LayerExtractor<'a> {
         let m = sys::stat_fd(dir).map_err(|e| err("inspect the directory", e))?;
         let mode = m.mode() & 0o7777;
         if m.uid() != self.creds.uid || mode & 0o300 == 0o300 {
-            return Ok(());
+            return Ok(false);
         }
         sys::chmod_fd(dir, mode | 0o700).map_err(|e| err("make the directory writable", e))?;
         let fix = self
@@ -369,7 +377,35 @@ impl<'a> LayerExtractor<'a> {
                 times: Some(times_of(&m)),
             });
         fix.mode.get_or_insert(mode);
-        Ok(())
+        Ok(true)
+    }
+
+    /// Not being root, when resolving `dir` met a directory that refuses search permission (an
+    /// image's `0666` directory from a lower layer): finds the deepest one that opens (each
+    /// prefix opened by `pathrs`, not followed) and lends it permission (see `lend`). Whether
+    /// anything was lent, so resolving again may get further; only ever on that error path.
+    fn lend_search(&mut self, dir: &Path) -> Result<bool, Error> {
+        if self.creds.uid == 0 {
+            return Ok(false);
+        }
+        let root = self.root;
+        let mut prefix = PathBuf::new();
+        let mut fd: Option<OwnedFd> = None;
+        for part in dir.iter() {
+            let next = prefix.join(part);
+            match root.open_dir(&next) {
+                Ok(f) => {
+                    fd = Some(f);
+                    prefix = next;
+                }
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                    let at = fd.as_ref().map_or(root.fd(), |f| f.as_fd());
+                    return self.lend(at, &prefix);
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 
     fn touch_root(&mut self) {
@@ -636,14 +672,21 @@ impl<'a> LayerExtractor<'a> {
             return Ok(());
         };
         let pfd = parent.fd.as_fd();
-        let removed = match whiteout::apply(pfd, &parent.path, name, &self.written) {
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                self.lend(pfd, &parent.path)?;
-                whiteout::apply(pfd, &parent.path, name, &self.written)
-            }
-            r => r,
+        // Taken for the call (not cloned), so `lend` may borrow the rest of `self`.
+        let written = std::mem::take(&mut self.written);
+        let mut lent = None;
+        let mut lend = |dir: BorrowedFd<'_>, rel: &Path| {
+            self.lend(dir, rel).map(|_| ()).map_err(|e| {
+                lent = Some(e);
+                io::Error::from_raw_os_error(libc::EACCES)
+            })
+        };
+        let result = whiteout::apply(pfd, &parent.path, name, &written, &mut lend);
+        self.written = written;
+        if let Some(e) = lent {
+            return Err(e);
         }
-        .map_err(|e| self.io(raw, "apply the whiteout", e))?;
+        let removed = result.map_err(|e| self.io(raw, "apply the whiteout", e))?;
         if removed.invalidates {
             self.parents.clear();
         }
@@ -699,12 +742,27 @@ impl<'a> LayerExtractor<'a> {
         m: &Metadata,
     ) -> Result<(), Error> {
         let pfd = parent.fd.as_fd();
+        let op = || {
+            if m.is_dir() {
+                sys::remove_at(pfd, name)
+            } else {
+                sys::unlinkat(pfd, name, 0)
+            }
+        };
+        // Creating over an existing name fails with EEXIST before write permission is checked:
+        // the read-only directory refuses only now.
+        let removed = match op() {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                self.lend(pfd, &parent.path)?;
+                op()
+            }
+            r => r,
+        };
         if m.is_dir() {
-            sys::remove_at(pfd, name).map_err(|e| self.io(raw, "replace the directory", e))?;
+            removed.map_err(|e| self.io(raw, "replace the directory", e))?;
             self.forget_dir(rel);
         } else {
-            sys::unlinkat(pfd, name, 0)
-                .map_err(|e| self.io(raw, "replace the existing path", e))?;
+            removed.map_err(|e| self.io(raw, "replace the existing path", e))?;
             if m.file_type().is_symlink() {
                 self.parents.clear();
             }

@@ -67,15 +67,20 @@ pub(crate) struct Removed {
 /// `None` (an opaque whiteout of `dir` itself, which stays), deletes only its children this layer
 /// did not write, recursively. A missing target is not an error: another whiteout may have taken
 /// it already. Every call is fd-relative: nothing is looked up by a path from the root again.
+///
+/// A directory that refuses a removal with EACCES (a read-only `0555` directory, possibly below
+/// `dir` when this layer spared it) is passed to `lend` (with its relative name), which may make
+/// it writable for the rest of the layer, and the removal is tried once more.
 pub(crate) fn apply(
     dir: BorrowedFd<'_>,
     dir_rel: &Path,
     name: Option<&OsStr>,
     written: &HashSet<PathBuf>,
+    lend: &mut Lend<'_>,
 ) -> io::Result<Removed> {
     let mut removed = Removed::default();
     let Some(name) = name else {
-        prune(dir, dir_rel, written, &mut removed)?;
+        prune(dir, dir_rel, written, &mut removed, lend)?;
         return Ok(removed);
     };
     let target = dir_rel.join(name);
@@ -85,13 +90,24 @@ pub(crate) fn apply(
         Err(e) => return Err(e),
     };
     if !written.contains(&target) {
-        remove(dir, name, &target, meta.file_type(), &mut removed)?;
+        remove(
+            dir,
+            dir_rel,
+            name,
+            &target,
+            meta.file_type(),
+            &mut removed,
+            lend,
+        )?;
     } else if meta.is_dir() {
         let sub = sys::open_dir(dir, name)?;
-        prune(sub.as_fd(), &target, written, &mut removed)?;
+        prune(sub.as_fd(), &target, written, &mut removed, lend)?;
     }
     Ok(removed)
 }
+
+/// Called with a directory (and its name relative to the root) that refused a removal.
+pub(crate) type Lend<'a> = dyn FnMut(BorrowedFd<'_>, &Path) -> io::Result<()> + 'a;
 
 /// Removes the children of `dir` this layer did not write, descending into the ones it did.
 fn prune(
@@ -99,6 +115,7 @@ fn prune(
     rel: &Path,
     written: &HashSet<PathBuf>,
     removed: &mut Removed,
+    lend: &mut Lend<'_>,
 ) -> io::Result<()> {
     for child in fs::read_dir(sys::proc_path(dir))? {
         let child = child?;
@@ -106,10 +123,10 @@ fn prune(
         let child_rel = rel.join(&name);
         let kind = child.file_type()?;
         if !written.contains(&child_rel) {
-            remove(dir, &name, &child_rel, kind, removed)?;
+            remove(dir, rel, &name, &child_rel, kind, removed, lend)?;
         } else if kind.is_dir() {
             let sub = sys::open_dir(dir, &name)?;
-            prune(sub.as_fd(), &child_rel, written, removed)?;
+            prune(sub.as_fd(), &child_rel, written, removed, lend)?;
         }
     }
     Ok(())
@@ -117,18 +134,32 @@ fn prune(
 
 fn remove(
     dir: BorrowedFd<'_>,
+    dir_rel: &Path,
     name: &OsStr,
     rel: &Path,
     kind: fs::FileType,
     removed: &mut Removed,
+    lend: &mut Lend<'_>,
 ) -> io::Result<()> {
-    let result = if kind.is_dir() {
+    let op = || {
+        if kind.is_dir() {
+            sys::remove_at(dir, name)
+        } else {
+            sys::unlinkat(dir, name, 0)
+        }
+    };
+    if kind.is_dir() {
         removed.dirs.push(rel.to_path_buf());
         removed.invalidates = true;
-        sys::remove_at(dir, name)
     } else {
         removed.invalidates |= kind.is_symlink();
-        sys::unlinkat(dir, name, 0)
+    }
+    let result = match op() {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            lend(dir, dir_rel)?;
+            op()
+        }
+        r => r,
     };
     match result {
         Err(e) if missing(&e) => Ok(()),
@@ -183,7 +214,14 @@ mod tests {
 
     fn wh(root: &Path, dir: &str, name: Option<&str>, written: &HashSet<PathBuf>) -> Removed {
         let d = fs::File::open(root.join(dir)).unwrap();
-        apply(d.as_fd(), Path::new(dir), name.map(OsStr::new), written).unwrap()
+        apply(
+            d.as_fd(),
+            Path::new(dir),
+            name.map(OsStr::new),
+            written,
+            &mut |_, _| Ok(()),
+        )
+        .unwrap()
     }
 
     fn set(paths: &[&str]) -> HashSet<PathBuf> {
