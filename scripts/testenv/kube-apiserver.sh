@@ -8,7 +8,7 @@
 # Idempotent: a cached binary is reused without rebuilding (warm run: ~0.1 s). A cold run (~5 min on
 # 2 cores, ~4.5 min of it the Go build) needs apt and root (or sudo). Logs go to stderr; the last
 # line on stdout is the binary's path. Fails loudly, with the reason, when anything goes wrong.
-#   scripts/testenv/kube-apiserver.sh            -> /root/.cache/gdcloud-kit/kube-apiserver/.../kube-apiserver
+#   scripts/testenv/kube-apiserver.sh            -> ~/.cache/gdcloud-kit/kube-apiserver/.../kube-apiserver
 # Environment: KUBE_APISERVER_DEB_VERSION overrides the pinned source version (the cache key);
 # GDCLOUD_TEST_CACHE overrides ~/.cache/gdcloud-kit; KEEP_BUILD=1 keeps the build tree.
 set -Eeuo pipefail
