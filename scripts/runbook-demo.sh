@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end demo of the operator runbook (README: "Runbook steps and the commands that replace
-# them") with gdcloud-kit, on real local servers: a real kube-apiserver + etcd (holding the bucket key Secret, the `dnssuffix` ConfigMap and
+# them") with gdcloud-kit, on real local servers: a real kube-apiserver + etcd (holding the
+# bucket key Secret, the `dnssuffix` ConfigMap and
 # the HarborCluster `harbor` whose .spec.externalURL is the local registry), s3s-fs holding the image
 # tarball `g/oracle_db.tar` in bucket BUCKET, and a Distribution registry standing in for Harbor with
 # Docker token auth, as Harbor has (its tokens come from the tests' token server, run as
