@@ -127,20 +127,6 @@ fn login_as(env: &mut TestEnv, reg: &Registry, password: &str) {
 
 // ------------------------------------------------------------------------------------ skopeo
 
-fn run_ok(c: &mut Command) -> Vec<u8> {
-    let out = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{c:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 fn oci_ref(layout: &Path, tag: &str) -> String {
     format!("oci:{}:{tag}", layout.display())
 }

@@ -69,20 +69,6 @@ fn error_line(o: &Output) -> String {
     lines[0].to_string()
 }
 
-fn run_ok(c: &mut Command) -> Vec<u8> {
-    let out = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{c:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 fn registry() -> Registry {
     Registry::start(RegistryOptions::new(RegistryAuth::Htpasswd, false))
 }

@@ -105,20 +105,6 @@ fn umoci(args: &[&str]) {
     run_ok(Command::new("umoci").args(args));
 }
 
-fn run_ok(c: &mut Command) -> Vec<u8> {
-    let out = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{c:?} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// A `docker save`-style tarball (docker-archive: plain-tar layers) of the test image, in `dir`.
 fn docker_archive(dir: &Path) -> PathBuf {
     let tar = dir.join("saved.tar");

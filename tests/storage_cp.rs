@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 
 use util::env::{ok, run_timed, stderr, stdout, TestEnv};
 use util::proxy::Proxy;
-use util::s3::{HostileS3, S3Server, TestCa};
+use util::s3::{aws_put, HostileS3, S3Server, TestCa};
 use util::storage::{assert_contains, fails, storage, storage_cmd};
 
 const MIB: usize = 1024 * 1024;
@@ -63,25 +63,6 @@ fn s(p: &Path) -> &str {
 
 fn url(s3: &S3Server, key: &str) -> String {
     format!("s3://{}/{key}", s3.bucket)
-}
-
-/// Puts `bytes` as `key` with the aws CLI (one PUT: its ETag is the plain MD5).
-fn aws_put(s3: &S3Server, key: &str, bytes: &[u8]) {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(tmp.path(), bytes).unwrap();
-    let out = s3
-        .aws(false)
-        .args(["s3api", "put-object", "--bucket", &s3.bucket, "--key", key])
-        .arg("--body")
-        .arg(tmp.path())
-        .output()
-        .expect("run aws");
-    assert!(
-        out.status.success(),
-        "aws put-object {key}: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
 }
 
 /// Every file under `dir` (relative paths, `/`-separated), recursively.

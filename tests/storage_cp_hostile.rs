@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use md5::{Digest as _, Md5};
 
 use util::env::{ok, run_timed, stderr, stdout, TestEnv};
-use util::s3::{HostileS3, S3Server, Script};
+use util::s3::{aws_put, HostileS3, S3Server, Script};
 use util::storage::{assert_contains, fails, storage, storage_cmd};
 
 /// A test environment whose default configuration points at `s3` with its keys.
@@ -38,24 +38,6 @@ fn env_for_fake(fake: &HostileS3) -> TestEnv {
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
-}
-
-/// Puts `bytes` as `key` with the aws CLI (one PUT: its ETag is the plain MD5).
-fn aws_put(s3: &S3Server, key: &str, bytes: &[u8]) {
-    let tmp = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(tmp.path(), bytes).unwrap();
-    let out = s3
-        .aws(false)
-        .args(["s3api", "put-object", "--bucket", &s3.bucket, "--key", key])
-        .arg("--body")
-        .arg(tmp.path())
-        .output()
-        .expect("run aws");
-    assert!(
-        out.status.success(),
-        "aws put-object {key}: {}",
-        stderr(&out)
-    );
 }
 
 /// A 0600 file outside the destination, as a symlink's target: it must never change.

@@ -255,3 +255,18 @@ pub fn write_executable(path: &Path, contents: &str) {
     install_executable(&staging, path);
     std::fs::remove_file(&staging).unwrap();
 }
+
+/// Runs `c` to completion; panics with its output unless it succeeded. Returns its stdout.
+pub fn run_ok(c: &mut Command) -> Vec<u8> {
+    let out = c
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{c:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

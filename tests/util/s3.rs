@@ -541,3 +541,22 @@ fn hostile_answer(
     }
     resp.boxed()
 }
+
+/// Puts `bytes` as `key` with the aws CLI (one PUT: its ETag is the plain MD5).
+pub fn aws_put(s3: &S3Server, key: &str, bytes: &[u8]) {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(tmp.path(), bytes).unwrap();
+    let out = s3
+        .aws(false)
+        .args(["s3api", "put-object", "--bucket", &s3.bucket, "--key", key])
+        .arg("--body")
+        .arg(tmp.path())
+        .output()
+        .expect("run aws");
+    assert!(
+        out.status.success(),
+        "aws put-object {key}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
