@@ -19,6 +19,7 @@ pub mod oci;
 pub mod oidc;
 pub mod ops;
 pub mod plugin;
+pub mod progress;
 pub mod registry;
 pub mod rfc3339;
 pub mod s3;

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::layout::{self, Layout};
 use crate::oci::{self, AnyManifest, Descriptor, Digest, Platform};
-use crate::plugin::progress::Progress;
+use crate::progress::Progress;
 use crate::registry::{self, Client, ClientOptions, Fetched, Reference};
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +111,7 @@ fn is_foreign(desc: &Descriptor) -> bool {
         && (desc.media_type.contains("nondistributable") || desc.media_type.contains("foreign"))
 }
 
-pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
+pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
     let reference = Reference::parse(&opts.source, opts.default_registry.as_deref())?;
     // Refuse a non-empty DESTINATION before any network traffic; create it only once the source
     // is known to exist.
@@ -330,7 +330,7 @@ async fn fetch_blob(
     repo: &str,
     layout: &Layout,
     desc: &Descriptor,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Fetch, Error> {
     let bar = progress.blob(&desc.digest.short(), desc.size);
     // A blob already there is trusted only after hashing it (a resumed layout may hold anything

@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::layout::source::{open_source, BlobSource, LocalImage};
 use crate::oci::{self, AnyManifest, Descriptor, Digest, Platform};
 use crate::ops::pull::SOURCE_ANNOTATION;
-use crate::plugin::progress::Progress;
+use crate::progress::{self, Progress};
 use crate::registry::client::{BlobUpload, Mount};
 use crate::registry::{self, Client, ClientOptions, Reference, Scope};
 
@@ -134,7 +134,7 @@ struct Pushed {
     compressed: Option<(Digest, Written)>,
 }
 
-pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
+pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
     let (path, mut name) = super::split_source_name(&opts.source, None);
     if !path.exists() {
         return Err(Error::NoSource(path));
@@ -413,7 +413,7 @@ async fn push_blob(
     target: &Target<'_>,
     blob: &Blob,
     blobs: Arc<dyn BlobSource>,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Pushed, Error> {
     let desc = &blob.desc;
     let bar = progress.blob(&desc.digest.short(), desc.size);
@@ -432,7 +432,7 @@ async fn push_blob(
     };
     // The progress bar follows the uncompressed bytes, read while compressing (the slow part).
     let (file, written) = {
-        let (desc, counter) = (desc.clone(), bar.counter());
+        let (desc, counter) = (desc.clone(), progress::counter(&bar));
         tokio::task::spawn_blocking(move || stage(codec, blobs.as_ref(), &desc, counter))
             .await
             .expect("compression does not panic")?
@@ -513,7 +513,7 @@ async fn send<R, O>(
     size: u64,
     open: O,
     check: Option<Arc<dyn BlobSource>>,
-    bar: &crate::plugin::progress::BlobProgress,
+    bar: &Arc<dyn crate::progress::BlobProgress>,
 ) -> Result<Outcome, Error>
 where
     R: Read + 'static,
@@ -547,7 +547,7 @@ where
             }
             Mount::Upload(loc) => loc,
         };
-        let counter = bar.counter();
+        let counter = progress::counter(&bar);
         let body = crate::body::from_reader(open.clone(), Some(size), move |n| {
             if counts {
                 counter(n)

@@ -19,7 +19,7 @@ mod dest;
 
 use super::storage_config::S3Settings;
 use crate::http::TlsOptions;
-use crate::plugin::progress::Progress;
+use crate::progress::Progress;
 use crate::s3::{self, CompletedPart, ObjectEntry};
 use crate::text::Escaped;
 
@@ -364,7 +364,7 @@ async fn plan(client: &s3::Client, opts: &Options) -> Result<Vec<Job>, Error> {
     Ok(jobs)
 }
 
-pub async fn run(opts: &Options, progress: &Progress) -> Result<Report, Error> {
+pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
     let tls = TlsOptions {
         insecure: opts.insecure,
         ca_files: opts.settings.ca_file.iter().cloned().collect(),
@@ -469,7 +469,7 @@ async fn download(
     root: &Path,
     target: &Path,
     opts: &Options,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Option<u64>, Error> {
     // A look only, to skip the transfer: the rename below enforces -n.
     if opts.no_clobber && target.symlink_metadata().is_ok() {
@@ -734,7 +734,7 @@ async fn upload(
     bucket: &str,
     key: &str,
     opts: &Options,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Option<u64>, Error> {
     let meta = std::fs::metadata(path).map_err(io_err("read", path))?;
     if meta.is_dir() {

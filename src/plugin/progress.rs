@@ -2,23 +2,27 @@
 //! is a terminal and `--quiet` was not given (otherwise every call is a no-op), so operations can
 //! report progress unconditionally and stdout stays for results.
 
+use std::sync::Arc;
+
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::progress::{BlobProgress, Progress};
+
 #[derive(Clone)]
-pub struct Progress {
+pub struct Bars {
     multi: Option<MultiProgress>,
     total: ProgressBar,
 }
 
-impl Default for Progress {
+impl Default for Bars {
     fn default() -> Self {
-        Progress::hidden()
+        Bars::hidden()
     }
 }
 
-impl std::fmt::Debug for Progress {
+impl std::fmt::Debug for Bars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Progress")
+        f.debug_struct("Bars")
             .field("visible", &self.multi.is_some())
             .finish()
     }
@@ -30,45 +34,45 @@ fn bytes_style(template: &str) -> ProgressStyle {
         .progress_chars("=> ")
 }
 
-impl Progress {
+impl Bars {
     /// Bars drawn on stderr.
-    pub fn stderr(total_label: &str) -> Progress {
+    pub fn stderr(total_label: &str) -> Bars {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
         let total = multi.add(ProgressBar::new(0));
         total.set_style(bytes_style(
             "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
         ));
         total.set_prefix(total_label.to_string());
-        Progress {
+        Bars {
             multi: Some(multi),
             total,
         }
     }
 
     /// No output at all.
-    pub fn hidden() -> Progress {
-        Progress {
+    pub fn hidden() -> Bars {
+        Bars {
             multi: None,
             total: ProgressBar::hidden(),
         }
     }
 
     /// Visible when `enabled` (see [`super::Output::progress_enabled`]).
-    pub fn new(enabled: bool, total_label: &str) -> Progress {
+    pub fn new(enabled: bool, total_label: &str) -> Bars {
         if enabled {
-            Progress::stderr(total_label)
+            Bars::stderr(total_label)
         } else {
-            Progress::hidden()
+            Bars::hidden()
         }
     }
+}
 
-    /// Adds `bytes` to the expected total.
-    pub fn expect(&self, bytes: u64) {
+impl Progress for Bars {
+    fn expect(&self, bytes: u64) {
         self.total.inc_length(bytes);
     }
 
-    /// A bar for one blob of `size` bytes, labelled `name` (e.g. a short digest).
-    pub fn blob(&self, name: &str, size: u64) -> BlobProgress {
+    fn blob(&self, name: &str, size: u64) -> Arc<dyn BlobProgress> {
         let bar = match &self.multi {
             Some(m) => {
                 let b = m.add(ProgressBar::new(size));
@@ -80,13 +84,13 @@ impl Progress {
             }
             None => ProgressBar::hidden(),
         };
-        BlobProgress {
+        Arc::new(Bar {
             bar,
             total: self.total.clone(),
-        }
+        })
     }
 
-    pub fn finish(&self) {
+    fn finish(&self) {
         self.total.finish_and_clear();
         if let Some(m) = &self.multi {
             let _ = m.clear();
@@ -94,42 +98,26 @@ impl Progress {
     }
 }
 
-pub struct BlobProgress {
+/// One object's bar; counts also move the total.
+struct Bar {
     bar: ProgressBar,
     total: ProgressBar,
 }
 
-impl BlobProgress {
-    pub fn inc(&self, n: u64) {
+impl BlobProgress for Bar {
+    fn inc(&self, n: u64) {
         self.bar.inc(n);
         self.total.inc(n);
     }
 
-    /// Bytes already there (a resumed download, or a blob the target already had).
-    pub fn skip(&self, n: u64) {
-        self.bar.inc(n);
-        self.total.inc(n);
-    }
-
-    /// A restarted transfer: take back what was counted.
-    pub fn reset(&self) {
+    fn reset(&self) {
         let done = self.bar.position();
         self.bar.set_position(0);
         self.total
             .set_position(self.total.position().saturating_sub(done));
     }
 
-    /// A `Send` closure that counts bytes, for code running off the async runtime.
-    pub fn counter(&self) -> impl Fn(u64) + Send + 'static {
-        let bar = self.bar.clone();
-        let total = self.total.clone();
-        move |n| {
-            bar.inc(n);
-            total.inc(n);
-        }
-    }
-
-    pub fn done(&self) {
+    fn done(&self) {
         self.bar.finish_and_clear();
     }
 }

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use gdcloud::config::Config;
 use gdcloud::ops::pull::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::progress::Progress;
+use gdcloud::plugin::progress::Bars;
 use gdcloud::plugin::{Format, Output};
 
 use super::registry_args::{default_registry_for, parse_platform, ClusterArgs, RegistryArgs};
@@ -47,7 +47,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         concurrency: args.concurrency.into(),
         client: args.registry.client_options(global)?,
     };
-    let progress = Progress::new(out.progress_enabled(), "pull");
+    let progress = Bars::new(out.progress_enabled(), "pull");
     let report = pull::run(&opts, &progress)
         .await
         .with_context(|| format!("pull {} {}", args.source, args.destination.display()))?;

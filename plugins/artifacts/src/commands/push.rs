@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use gdcloud::config::Config;
 use gdcloud::ops::push::{self, LayerCompression, Options};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::progress::Progress;
+use gdcloud::plugin::progress::Bars;
 use gdcloud::plugin::{Format, Output};
 
 use super::registry_args::{default_registry_for, parse_platform, ClusterArgs, RegistryArgs};
@@ -70,7 +70,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         },
         client: args.registry.client_options(global)?,
     };
-    let progress = Progress::new(out.progress_enabled(), "push");
+    let progress = Bars::new(out.progress_enabled(), "push");
     let report = push::run(&opts, &progress)
         .await
         .with_context(|| format!("push {} {}", args.source.display(), args.destination))?;

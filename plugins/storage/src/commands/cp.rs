@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use gdcloud::config::Config;
 use gdcloud::ops::storage_copy::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::progress::Progress;
+use gdcloud::plugin::progress::Bars;
 use gdcloud::plugin::{Format, Output};
 use gdcloud::text::Escaped;
 
@@ -60,7 +60,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, mut args: Args) -> Result<Ex
         insecure: args.insecure,
         log_http: global.log_http,
     };
-    let progress = Progress::new(out.progress_enabled(), "cp");
+    let progress = Bars::new(out.progress_enabled(), "cp");
     let report = storage_copy::run(&opts, &progress).await.context("cp")?;
     if out.format == Format::Json {
         out.json(&report)?;
