@@ -547,7 +547,7 @@ where
             }
             Mount::Upload(loc) => loc,
         };
-        let counter = progress::counter(&bar);
+        let counter = progress::counter(bar);
         let body = crate::body::from_reader(open.clone(), Some(size), move |n| {
             if counts {
                 counter(n)
