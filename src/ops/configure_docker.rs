@@ -16,8 +16,7 @@ use crate::docker_config::{self, JsonFile};
 
 /// The helper name in `credHelpers` (Docker runs `docker-credential-<name>`).
 pub const HELPER_NAME: &str = "gdcloud";
-/// The property naming the default registry.
-pub const REGISTRY_PROPERTY: &str = "artifacts/registry";
+pub use super::discovery::REGISTRY_PROPERTY;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -42,6 +41,8 @@ pub enum Error {
     DockerConfig(#[from] docker_config::Error),
     #[error(transparent)]
     Certs(#[from] certs::Error),
+    #[error("no --registries and no {REGISTRY_PROPERTY}, and the cluster's registry could not be found: {0}")]
+    Discovery(Box<super::discovery::Error>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,6 +59,9 @@ pub struct Options {
     /// The token audience these registries accept (recorded in `auth/registry_audiences`), so the
     /// helper answers with a token from the gdcloud sign-in.
     pub audience: Option<String>,
+    /// The cluster that names the registry when neither `registries` nor the property does (the
+    /// runbook's HarborCluster, else `harbor.<dnsSuffix>`).
+    pub cluster: crate::kube::Options,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -114,13 +118,9 @@ pub struct Report {
     pub dry_run: bool,
     /// The audience recorded for the registries, with `--audience`.
     pub audience: Option<String>,
-}
-
-impl Report {
-    /// Nothing needed changing.
-    pub fn already_configured(&self) -> bool {
-        self.files.iter().all(|f| f.changes.is_empty())
-    }
+    /// The registry the cluster named, when none was given or configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovered: Option<String>,
 }
 
 /// Resolves the registries: the flag's hosts, else `artifacts/registry`.
@@ -226,7 +226,24 @@ pub fn helper_on_path() -> bool {
         .any(|dir| crate::plugin::is_executable(&dir.join("docker-credential-gdcloud")))
 }
 
-pub fn run(config: &mut Config, opts: &Options) -> Result<Report, Error> {
+/// Configures the registries given, else the configured one, else the cluster's.
+pub async fn run(config: &mut Config, opts: &Options) -> Result<Report, Error> {
+    if !opts.registries.is_empty() || config.get(REGISTRY_PROPERTY).is_some() {
+        return configure(config, opts);
+    }
+    let host = super::discovery::registry_from(&opts.cluster)
+        .await
+        .map_err(|e| Error::Discovery(Box::new(e)))?;
+    let opts = Options {
+        registries: vec![host.clone()],
+        ..opts.clone()
+    };
+    let mut report = configure(config, &opts)?;
+    report.discovered = Some(host);
+    Ok(report)
+}
+
+fn configure(config: &mut Config, opts: &Options) -> Result<Report, Error> {
     let hosts = registries(config, &opts.registries)?;
     // Installing under /etc is only done when asked for by name.
     let ca = match (&opts.ca_cert_path, opts.config_cert) {
@@ -312,5 +329,6 @@ pub fn run(config: &mut Config, opts: &Options) -> Result<Report, Error> {
         certificates,
         warnings,
         dry_run: opts.dry_run,
+        discovered: None,
     })
 }

@@ -5,11 +5,14 @@
 
 use kube::core::GroupVersionKind;
 
+use crate::config::Config;
 use crate::kube::{self as k8s, Cluster};
 use crate::registry::auth::Credentials;
 use crate::secret::Secret;
 
 pub const HARBOR_NAMESPACE: &str = "harbor-system";
+/// The property naming the organisation's registry, for references without a host.
+pub const REGISTRY_PROPERTY: &str = "artifacts/registry";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -20,6 +23,11 @@ pub enum Error {
     NoRegistry(String),
     #[error("cluster {cluster}: {reason}")]
     Secret { cluster: String, reason: String },
+    #[error("{reference} names no registry host and {REGISTRY_PROPERTY} is not set; the cluster's registry could not be found either: {source}")]
+    NoDefaultRegistry {
+        reference: String,
+        source: Box<Error>,
+    },
 }
 
 impl From<k8s::Error> for Error {
@@ -74,4 +82,27 @@ pub async fn harbor_admin(cluster: &Cluster) -> Result<Credentials, Error> {
 /// The registry for references and `configure-docker` when nothing is configured: the cluster's.
 pub async fn registry_from(opts: &k8s::Options) -> Result<String, Error> {
     registry(&k8s::connect(opts).await?).await
+}
+
+/// The registry for `reference` when it names no host: `artifacts/registry`, else the cluster's.
+/// `None` when the reference names its host and nothing is configured; the cluster is asked only
+/// when needed.
+pub async fn default_registry_for(
+    config: &Config,
+    reference: &str,
+    cluster: &k8s::Options,
+) -> Result<Option<String>, Error> {
+    if let Some(r) = config.get(REGISTRY_PROPERTY) {
+        return Ok(Some(r));
+    }
+    if crate::registry::reference::names_host(reference) {
+        return Ok(None);
+    }
+    match registry_from(cluster).await {
+        Ok(host) => Ok(Some(host)),
+        Err(e) => Err(Error::NoDefaultRegistry {
+            reference: reference.to_string(),
+            source: Box::new(e),
+        }),
+    }
 }

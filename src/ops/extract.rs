@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::extract::{self, Layer};
+
+/// How layers are applied (`LayerOptions::rootless()` for images you do not trust).
+pub use crate::extract::Options as LayerOptions;
 use crate::layout::source::{open_source, LocalImage};
 use crate::oci::{self, AnyManifest, Compression, Descriptor, ImageConfig, Manifest, Platform};
 use crate::ops::pull::SOURCE_ANNOTATION;

@@ -24,6 +24,8 @@ pub enum Error {
     TagGiven(String),
     #[error("{0} names no Harbor project: Harbor repositories are HOST/PROJECT/REPO")]
     NoProject(String),
+    #[error(transparent)]
+    Cluster(#[from] super::discovery::Error),
     #[error("{0} is not a Harbor registry (no /api/v2.0/ping); drop --api harbor to use the registry's tag list")]
     NotHarbor(String),
 }
@@ -44,10 +46,13 @@ pub struct Options {
     pub include_signatures: bool,
     pub api: Api,
     pub client: ClientOptions,
-    /// Credentials for Harbor's API when not the registry login (e.g. the cluster's admin secret).
-    pub harbor_credentials: Option<crate::registry::auth::Credentials>,
-    pub concurrency: usize,
+    /// Read Harbor's admin login from this cluster (secret `harbor-admin`) instead of using the
+    /// registry login for Harbor's API: the runbook's method 2 without the curl.
+    pub harbor_admin_from: Option<crate::kube::Options>,
 }
+
+/// Manifests (and configs) fetched at once for the creation dates of a plain registry's tags.
+const CONCURRENCY: usize = 8;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Version {
@@ -100,10 +105,15 @@ pub async fn run(opts: &Options) -> Result<Listing, Error> {
     let name = format!("{}/{}", reference.registry, reference.repository);
     let mut versions = if use_harbor {
         let (project, repo) = reference.harbor_project().expect("checked above");
-        let creds = opts
-            .harbor_credentials
-            .clone()
-            .unwrap_or_else(|| client.credentials().clone());
+        let creds = match &opts.harbor_admin_from {
+            Some(cluster) => {
+                let cluster = crate::kube::connect(cluster)
+                    .await
+                    .map_err(super::discovery::Error::from)?;
+                super::discovery::harbor_admin(&cluster).await?
+            }
+            None => client.credentials().clone(),
+        };
         harbor::tags(&client, &creds, project, repo)
             .await?
             .into_iter()
@@ -141,7 +151,6 @@ async fn registry_versions(
         .into_iter()
         .filter(|t| opts.include_signatures || !is_signature_tag(t))
         .collect();
-    let concurrency = opts.concurrency.max(1);
     let results: Vec<Result<Version, Error>> = stream::iter(tags)
         .map(|tag| async move {
             let fetched = client.get_manifest(repo, &tag).await?;
@@ -152,7 +161,7 @@ async fn registry_versions(
                 time: created,
             })
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
     let mut versions = results.into_iter().collect::<Result<Vec<_>, _>>()?;

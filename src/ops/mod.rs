@@ -4,12 +4,20 @@
 pub mod configure_docker;
 pub mod discovery;
 pub mod extract;
+pub mod identity_token;
 pub mod list_versions;
+pub mod login;
 pub mod pull;
 pub mod push;
+pub mod revoke;
 pub mod storage_config;
 pub mod storage_copy;
 pub mod tree;
+
+/// The configuration every op reads (and some write): gdcloud's properties.
+pub use crate::config::Config;
+/// An image platform (`--platform OS/ARCH[/VARIANT]`).
+pub use crate::oci::Platform;
 
 use std::path::{Path, PathBuf};
 

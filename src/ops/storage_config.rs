@@ -228,6 +228,22 @@ pub async fn configure(config: &mut Config, opts: &Options) -> Result<Report, Er
     })
 }
 
+/// The settings one command uses: from the cluster when a secret is named, else from the
+/// configuration (`configure` wrote it), with the endpoint and CA given overriding it.
+pub async fn settings(config: &Config, opts: &Options) -> Result<S3Settings, Error> {
+    if opts.secret.is_some() {
+        return Ok(from_cluster(opts).await?.0);
+    }
+    let mut s = from_config(config)?;
+    if let Some(e) = &opts.endpoint {
+        s.endpoint = e.clone();
+    }
+    if let Some(c) = &opts.ca_cert_path {
+        s.ca_file = Some(c.clone());
+    }
+    Ok(s)
+}
+
 /// The S3 settings of the configuration.
 pub fn from_config(config: &Config) -> Result<S3Settings, Error> {
     let get = |p| config.get(p);

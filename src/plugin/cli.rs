@@ -1,12 +1,22 @@
 //! The clap side of the plugin plumbing: global flags every plugin accepts anywhere on the command
-//! line, shell completion, and the `main` wrapper that prints one error line and picks the exit code.
+//! line, the argument groups several commands share (cluster, TLS, registry login), the one async
+//! runtime builder, shell completion, and the `main` wrapper that prints one error line and picks
+//! the exit code. Plugins declare their own flags and flatten these; everything here turns flags
+//! into the options structs of `ops`, so a plugin never names a core type beyond `ops`.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
 use super::output::{Format, Output, Verbosity};
+use crate::config::Config;
+use crate::http::TlsOptions;
+use crate::oci::Platform;
+use crate::registry::auth::Credentials;
+use crate::registry::ClientOptions;
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -76,6 +86,111 @@ impl GlobalArgs {
             verbosity,
         }
     }
+}
+
+impl GlobalArgs {
+    /// The configuration `--configuration` names (else the active one).
+    pub fn config(&self) -> Result<Config, crate::config::Error> {
+        Config::load(self.configuration.as_deref())
+    }
+}
+
+/// The async runtime every networked command runs on (one per process, all cores).
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+/// Which cluster to ask (registry discovery, bucket keys, Harbor's admin login).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeArgs {
+    /// The kubeconfig (default: KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+impl KubeArgs {
+    pub fn options(&self) -> crate::kube::Options {
+        crate::kube::Options {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
+/// How to trust the registry's TLS.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// Skip TLS verification and allow plain HTTP (use only for testing).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Trust this CA (PEM) for the registry, besides the system roots and certs.d.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert_path: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    pub fn options(&self, global: &GlobalArgs) -> TlsOptions {
+        TlsOptions {
+            insecure: self.insecure,
+            ca_files: self.ca_cert_path.iter().cloned().collect(),
+            log_http: global.log_http,
+        }
+    }
+}
+
+/// Flags every command that talks to a registry shares.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RegistryArgs {
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Log in as USER (the password is read from stdin with --password-stdin).
+    #[arg(long, value_name = "USER", requires = "password_stdin")]
+    pub username: Option<String>,
+    /// Read the password for --username from stdin.
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+impl RegistryArgs {
+    /// The registry client's options; reads the password from stdin when `--password-stdin`.
+    pub fn client_options(&self, global: &GlobalArgs) -> anyhow::Result<ClientOptions> {
+        let credentials = match &self.username {
+            Some(user) => Some(Credentials::Basic {
+                username: user.clone(),
+                password: password_from_stdin()?,
+            }),
+            None => None,
+        };
+        Ok(ClientOptions {
+            tls: self.tls.options(global),
+            credentials,
+            debug: global.verbosity == VerbosityArg::Debug,
+        })
+    }
+}
+
+/// The password piped in for `--password-stdin`, without its line end; never empty.
+fn password_from_stdin() -> anyhow::Result<Secret> {
+    let mut password = String::new();
+    std::io::stdin()
+        .take(crate::bounded::TOKEN)
+        .read_to_string(&mut password)
+        .map_err(|e| anyhow::anyhow!("read the password from stdin: {e}"))?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    if password.is_empty() {
+        anyhow::bail!("--password-stdin read an empty password; pipe the password in, e.g. `echo \"$PW\" | gdcloud artifacts … --password-stdin`");
+    }
+    Ok(Secret::new(password))
+}
+
+/// `--platform OS/ARCH[/VARIANT]`.
+pub fn parse_platform(s: &str) -> Result<Platform, String> {
+    Platform::parse(s).ok_or_else(|| format!("{s:?} is not OS/ARCH[/VARIANT], e.g. linux/amd64"))
 }
 
 /// The metadata of a plugin whose command line is `cmd`: its visible subcommands and their help.

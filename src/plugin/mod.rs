@@ -16,6 +16,8 @@ use std::process::Command;
 
 use serde::Serialize;
 
+/// Outside text (keys, names, media types) made safe for a terminal.
+pub use crate::text::Escaped;
 pub use output::{Format, Output};
 
 /// The metadata schema a host understands.

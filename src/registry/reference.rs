@@ -35,6 +35,14 @@ fn looks_like_host(component: &str) -> bool {
         || component.starts_with('[')
 }
 
+/// Whether `reference` starts with a registry host (`host.domain/…`, `host:port/…`, `localhost/…`),
+/// so that no default registry is needed for it.
+pub fn names_host(reference: &str) -> bool {
+    let r = reference.strip_prefix("docker://").unwrap_or(reference);
+    r.split_once('/')
+        .is_some_and(|(first, _)| looks_like_host(first))
+}
+
 /// Whether `tag` is a tag by the distribution spec's grammar (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
 pub fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()

@@ -47,18 +47,19 @@ enum Command {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     let out = cli.global.output();
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    };
     match cli.command {
-        Command::Pull(args) => runtime()?.block_on(commands::pull::run(&cli.global, &out, args)),
-        Command::Push(args) => runtime()?.block_on(commands::push::run(&cli.global, &out, args)),
+        Command::Pull(args) => {
+            cli::runtime()?.block_on(commands::pull::run(&cli.global, &out, args))
+        }
+        Command::Push(args) => {
+            cli::runtime()?.block_on(commands::push::run(&cli.global, &out, args))
+        }
         Command::Extract(args) => commands::extract::run(&cli.global, &out, args),
-        Command::Tree(args) => runtime()?.block_on(commands::tree::run(&cli.global, &out, args)),
+        Command::Tree(args) => {
+            cli::runtime()?.block_on(commands::tree::run(&cli.global, &out, args))
+        }
         Command::ListVersions(args) => {
-            runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args))
+            cli::runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args))
         }
         Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
     }

@@ -44,19 +44,18 @@ enum Command {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     let out = cli.global.output();
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    };
     match cli.command {
-        Command::ConfigureDocker(args) => commands::configure_docker::run(&cli.global, &out, args),
-        Command::Login(args) => runtime()?.block_on(commands::login::run(&cli.global, &out, args)),
+        Command::ConfigureDocker(args) => {
+            cli::runtime()?.block_on(commands::configure_docker::run(&cli.global, &out, args))
+        }
+        Command::Login(args) => {
+            cli::runtime()?.block_on(commands::login::run(&cli.global, &out, args))
+        }
         Command::PrintIdentityToken(args) => {
-            runtime()?.block_on(commands::print_identity_token::run(&cli.global, &out, args))
+            cli::runtime()?.block_on(commands::print_identity_token::run(&cli.global, &out, args))
         }
         Command::Revoke(args) => {
-            runtime()?.block_on(commands::revoke::run(&cli.global, &out, args))
+            cli::runtime()?.block_on(commands::revoke::run(&cli.global, &out, args))
         }
         Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
     }

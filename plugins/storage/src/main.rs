@@ -45,19 +45,14 @@ enum Command {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     let out = cli.global.output();
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-    };
     match cli.command {
         Command::Configure(args) => {
-            runtime()?.block_on(commands::configure::run(&cli.global, &out, args))
+            cli::runtime()?.block_on(commands::configure::run(&cli.global, &out, args))
         }
-        Command::Cp(args) => runtime()?.block_on(commands::cp::run(&cli.global, &out, args)),
-        Command::Ls(args) => runtime()?.block_on(commands::ls::run(&cli.global, &out, args)),
-        Command::Env(args) => runtime()?.block_on(commands::env::run(&cli.global, &out, args)),
-        Command::Exec(args) => runtime()?.block_on(commands::exec::run(&cli.global, args)),
+        Command::Cp(args) => cli::runtime()?.block_on(commands::cp::run(&cli.global, &out, args)),
+        Command::Ls(args) => cli::runtime()?.block_on(commands::ls::run(&cli.global, &out, args)),
+        Command::Env(args) => cli::runtime()?.block_on(commands::env::run(&cli.global, &out, args)),
+        Command::Exec(args) => cli::runtime()?.block_on(commands::exec::run(&cli.global, args)),
         Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
     }
 }

@@ -4,11 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::ops::extract::{self, Options};
-use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::ops::extract::{self, LayerOptions, Options};
+use gdcloud::plugin::cli::{parse_platform, GlobalArgs};
 use gdcloud::plugin::{Format, Output};
-
-use super::registry_args::parse_platform;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -24,7 +22,7 @@ pub struct Args {
     image_name: Option<String>,
     /// Pick this image from an index: OS/ARCH[/VARIANT] (default: this machine's).
     #[arg(long, value_parser = parse_platform)]
-    platform: Option<gdcloud::oci::Platform>,
+    platform: Option<gdcloud::ops::Platform>,
     /// Write a tarball that `docker load`, `podman load` and skopeo's docker-archive: read.
     #[arg(long)]
     docker_executable: bool,
@@ -43,9 +41,9 @@ pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
         platform: args.platform.clone(),
         docker_executable: args.docker_executable,
         extract: if args.rootless {
-            gdcloud::extract::Options::rootless()
+            LayerOptions::rootless()
         } else {
-            gdcloud::extract::Options::default()
+            LayerOptions::default()
         },
     };
     let report = extract::run(&opts).with_context(|| {

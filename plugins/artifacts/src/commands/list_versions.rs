@@ -4,12 +4,10 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
+use gdcloud::ops::discovery;
 use gdcloud::ops::list_versions::{self, Api, Options};
-use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::cli::{GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::{Format, Output};
-
-use super::registry_args::{default_registry_for, ClusterArgs, RegistryArgs};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ApiArg {
@@ -40,15 +38,22 @@ pub struct Args {
     credentials_from_cluster: bool,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// The cluster that names the registry for references without a host, when
+    /// artifacts/registry is not set.
     #[command(flatten)]
-    cluster: ClusterArgs,
+    cluster: KubeArgs,
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
+    let config = global.config()?;
     let opts = Options {
         repository: args.repository.clone(),
-        default_registry: default_registry_for(&config, &args.repository, &args.cluster).await?,
+        default_registry: discovery::default_registry_for(
+            &config,
+            &args.repository,
+            &args.cluster.options(),
+        )
+        .await?,
         include_signatures: args.include_signatures,
         api: match args.api {
             ApiArg::Auto => Api::Auto,
@@ -56,13 +61,9 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
             ApiArg::Registry => Api::Registry,
         },
         client: args.registry.client_options(global)?,
-        harbor_credentials: if args.credentials_from_cluster {
-            let cluster = gdcloud::kube::connect(&args.cluster.options()).await?;
-            Some(gdcloud::ops::discovery::harbor_admin(&cluster).await?)
-        } else {
-            None
-        },
-        concurrency: 8,
+        harbor_admin_from: args
+            .credentials_from_cluster
+            .then(|| args.cluster.options()),
     };
     let mut listing = list_versions::run(&opts)
         .await

@@ -4,5 +4,4 @@ pub mod extract;
 pub mod list_versions;
 pub mod pull;
 pub mod push;
-pub mod registry_args;
 pub mod tree;

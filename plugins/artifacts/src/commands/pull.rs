@@ -4,13 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
+use gdcloud::ops::discovery;
 use gdcloud::ops::pull::{self, Options};
-use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::cli::{parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::progress::Bars;
 use gdcloud::plugin::{Format, Output};
-
-use super::registry_args::{default_registry_for, parse_platform, ClusterArgs, RegistryArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -26,22 +24,29 @@ pub struct Args {
     single_manifest_repo: bool,
     /// Pick this image from an index: OS/ARCH[/VARIANT], e.g. linux/amd64.
     #[arg(long, value_parser = parse_platform)]
-    platform: Option<gdcloud::oci::Platform>,
+    platform: Option<gdcloud::ops::Platform>,
     /// Blobs downloaded at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// The cluster that names the registry for references without a host, when
+    /// artifacts/registry is not set.
     #[command(flatten)]
-    cluster: ClusterArgs,
+    cluster: KubeArgs,
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
+    let config = global.config()?;
     let opts = Options {
         source: args.source.clone(),
         destination: args.destination.clone(),
-        default_registry: default_registry_for(&config, &args.source, &args.cluster).await?,
+        default_registry: discovery::default_registry_for(
+            &config,
+            &args.source,
+            &args.cluster.options(),
+        )
+        .await?,
         single_manifest_repo: args.single_manifest_repo,
         platform: args.platform.clone(),
         concurrency: args.concurrency.into(),

@@ -4,13 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
+use gdcloud::ops::discovery;
 use gdcloud::ops::push::{self, LayerCompression, Options};
-use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::cli::{parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::progress::Bars;
 use gdcloud::plugin::{Format, Output};
-
-use super::registry_args::{default_registry_for, parse_platform, ClusterArgs, RegistryArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -26,7 +24,7 @@ pub struct Args {
     single_manifest_repo: bool,
     /// Pick this image from an index: OS/ARCH[/VARIANT].
     #[arg(long, value_parser = parse_platform)]
-    platform: Option<gdcloud::oci::Platform>,
+    platform: Option<gdcloud::ops::Platform>,
     /// Blobs uploaded at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
@@ -39,8 +37,10 @@ pub struct Args {
     compression: Compression,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// The cluster that names the registry for references without a host, when
+    /// artifacts/registry is not set.
     #[command(flatten)]
-    cluster: ClusterArgs,
+    cluster: KubeArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -54,11 +54,16 @@ enum Compression {
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
+    let config = global.config()?;
     let opts = Options {
         source: args.source.clone(),
         destination: args.destination.clone(),
-        default_registry: default_registry_for(&config, &args.destination, &args.cluster).await?,
+        default_registry: discovery::default_registry_for(
+            &config,
+            &args.destination,
+            &args.cluster.options(),
+        )
+        .await?,
         single_manifest_repo: args.single_manifest_repo,
         platform: args.platform.clone(),
         concurrency: args.concurrency.into(),

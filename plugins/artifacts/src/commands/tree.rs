@@ -5,13 +5,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
+use gdcloud::ops::discovery;
 use gdcloud::ops::tree::{self, Node, Options};
-use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::cli::{GlobalArgs, KubeArgs, RegistryArgs};
+use gdcloud::plugin::Escaped;
 use gdcloud::plugin::{Format, Output};
-use gdcloud::text::Escaped;
-
-use super::registry_args::{default_registry_for, ClusterArgs, RegistryArgs};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -22,8 +20,10 @@ pub struct Args {
     oci_bundle: String,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// The cluster that names the registry for references without a host, when
+    /// artifacts/registry is not set.
     #[command(flatten)]
-    cluster: ClusterArgs,
+    cluster: KubeArgs,
 }
 
 fn human(size: u64) -> String {
@@ -71,13 +71,14 @@ fn draw(node: &Node, prefix: &str, last: bool, lines: &mut Vec<String>) {
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
+    let config = global.config()?;
     let opts = Options {
         target: args.oci_bundle.clone(),
         default_registry: if std::path::Path::new(&args.oci_bundle).is_dir() {
             None
         } else {
-            default_registry_for(&config, &args.oci_bundle, &args.cluster).await?
+            discovery::default_registry_for(&config, &args.oci_bundle, &args.cluster.options())
+                .await?
         },
         client: args.registry.client_options(global)?,
     };

@@ -4,9 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
 use gdcloud::ops::configure_docker::{self, Change, Options};
-use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::cli::{GlobalArgs, KubeArgs};
 use gdcloud::plugin::{Format, Output};
 
 #[derive(Debug, clap::Args)]
@@ -39,35 +38,15 @@ pub struct Args {
     /// `gdcloud auth login` (sign in with this audience).
     #[arg(long, value_name = "AUD")]
     audience: Option<String>,
-    /// The kubeconfig used to find the cluster's registry when neither --registries nor
-    /// artifacts/registry names one (default: KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context for that lookup.
-    #[arg(long, value_name = "NAME")]
-    context: Option<String>,
+    /// The cluster that names the registry when neither --registries nor artifacts/registry does.
+    #[command(flatten)]
+    cluster: KubeArgs,
 }
 
-pub fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let mut config = Config::load(global.configuration.as_deref())?;
-    let mut registries = args.registries;
-    if registries.is_empty() && config.get(configure_docker::REGISTRY_PROPERTY).is_none() {
-        // The runbook's cluster: its HarborCluster (or harbor.<dnsSuffix>) names the registry.
-        let kube = gdcloud::kube::Options {
-            kubeconfig: args.kubeconfig.clone(),
-            context: args.context.clone(),
-        };
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        let host = runtime
-            .block_on(gdcloud::ops::discovery::registry_from(&kube))
-            .context("configure-docker: no --registries and no artifacts/registry, and the cluster's registry could not be found")?;
-        out.status(&format!("Using the cluster's registry {host}"));
-        registries.push(host);
-    }
+pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
+    let mut config = global.config()?;
     let opts = Options {
-        registries,
+        registries: args.registries,
         overwrite: args.overwrite,
         dry_run: args.dry_run,
         remove_stale_auths: args.remove_stale_auths,
@@ -75,8 +54,14 @@ pub fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
         config_cert: args.config_cert,
         ca_cert_path: args.ca_cert_path,
         audience: args.audience,
+        cluster: args.cluster.options(),
     };
-    let report = configure_docker::run(&mut config, &opts).context("configure-docker")?;
+    let report = configure_docker::run(&mut config, &opts)
+        .await
+        .context("configure-docker")?;
+    if let Some(host) = &report.discovered {
+        out.status(&format!("Using the cluster's registry {host}"));
+    }
     for w in &report.warnings {
         out.warn(&w.to_string());
     }

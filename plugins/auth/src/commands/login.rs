@@ -1,4 +1,4 @@
-//! `gdcloud auth login`: flags → `oidc::login::Options`; the URL or device code on stderr, the
+//! `gdcloud auth login`: flags → `ops::login::Options`; the URL or device code on stderr, the
 //! signed-in account on stdout.
 
 use std::io::{BufRead, Write};
@@ -7,9 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
-use gdcloud::oidc::login::{self, Interaction, Options};
-use gdcloud::oidc::{self, Settings};
+use gdcloud::ops::login::{self, Interaction, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
 
@@ -71,52 +69,20 @@ impl Interaction for Terminal {
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let mut config = Config::load(global.configuration.as_deref())?;
-    // Absolute, because the session keeps it for refreshes, which the credential helper runs from
-    // whatever directory Docker was started in (and the property is saved the same).
-    let cert = args
-        .login_config_cert
-        .as_ref()
-        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
-    let settings = Settings::resolve(
-        &config,
-        args.issuer_url.as_deref(),
-        args.client_id.as_deref(),
-        cert.as_deref(),
-    )?;
-    let mut audiences: Vec<String> = oidc::registry_audiences(&config)
-        .into_iter()
-        .map(|(_, a)| a)
-        .collect();
-    audiences.extend(args.audiences.iter().cloned());
-    audiences.sort();
-    audiences.dedup();
+    let mut config = global.config()?;
     let opts = Options {
-        settings: settings.clone(),
-        audiences,
+        issuer_url: args.issuer_url,
+        client_id: args.client_id,
+        ca_file: args.login_config_cert,
+        audiences: args.audiences,
         no_browser: args.no_browser,
         browser: std::env::var("BROWSER").ok(),
         log_http: global.log_http,
-        timeout: Duration::from_secs(args.timeout.max(1)),
+        timeout: Duration::from_secs(args.timeout),
     };
-    let report = login::run(&config, &opts, &Terminal)
+    let report = login::run(&mut config, &opts, &Terminal)
         .await
         .context("login")?;
-    // Saved only after a successful sign-in, so a typo never replaces working settings.
-    let mut pairs: Vec<(&str, String)> = Vec::new();
-    if let Some(i) = &args.issuer_url {
-        pairs.push((oidc::ISSUER_PROPERTY, i.clone()));
-    }
-    if let Some(c) = &args.client_id {
-        pairs.push((oidc::CLIENT_ID_PROPERTY, c.clone()));
-    }
-    if let Some(p) = &cert {
-        pairs.push((oidc::CERT_PROPERTY, p.display().to_string()));
-    }
-    if !pairs.is_empty() {
-        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        config.set_many(&refs)?;
-    }
     if out.format == Format::Json {
         out.json(&report)?;
     } else {

@@ -4,8 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
-use gdcloud::oidc::tokens::{self, Freshness};
+use gdcloud::ops::identity_token::{self, Freshness, Options, DEFAULT_MARGIN};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
 
@@ -23,20 +22,19 @@ pub struct Args {
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
-    let freshness = if args.refresh_stale {
-        Freshness::HalfLife
-    } else {
-        Freshness::Margin(tokens::DEFAULT_MARGIN)
+    let config = global.config()?;
+    let opts = Options {
+        audience: args.audiences,
+        freshness: if args.refresh_stale {
+            Freshness::HalfLife
+        } else {
+            Freshness::Margin(DEFAULT_MARGIN)
+        },
+        log_http: global.log_http,
     };
-    let token = tokens::token(
-        &config,
-        args.audiences.as_deref(),
-        freshness,
-        global.log_http,
-    )
-    .await
-    .context("print-identity-token")?;
+    let token = identity_token::run(&config, &opts)
+        .await
+        .context("print-identity-token")?;
     if out.format == Format::Json {
         #[derive(serde::Serialize)]
         struct Shown<'a> {

@@ -4,8 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
-use gdcloud::oidc::tokens;
+use gdcloud::ops::revoke;
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
 
@@ -13,8 +12,8 @@ use gdcloud::plugin::{Format, Output};
 pub struct Args {}
 
 pub async fn run(global: &GlobalArgs, out: &Output, _args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
-    let report = tokens::revoke(&config, global.log_http)
+    let config = global.config()?;
+    let report = revoke::run(&config, global.log_http)
         .await
         .context("revoke")?;
     if let Some(w) = &report.warning {

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
 use gdcloud::ops::storage_config;
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
@@ -20,7 +19,7 @@ pub struct Args {
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let mut config = Config::load(global.configuration.as_deref())?;
+    let mut config = global.config()?;
     let report = storage_config::configure(&mut config, &args.cluster.options())
         .await
         .context("configure")?;

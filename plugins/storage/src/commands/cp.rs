@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
+use gdcloud::ops::storage_config;
 use gdcloud::ops::storage_copy::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::progress::Bars;
+use gdcloud::plugin::Escaped;
 use gdcloud::plugin::{Format, Output};
-use gdcloud::text::Escaped;
 
 use super::source::ClusterArgs;
 
@@ -45,8 +45,10 @@ pub struct Args {
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, mut args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
-    let settings = args.cluster.settings(&config).await.context("cp")?;
+    let config = global.config()?;
+    let settings = storage_config::settings(&config, &args.cluster.options())
+        .await
+        .context("cp")?;
     let destination = args.paths.pop().expect("clap requires two paths");
     let opts = Options {
         sources: args.paths.clone(),

@@ -5,9 +5,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use gdcloud::config::Config;
 use gdcloud::ops::storage_config::{
-    environment, fish_quote, powershell_quote, sh_quote, STALE_VARIABLES,
+    self, environment, fish_quote, powershell_quote, sh_quote, STALE_VARIABLES,
 };
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
@@ -40,8 +39,10 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     if std::io::stdout().is_terminal() && !args.show_secrets {
         bail!("stdout is a terminal: the secret key would be shown; use `eval \"$(gdcloud storage env)\"`, `gdcloud storage exec -- CMD`, or --show-secrets");
     }
-    let config = Config::load(global.configuration.as_deref())?;
-    let settings = args.cluster.settings(&config).await.context("env")?;
+    let config = global.config()?;
+    let settings = storage_config::settings(&config, &args.cluster.options())
+        .await
+        .context("env")?;
     let vars = environment(&settings);
     if out.format == Format::Json {
         let map: serde_json::Map<String, serde_json::Value> = vars

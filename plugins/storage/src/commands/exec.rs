@@ -5,8 +5,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
-use gdcloud::ops::storage_config::{environment, STALE_VARIABLES};
+use gdcloud::ops::storage_config::{self, environment, STALE_VARIABLES};
 use gdcloud::plugin::cli::GlobalArgs;
 
 use super::source::ClusterArgs;
@@ -24,8 +23,10 @@ pub struct Args {
 }
 
 pub async fn run(global: &GlobalArgs, args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
-    let settings = args.cluster.settings(&config).await.context("exec")?;
+    let config = global.config()?;
+    let settings = storage_config::settings(&config, &args.cluster.options())
+        .await
+        .context("exec")?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut command = std::process::Command::new(program);
     for k in STALE_VARIABLES {

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::config::Config;
+use gdcloud::ops::storage_config;
 use gdcloud::ops::storage_copy;
 use gdcloud::plugin::cli::GlobalArgs;
+use gdcloud::plugin::Escaped;
 use gdcloud::plugin::{Format, Output};
-use gdcloud::text::Escaped;
 
 use super::source::ClusterArgs;
 
@@ -29,8 +29,10 @@ pub struct Args {
 }
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
-    let config = Config::load(global.configuration.as_deref())?;
-    let settings = args.cluster.settings(&config).await.context("ls")?;
+    let config = global.config()?;
+    let settings = storage_config::settings(&config, &args.cluster.options())
+        .await
+        .context("ls")?;
     let listed = storage_copy::ls(
         &settings,
         &args.url,

@@ -3,10 +3,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
-use gdcloud::config::Config;
-use gdcloud::kube;
-use gdcloud::ops::storage_config::{self, Options, S3Settings};
+use gdcloud::ops::storage_config::{self, Options};
+use gdcloud::plugin::cli::KubeArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClusterArgs {
@@ -22,12 +20,8 @@ pub struct ClusterArgs {
     /// A CA (PEM) for the endpoint's TLS (`configure` saves it as storage/s3_custom_ca_certs_file).
     #[arg(long, value_name = "FILE")]
     pub ca_cert_path: Option<PathBuf>,
-    /// The kubeconfig (default: KUBECONFIG, else ~/.kube/config).
-    #[arg(long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context.
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 impl ClusterArgs {
@@ -37,26 +31,7 @@ impl ClusterArgs {
             namespace: Some(self.namespace.clone()),
             endpoint: self.endpoint.clone(),
             ca_cert_path: self.ca_cert_path.clone(),
-            cluster: kube::Options {
-                kubeconfig: self.kubeconfig.clone(),
-                context: self.context.clone(),
-            },
-        }
-    }
-
-    /// From the cluster when `--secret` is given, else from the configuration.
-    pub async fn settings(&self, config: &Config) -> Result<S3Settings> {
-        if self.secret.is_some() {
-            Ok(storage_config::from_cluster(&self.options()).await?.0)
-        } else {
-            let mut s = storage_config::from_config(config)?;
-            if let Some(e) = &self.endpoint {
-                s.endpoint = e.clone();
-            }
-            if let Some(c) = &self.ca_cert_path {
-                s.ca_file = Some(c.clone());
-            }
-            Ok(s)
+            cluster: self.kube.options(),
         }
     }
 }
