@@ -10,7 +10,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::atomic;
-use crate::docker_config::current_uid;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -33,19 +32,42 @@ pub enum Error {
     NoHome,
 }
 
-/// The `certs.d` roots for this user: Docker's, then the containers tools'.
+/// The system `certs.d` roots: Docker's, then the containers tools'.
+const SYSTEM_ROOTS: [&str; 2] = ["/etc/docker/certs.d", "/etc/containers/certs.d"];
+/// The per-user `certs.d` roots under the home directory, in the same order.
+const USER_ROOTS: [&str; 2] = [".docker/certs.d", ".config/containers/certs.d"];
+
+/// The `certs.d` roots this user installs into: the system ones for root, else the home ones.
 pub fn certs_dirs() -> Result<Vec<PathBuf>, Error> {
-    if current_uid() == 0 {
-        return Ok(vec![
-            PathBuf::from("/etc/docker/certs.d"),
-            PathBuf::from("/etc/containers/certs.d"),
-        ]);
+    if crate::user::is_root() {
+        return Ok(SYSTEM_ROOTS.iter().map(PathBuf::from).collect());
     }
     let home = dirs::home_dir().ok_or(Error::NoHome)?;
-    Ok(vec![
-        home.join(".docker/certs.d"),
-        home.join(".config/containers/certs.d"),
-    ])
+    Ok(USER_ROOTS.iter().map(|r| home.join(r)).collect())
+}
+
+/// The CA files installed for `host` by `configure-docker --config-cert` (and by hand, Docker's and
+/// the containers tools' way), in both the system and the user roots: what a client trusts.
+pub fn installed_cas(host: &str) -> Vec<PathBuf> {
+    let home = dirs::home_dir();
+    let roots = SYSTEM_ROOTS.iter().map(PathBuf::from).chain(
+        home.iter()
+            .flat_map(|h| USER_ROOTS.iter().map(move |r| h.join(r))),
+    );
+    let mut found = Vec::new();
+    for root in roots {
+        let Ok(entries) = fs::read_dir(root.join(host)) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+            .collect();
+        files.sort();
+        found.extend(files);
+    }
+    found
 }
 
 /// Reads and checks a PEM CA bundle.

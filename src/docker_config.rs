@@ -67,14 +67,7 @@ pub fn containers_auth_path() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("containers/auth.json");
     }
-    PathBuf::from(format!("/run/containers/{}/auth.json", current_uid()))
-}
-
-/// The uid this process runs as.
-pub fn current_uid() -> u32 {
-    // The owner of our own process directory is our real uid; avoids a libc dependency for one call.
-    use std::os::unix::fs::MetadataExt;
-    fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0)
+    PathBuf::from(format!("/run/containers/{}/auth.json", crate::user::euid()))
 }
 
 /// The registry host as Docker keys `credHelpers`: no scheme, no path, lower case, port kept.

@@ -229,33 +229,7 @@ fn builder(opts: &TlsOptions) -> Result<reqwest::ClientBuilder, Error> {
         .tls_backend_preconfigured(tls))
 }
 
-/// The CA files installed for `host` by `configure-docker --config-cert` (and by hand, Docker's and
-/// the containers tools' way), in both the system and the user locations.
-pub fn installed_cas(host: &str) -> Vec<PathBuf> {
-    let mut roots = vec![
-        PathBuf::from("/etc/docker/certs.d"),
-        PathBuf::from("/etc/containers/certs.d"),
-    ];
-    if let Some(home) = dirs::home_dir() {
-        roots.push(home.join(".docker/certs.d"));
-        roots.push(home.join(".config/containers/certs.d"));
-    }
-    let mut found = Vec::new();
-    for root in roots {
-        let dir = root.join(host);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "crt"))
-            .collect();
-        files.sort();
-        found.extend(files);
-    }
-    found
-}
+pub use crate::certs::installed_cas;
 
 /// A transport error and its causes as one line: reqwest's own message leaves out the cause that
 /// explains it (refused connection, certificate rejected).
@@ -295,6 +269,38 @@ pub fn classify(text: &str) -> Failure {
         Failure::Unreachable
     } else {
         Failure::Other
+    }
+}
+
+/// What to tell the user about a failed connection to one kind of server: what fixes an untrusted
+/// certificate, and what to check when nothing answers. Each empty or starting with "; ".
+#[derive(Debug, Clone, Copy)]
+pub struct Hints {
+    pub certificate: &'static str,
+    pub unreachable: &'static str,
+}
+
+/// A transport failure described once for every client: the URL without credentials, the cause
+/// chain, and the hint that fits its kind.
+#[derive(Debug, Clone)]
+pub struct ConnectFailure {
+    pub url: String,
+    pub detail: String,
+    pub hint: &'static str,
+}
+
+/// Describes `e`, a failure to reach `url`, with the matching hint from `hints`.
+pub fn connect_failure(url: &str, e: &reqwest::Error, hints: &Hints) -> ConnectFailure {
+    let detail = error_chain(e);
+    let hint = match classify(&detail) {
+        Failure::Certificate => hints.certificate,
+        Failure::Unreachable => hints.unreachable,
+        Failure::Other => "",
+    };
+    ConnectFailure {
+        url: redact_url(url),
+        detail,
+        hint,
     }
 }
 

@@ -26,6 +26,7 @@ pub mod s3;
 pub mod secret;
 pub mod tar_limit;
 pub mod text;
+pub mod user;
 
 /// The version every binary reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -162,12 +162,6 @@ impl Config {
         Some(value).filter(|v| !v.is_empty())
     }
 
-    /// The value in the file only, ignoring environment overrides (what `set` changes).
-    pub fn get_stored(&self, property: &str) -> Option<&str> {
-        let p = Property::parse(property).ok()?;
-        self.doc.get(&p.section, &p.key)
-    }
-
     /// Sets properties in this configuration's file: one atomic, locked read-modify-write that keeps
     /// every other line, so a concurrent `set` from another process is never lost.
     pub fn set_many(&mut self, pairs: &[(&str, &str)]) -> Result<()> {

@@ -238,11 +238,6 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
-    /// Continues a hash of bytes already written (a resumed download).
-    pub fn with_hasher(inner: W, hasher: Hasher) -> Self {
-        HashingWriter { inner, hasher }
-    }
-
     pub fn finish(self) -> (W, Digest, u64) {
         let len = self.hasher.len();
         (self.inner, self.hasher.finish(), len)

@@ -22,7 +22,6 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
-pub const OCI_LAYER_NONDIST_TAR: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
 pub const OCI_LAYER_NONDIST_GZIP: &str =
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";

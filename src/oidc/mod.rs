@@ -200,13 +200,14 @@ pub(crate) async fn error_text(resp: reqwest::Response) -> String {
 }
 
 pub(crate) fn connect_error(url: &str, e: &reqwest::Error) -> Error {
-    let mut detail = crate::http::error_chain(e);
-    if crate::http::classify(&detail) == crate::http::Failure::Certificate {
-        detail.push_str("; trust the provider's CA with --login-config-cert FILE");
-    }
+    const HINTS: http::Hints = http::Hints {
+        certificate: "; trust the provider's CA with --login-config-cert FILE",
+        unreachable: "",
+    };
+    let f = http::connect_failure(url, e, &HINTS);
     Error::Connect {
-        url: url.to_string(),
-        detail,
+        url: f.url,
+        detail: f.detail + f.hint,
     }
 }
 
