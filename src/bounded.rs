@@ -14,6 +14,7 @@
 
 use std::io::{self, Read};
 
+#[cfg(feature = "net")]
 use bytes::{Bytes, BytesMut};
 
 const MIB: u64 = 1 << 20;
@@ -70,6 +71,7 @@ pub fn read(r: impl Read, limit: u64, what: &str) -> io::Result<Vec<u8>> {
 }
 
 /// Why [`response`] gave no body.
+#[cfg(feature = "net")]
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     #[error(transparent)]
@@ -79,6 +81,7 @@ pub enum BodyError {
     Transport(reqwest::Error),
 }
 
+#[cfg(feature = "net")]
 /// Reads an HTTP body of at most `limit` bytes. A `Content-Length` above the limit is refused
 /// before any byte is read; a body that grows past it is refused as soon as it does.
 pub async fn response(
@@ -103,6 +106,7 @@ pub async fn response(
     Ok(out.freeze())
 }
 
+#[cfg(feature = "net")]
 /// The first `limit` bytes of an HTTP body (of an error answer, to quote in a message); the
 /// rest is never read, and a transfer error ends the body where it happened.
 pub async fn response_prefix(mut resp: reqwest::Response, limit: usize) -> Bytes {

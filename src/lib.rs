@@ -1,29 +1,39 @@
 //! Core of gdcloud-kit: everything the binaries share lives here once, so that the credential helper,
 //! the plugins and the tests agree on configuration, credential storage and file handling.
 //!
-//! The credential helper's hot path (`credentials`, `config`, `atomic`) touches no async runtime, HTTP or
-//! Kubernetes code; the command-line plumbing of the plugins sits behind the `cli` feature.
+//! Features keep the credential helper lean: with none it has configuration, credential stores and
+//! the token cache; `images` adds image files on disk (layouts, extraction), `net` the network
+//! clients (registry, S3, Kubernetes, the OpenID provider) and the ops that use them, `cli` the
+//! plugins' command-line plumbing.
 
 pub mod atomic;
+#[cfg(feature = "net")]
 pub mod body;
 pub mod bounded;
 pub mod certs;
 pub mod config;
 pub mod credentials;
 pub mod docker_config;
+#[cfg(feature = "images")]
 pub mod extract;
+#[cfg(feature = "net")]
 pub mod http;
+#[cfg(feature = "net")]
 pub mod kube;
+#[cfg(feature = "images")]
 pub mod layout;
 pub mod oci;
 pub mod oidc;
 pub mod ops;
 pub mod plugin;
 pub mod progress;
+#[cfg(feature = "net")]
 pub mod registry;
 pub mod rfc3339;
+#[cfg(feature = "net")]
 pub mod s3;
 pub mod secret;
+#[cfg(feature = "images")]
 pub mod tar_limit;
 pub mod text;
 pub mod user;

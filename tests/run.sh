@@ -58,6 +58,15 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
+# The credential helper is built without features: it must stay free of the async runtime, HTTP,
+# TLS and Kubernetes clients (what keeps its `get` at the cost of a process start).
+log "cargo clippy (the credential helper's lean build) and its dependency tree"
+cargo clippy -p gdcloud-kit --no-default-features --lib --bins --locked --quiet -- -D warnings
+if cargo tree -p gdcloud-kit --no-default-features -e normal --prefix none --locked \
+    | grep -E '^(tokio|reqwest|kube|rustls|hyper|indicatif) '; then
+  echo "ERROR: the credential helper's build pulls in the crates above; gate them behind the net feature" >&2
+  exit 1
+fi
 log "cargo build (every binary and example, so the integration tests can run them)"
 cargo build --workspace --bins --examples --locked --quiet
 log "cargo test"

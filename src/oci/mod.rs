@@ -36,6 +36,9 @@ pub const DOCKER_LAYER_FOREIGN_GZIP: &str =
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The annotation naming a file in an artifact's layer (ORAS and gdcloud bundles).
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
+/// Where `gdcloud artifacts pull` got an image (`HOST/REPO:TAG`), recorded in the layout's index so
+/// that `push`, `tree` and `extract` can name it later.
+pub const ANNOTATION_SOURCE: &str = "com.google.gdcloud.artifacts.source";
 
 /// Every manifest media type a registry may answer with, for the `Accept` header.
 pub const MANIFEST_ACCEPT: &[&str] = &[

@@ -16,8 +16,8 @@ use crate::extract::{self, Layer};
 /// How layers are applied (`LayerOptions::rootless()` for images you do not trust).
 pub use crate::extract::Options as LayerOptions;
 use crate::layout::source::{open_source, LocalImage};
+use crate::oci::ANNOTATION_SOURCE as SOURCE_ANNOTATION;
 use crate::oci::{self, AnyManifest, Compression, Descriptor, ImageConfig, Manifest, Platform};
-use crate::ops::pull::SOURCE_ANNOTATION;
 use crate::{bounded, text};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,17 +1,29 @@
 //! One module per user operation: the API the plugins call. An op takes options and returns data;
 //! the plugin decides how to render it (text or JSON).
 
+#[cfg(feature = "net")]
 pub mod configure_docker;
+#[cfg(feature = "net")]
 pub mod discovery;
+#[cfg(feature = "images")]
 pub mod extract;
+#[cfg(feature = "net")]
 pub mod identity_token;
+#[cfg(feature = "net")]
 pub mod list_versions;
+#[cfg(feature = "net")]
 pub mod login;
+#[cfg(feature = "net")]
 pub mod pull;
+#[cfg(feature = "net")]
 pub mod push;
+#[cfg(feature = "net")]
 pub mod revoke;
+#[cfg(feature = "net")]
 pub mod storage_config;
+#[cfg(feature = "net")]
 pub mod storage_copy;
+#[cfg(feature = "net")]
 pub mod tree;
 
 /// The configuration every op reads (and some write): gdcloud's properties.

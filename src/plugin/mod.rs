@@ -8,6 +8,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod output;
+#[cfg(feature = "cli")]
 pub mod progress;
 
 use std::ffi::OsStr;
