@@ -12,7 +12,10 @@ use url::Url;
 
 use super::cache::{self, CachedToken, TokenCache};
 use super::session::{Session, SessionStore};
-use super::{jwt, pkce_challenge, random_token, token_request, Error, Provider, Result, Settings};
+use super::{
+    jwt, pkce_challenge, random_token, token_request, Error, Provider, Result, Settings,
+    TokenResponse,
+};
 use crate::config::Config;
 use crate::secret::Secret;
 
@@ -59,14 +62,7 @@ struct DeviceAuthorization {
     expires_in: Option<u64>,
 }
 
-fn auth_url(
-    p: &Provider,
-    o: &Options,
-    redirect: &str,
-    state: &str,
-    nonce: &str,
-    challenge: &str,
-) -> Result<String> {
+fn auth_url(p: &Provider, o: &Options, redirect: &str, attempt: &Attempt) -> Result<String> {
     let mut url = Url::parse(&p.authorization_endpoint).map_err(|e| Error::Protocol {
         what: "authorization endpoint".into(),
         reason: e.to_string(),
@@ -77,9 +73,9 @@ fn auth_url(
             .append_pair("client_id", &o.settings.client_id)
             .append_pair("redirect_uri", redirect)
             .append_pair("scope", &o.settings.scopes)
-            .append_pair("state", state)
-            .append_pair("nonce", nonce)
-            .append_pair("code_challenge", challenge)
+            .append_pair("state", &attempt.state)
+            .append_pair("nonce", &attempt.nonce)
+            .append_pair("code_challenge", &attempt.challenge)
             .append_pair("code_challenge_method", "S256");
         // offline_access needs consent (OpenID Connect Core §11).
         if o.settings
@@ -186,53 +182,53 @@ fn code_from_redirect(url: &Url, state: &str) -> Result<String> {
     get("code").ok_or_else(|| Error::Login("the redirect carries no code".into()))
 }
 
+/// The PKCE verifier and the values that tie a redirect to this sign-in.
+struct Attempt {
+    verifier: String,
+    challenge: String,
+    state: String,
+    nonce: String,
+}
+
+impl Attempt {
+    fn new() -> Attempt {
+        let verifier = random_token(32);
+        Attempt {
+            challenge: pkce_challenge(&verifier),
+            verifier,
+            state: random_token(16),
+            nonce: random_token(16),
+        }
+    }
+}
+
+/// What the provider answered and how the person signed in.
+struct Grant {
+    /// `browser`, `device` or `paste`.
+    method: &'static str,
+    tokens: TokenResponse,
+    /// The nonce the ID token must carry (the device flow sends none).
+    nonce: Option<String>,
+}
+
+/// Signs in: the browser with a loopback redirect, else the device flow, else a pasted redirect
+/// URL; then checks the ID token and keeps the session and the ID token.
 pub async fn run(config: &Config, o: &Options, ui: &dyn Interaction) -> Result<Report> {
     let client = o.settings.http(o.log_http)?;
     let provider = Provider::discover(&client, &o.settings.issuer).await?;
-    let verifier = random_token(32);
-    let challenge = pkce_challenge(&verifier);
-    let state = random_token(16);
-    let nonce = random_token(16);
-
-    let (method, tokens, nonce_used) = if !o.no_browser {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| Error::Login(format!("cannot listen on 127.0.0.1: {e}")))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| Error::Login(e.to_string()))?
-            .port();
-        let redirect = format!("http://127.0.0.1:{port}/callback");
-        let url = auth_url(&provider, o, &redirect, &state, &nonce, &challenge)?;
-        let started = open_browser(o.browser.as_deref(), &url);
-        ui.show_url(&url, started);
-        let callback = tokio::time::timeout(o.timeout, wait_for_callback(listener))
-            .await
-            .map_err(|_| Error::Timeout)??;
-        let code = code_from_redirect(&callback, &state)?;
-        let t = exchange(&client, &provider, o, &code, &redirect, &verifier).await?;
-        ("browser", t, Some(nonce.as_str()))
+    let grant = if !o.no_browser {
+        browser_flow(&client, &provider, o, ui).await?
     } else if let Some(device_endpoint) = &provider.device_authorization_endpoint {
-        let t = device_flow(&client, &provider, device_endpoint, o, ui).await?;
-        ("device", t, None)
+        Grant {
+            method: "device",
+            tokens: device_flow(&client, &provider, device_endpoint, o, ui).await?,
+            nonce: None,
+        }
     } else {
-        let redirect = "http://127.0.0.1/callback".to_string();
-        let url = auth_url(&provider, o, &redirect, &state, &nonce, &challenge)?;
-        ui.show_url(&url, false);
-        let pasted = ui
-            .read_redirect()
-            .map_err(|e| Error::Login(format!("read the redirect URL: {e}")))?;
-        let callback = Url::parse(pasted.trim()).map_err(|_| {
-            Error::Login(
-                "that is not the redirect URL; copy the whole address from the browser".into(),
-            )
-        })?;
-        let code = code_from_redirect(&callback, &state)?;
-        let t = exchange(&client, &provider, o, &code, &redirect, &verifier).await?;
-        ("paste", t, Some(nonce.as_str()))
+        paste_flow(&client, &provider, o, ui).await?
     };
 
-    let id_token = tokens.id_token.clone().ok_or_else(|| {
+    let id_token = grant.tokens.id_token.clone().ok_or_else(|| {
         Error::Login("the provider returned no ID token; include openid in auth/scopes".into())
     })?;
     let decoded = jwt::decode(&id_token)?;
@@ -240,10 +236,10 @@ pub async fn run(config: &Config, o: &Options, ui: &dyn Interaction) -> Result<R
     decoded.verify_id_token(
         &provider.issuer,
         &o.settings.client_id,
-        nonce_used,
+        grant.nonce.as_deref(),
         cache::now(),
     )?;
-    let refresh = tokens.refresh_token.clone().ok_or_else(|| {
+    let refresh = grant.tokens.refresh_token.clone().ok_or_else(|| {
         Error::Login(
             "the provider issued no refresh token; include offline_access in auth/scopes".into(),
         )
@@ -253,7 +249,6 @@ pub async fn run(config: &Config, o: &Options, ui: &dyn Interaction) -> Result<R
         .or_else(|| decoded.claim_str("sub"))
         .unwrap_or("")
         .to_string();
-
     let session = Session {
         issuer: provider.issuer.trim_end_matches('/').to_string(),
         client_id: o.settings.client_id.clone(),
@@ -267,12 +262,84 @@ pub async fn run(config: &Config, o: &Options, ui: &dyn Interaction) -> Result<R
         ca_file: o.settings.ca_file.clone(),
     };
     SessionStore::open(config)?.save(&session)?;
+    cache_id_token(config, &session, &decoded, id_token)?;
+    Ok(Report {
+        account,
+        issuer: session.issuer,
+        audiences: o.audiences.clone(),
+        method: grant.method,
+    })
+}
+
+/// The browser flow: a one-shot listener on 127.0.0.1 receives the redirect.
+async fn browser_flow(
+    client: &reqwest::Client,
+    provider: &Provider,
+    o: &Options,
+    ui: &dyn Interaction,
+) -> Result<Grant> {
+    let attempt = Attempt::new();
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::Login(format!("cannot listen on 127.0.0.1: {e}")))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::Login(e.to_string()))?
+        .port();
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let url = auth_url(provider, o, &redirect, &attempt)?;
+    let started = open_browser(o.browser.as_deref(), &url);
+    ui.show_url(&url, started);
+    let callback = tokio::time::timeout(o.timeout, wait_for_callback(listener))
+        .await
+        .map_err(|_| Error::Timeout)??;
+    let code = code_from_redirect(&callback, &attempt.state)?;
+    Ok(Grant {
+        method: "browser",
+        tokens: exchange(client, provider, o, &code, &redirect, &attempt.verifier).await?,
+        nonce: Some(attempt.nonce),
+    })
+}
+
+/// No browser and no device flow at this provider: the person opens the URL anywhere and pastes
+/// the address the browser ended on.
+async fn paste_flow(
+    client: &reqwest::Client,
+    provider: &Provider,
+    o: &Options,
+    ui: &dyn Interaction,
+) -> Result<Grant> {
+    let attempt = Attempt::new();
+    let redirect = "http://127.0.0.1/callback".to_string();
+    let url = auth_url(provider, o, &redirect, &attempt)?;
+    ui.show_url(&url, false);
+    let pasted = ui
+        .read_redirect()
+        .map_err(|e| Error::Login(format!("read the redirect URL: {e}")))?;
+    let callback = Url::parse(pasted.trim()).map_err(|_| {
+        Error::Login("that is not the redirect URL; copy the whole address from the browser".into())
+    })?;
+    let code = code_from_redirect(&callback, &attempt.state)?;
+    Ok(Grant {
+        method: "paste",
+        tokens: exchange(client, provider, o, &code, &redirect, &attempt.verifier).await?,
+        nonce: Some(attempt.nonce),
+    })
+}
+
+/// Keeps the verified ID token in the token cache, so `print-identity-token` needs no refresh.
+fn cache_id_token(
+    config: &Config,
+    session: &Session,
+    decoded: &jwt::Decoded,
+    id_token: String,
+) -> Result<()> {
+    let now = cache::now();
     let mut cache = TokenCache {
-        account: account.clone(),
+        account: session.account.clone(),
         issuer: session.issuer.clone(),
         tokens: Default::default(),
     };
-    let now = cache::now();
     cache.tokens.insert(
         cache::ID_TOKEN.into(),
         CachedToken {
@@ -289,12 +356,6 @@ pub async fn run(config: &Config, o: &Options, ui: &dyn Interaction) -> Result<R
         action: "write",
         path: cache::path(config.dir()),
         source,
-    })?;
-    Ok(Report {
-        account,
-        issuer: session.issuer,
-        audiences: o.audiences.clone(),
-        method,
     })
 }
 
@@ -305,7 +366,7 @@ async fn exchange(
     code: &str,
     redirect: &str,
     verifier: &str,
-) -> Result<super::TokenResponse> {
+) -> Result<TokenResponse> {
     let t = token_request(
         client,
         &p.token_endpoint,
@@ -338,7 +399,7 @@ async fn device_flow(
     endpoint: &str,
     o: &Options,
     ui: &dyn Interaction,
-) -> Result<super::TokenResponse> {
+) -> Result<TokenResponse> {
     let mut form: Vec<(&str, &str)> = vec![
         ("client_id", &o.settings.client_id),
         ("scope", &o.settings.scopes),

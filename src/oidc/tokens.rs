@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::cache::{self, CachedToken, TokenCache};
-use super::session::SessionStore;
-use super::{jwt, token_request, Error, Result};
+use super::session::{Session, SessionStore};
+use super::{jwt, token_request, Error, Result, TokenResponse};
 use crate::atomic::DirLock;
 use crate::config::Config;
 use crate::http::{self, TlsOptions};
@@ -48,7 +48,19 @@ fn lock_dir(config_dir: &Path) -> PathBuf {
     config_dir.join("oidc.lock")
 }
 
-/// A token for `audience` (an access token, RFC 8707) or the ID token (`None`).
+/// The cached token under `key` when it is fresh enough.
+fn cached_token(cached: &TokenCache, key: &str, freshness: Freshness) -> Option<Token> {
+    let t = cached.tokens.get(key)?;
+    fresh(t, freshness, cache::now()).then(|| Token {
+        token: t.token.clone(),
+        account: cached.account.clone(),
+        expires_at: t.expires_at,
+        refreshed: false,
+    })
+}
+
+/// A token for `audience` (an access token, RFC 8707) or the ID token (`None`): from the cache
+/// while fresh, else refreshed under the lock, so parallel callers refresh once.
 pub async fn token(
     config: &Config,
     audience: Option<&str>,
@@ -56,18 +68,9 @@ pub async fn token(
     log_http: bool,
 ) -> Result<Token> {
     let dir = config.dir().to_path_buf();
-    let key = audience.unwrap_or(cache::ID_TOKEN).to_string();
-    let now = cache::now();
-    let cached = TokenCache::load(&dir);
-    if let Some(t) = cached.tokens.get(&key) {
-        if fresh(t, freshness, now) {
-            return Ok(Token {
-                token: t.token.clone(),
-                account: cached.account.clone(),
-                expires_at: t.expires_at,
-                refreshed: false,
-            });
-        }
+    let key = audience.unwrap_or(cache::ID_TOKEN);
+    if let Some(t) = cached_token(&TokenCache::load(&dir), key, freshness) {
+        return Ok(t);
     }
     let lock_path = lock_dir(&dir);
     let _lock = DirLock::acquire(&lock_path).map_err(|source| Error::Io {
@@ -77,15 +80,8 @@ pub async fn token(
     })?;
     // Another process may have refreshed while we waited for the lock.
     let mut cached = TokenCache::load(&dir);
-    if let Some(t) = cached.tokens.get(&key) {
-        if fresh(t, freshness, cache::now()) {
-            return Ok(Token {
-                token: t.token.clone(),
-                account: cached.account.clone(),
-                expires_at: t.expires_at,
-                refreshed: false,
-            });
-        }
+    if let Some(t) = cached_token(&cached, key, freshness) {
+        return Ok(t);
     }
     let store = SessionStore::open(config)?;
     let mut session = store.load()?.ok_or(Error::NoSession)?;
@@ -99,6 +95,36 @@ pub async fn token(
         ca_files: session.ca_file.iter().cloned().collect(),
         log_http,
     })?;
+    let resp = refresh(&client, &session, audience).await?;
+    // The rotated refresh token first: losing it would end the session.
+    if let Some(rt) = &resp.refresh_token {
+        session.refresh_token = Secret::new(rt.clone());
+        store.save(&session)?;
+    }
+    record(&client, &session, &resp, audience, &mut cached).await?;
+    cached.save(&dir).map_err(|source| Error::Io {
+        action: "write",
+        path: cache::path(&dir),
+        source,
+    })?;
+    let t = cached.tokens.get(key).ok_or_else(|| Error::Protocol {
+        what: "token answer".into(),
+        reason: "no ID token (include openid in auth/scopes)".into(),
+    })?;
+    Ok(Token {
+        token: t.token.clone(),
+        account: cached.account.clone(),
+        expires_at: t.expires_at,
+        refreshed: true,
+    })
+}
+
+/// The refresh grant (RFC 6749 §6) for `audience`; OAuth errors become what the user should do.
+async fn refresh(
+    client: &reqwest::Client,
+    session: &Session,
+    audience: Option<&str>,
+) -> Result<TokenResponse> {
     let mut form: Vec<(&str, &str)> = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", session.refresh_token.expose()),
@@ -107,42 +133,40 @@ pub async fn token(
     if let Some(a) = audience {
         form.push(("resource", a));
     }
-    let resp = token_request(&client, &session.token_endpoint, &form).await?;
+    let resp = token_request(client, &session.token_endpoint, &form).await?;
+    let described = |e: &str| format!("{e} {}", resp.error_description.clone().unwrap_or_default());
     match resp.error.as_deref() {
-        None => {}
-        Some("invalid_target") => {
-            return Err(Error::AudienceNotGranted(
-                audience.unwrap_or("").to_string(),
-            ))
-        }
+        None => Ok(resp),
+        Some("invalid_target") => Err(Error::AudienceNotGranted(
+            audience.unwrap_or("").to_string(),
+        )),
         Some(e @ ("invalid_grant" | "invalid_client" | "unauthorized_client")) => {
-            return Err(Error::SessionExpired(
-                format!("{e} {}", resp.error_description.clone().unwrap_or_default())
-                    .trim()
-                    .to_string(),
-            ))
+            Err(Error::SessionExpired(described(e).trim().to_string()))
         }
-        Some(e) => {
-            return Err(Error::Provider {
-                url: session.token_endpoint.clone(),
-                status: 400,
-                message: format!("{e} {}", resp.error_description.clone().unwrap_or_default()),
-            })
-        }
+        Some(e) => Err(Error::Provider {
+            url: session.token_endpoint.clone(),
+            status: 400,
+            message: described(e),
+        }),
     }
-    // The rotated refresh token first: losing it would end the session.
-    if let Some(rt) = &resp.refresh_token {
-        session.refresh_token = Secret::new(rt.clone());
-        store.save(&session)?;
-    }
+}
+
+/// Puts the refreshed tokens into the cache: the ID token (verified like the one from sign-in
+/// when it is what the caller asked for, but for the nonce, which a refresh does not carry) and
+/// the access token for `audience`.
+async fn record(
+    client: &reqwest::Client,
+    session: &Session,
+    resp: &TokenResponse,
+    audience: Option<&str>,
+    cached: &mut TokenCache,
+) -> Result<()> {
     let now = cache::now();
     cached.account = session.account.clone();
     cached.issuer = session.issuer.clone();
-    // An ID token that is what the caller asked for is verified like the one from sign-in (but
-    // for the nonce, which a refresh does not carry).
     if let (None, Some(id), Some(jwks_uri)) = (audience, &resp.id_token, &session.jwks_uri) {
         let d = jwt::decode(id)?;
-        let jwks: jwt::Jwks = super::get_json(&client, jwks_uri, "JWKS").await?;
+        let jwks: jwt::Jwks = super::get_json(client, jwks_uri, "JWKS").await?;
         d.verify_signature(&jwks)?;
         d.verify_id_token(&session.issuer, &session.client_id, None, now)?;
     }
@@ -163,31 +187,16 @@ pub async fn token(
             what: "token answer".into(),
             reason: "no access token".into(),
         })?;
-        let expires_at = now + resp.expires_in.unwrap_or(60);
         cached.tokens.insert(
             a.to_string(),
             CachedToken {
                 token: Secret::new(access),
                 issued_at: now,
-                expires_at,
+                expires_at: now + resp.expires_in.unwrap_or(60),
             },
         );
     }
-    cached.save(&dir).map_err(|source| Error::Io {
-        action: "write",
-        path: cache::path(&dir),
-        source,
-    })?;
-    let t = cached.tokens.get(&key).ok_or_else(|| Error::Protocol {
-        what: "token answer".into(),
-        reason: "no ID token (include openid in auth/scopes)".into(),
-    })?;
-    Ok(Token {
-        token: t.token.clone(),
-        account: cached.account.clone(),
-        expires_at: t.expires_at,
-        refreshed: true,
-    })
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize)]

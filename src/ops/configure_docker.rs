@@ -217,6 +217,67 @@ fn plan(
     Ok(changes)
 }
 
+/// Plans every file, then writes those with changes (none with `dry_run`), all under the locks of
+/// their directories, so two runs cannot interleave and a refusal leaves every file as it was.
+fn write_files(
+    paths: &[PathBuf],
+    hosts: &[String],
+    opts: &Options,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<FileReport>, Error> {
+    // Two paths may share a directory: lock each directory once.
+    let mut locks = Vec::new();
+    let mut locked_dirs: Vec<PathBuf> = Vec::new();
+    if !opts.dry_run {
+        for p in paths {
+            let target = crate::atomic::resolve_target(p).unwrap_or_else(|_| p.clone());
+            let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
+            if !locked_dirs.contains(&dir) {
+                locks.push(JsonFile::lock(p)?);
+                locked_dirs.push(dir);
+            }
+        }
+    }
+    let mut planned = Vec::new();
+    for p in paths {
+        let mut file = JsonFile::load(p)?;
+        let changes = plan(&mut file, hosts, opts, warnings)?;
+        planned.push((file, changes));
+    }
+    let mut files = Vec::new();
+    for (file, changes) in planned {
+        let mut report = FileReport {
+            path: file.path().to_path_buf(),
+            written: false,
+            backup: None,
+            changes,
+        };
+        if !opts.dry_run && !report.changes.is_empty() {
+            report.backup = file.save()?;
+            report.written = true;
+        }
+        files.push(report);
+    }
+    drop(locks);
+    Ok(files)
+}
+
+/// Records `audience` for `hosts` in `auth/registry_audiences`, keeping other hosts' entries.
+fn record_audience(config: &mut Config, hosts: &[String], audience: &str) -> Result<(), Error> {
+    let mut pairs: Vec<(String, String)> = crate::oidc::registry_audiences(config)
+        .into_iter()
+        .filter(|(h, _)| !hosts.contains(h))
+        .collect();
+    pairs.extend(hosts.iter().map(|h| (h.clone(), audience.to_string())));
+    let value = pairs
+        .iter()
+        .map(|(h, a)| format!("{h}={a}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    config.set(crate::oidc::AUDIENCES_PROPERTY, &value)?;
+    Ok(())
+}
+
 /// Whether `docker-credential-gdcloud` can be found on `PATH`.
 pub fn helper_on_path() -> bool {
     let Some(path) = std::env::var_os("PATH") else {
@@ -252,7 +313,6 @@ fn configure(config: &mut Config, opts: &Options) -> Result<Report, Error> {
         (Some(_), false) => return Err(Error::CaFileWithoutConfigCert),
         (None, false) => None,
     };
-
     let mut paths = vec![docker_config::docker_config_path()?];
     if opts.containers {
         paths.push(docker_config::containers_auth_path());
@@ -261,44 +321,7 @@ fn configure(config: &mut Config, opts: &Options) -> Result<Report, Error> {
     if !helper_on_path() {
         warnings.push(Warning::HelperNotOnPath);
     }
-
-    // Lock every file's directory for the whole plan-and-write, so two runs cannot interleave. Two
-    // paths may share a directory: lock each directory once.
-    let mut locks = Vec::new();
-    let mut locked_dirs: Vec<PathBuf> = Vec::new();
-    if !opts.dry_run {
-        for p in &paths {
-            let target = crate::atomic::resolve_target(p).unwrap_or_else(|_| p.clone());
-            let dir = target.parent().map(Path::to_path_buf).unwrap_or_default();
-            if !locked_dirs.contains(&dir) {
-                locks.push(JsonFile::lock(p)?);
-                locked_dirs.push(dir);
-            }
-        }
-    }
-    let mut planned = Vec::new();
-    for p in &paths {
-        let mut file = JsonFile::load(p)?;
-        let changes = plan(&mut file, &hosts, opts, &mut warnings)?;
-        planned.push((file, changes));
-    }
-
-    let mut files = Vec::new();
-    for (file, changes) in planned {
-        let mut report = FileReport {
-            path: file.path().to_path_buf(),
-            written: false,
-            backup: None,
-            changes,
-        };
-        if !opts.dry_run && !report.changes.is_empty() {
-            report.backup = file.save()?;
-            report.written = true;
-        }
-        files.push(report);
-    }
-    drop(locks);
-
+    let files = write_files(&paths, &hosts, opts, &mut warnings)?;
     let mut certificates = Vec::new();
     if let Some(ca) = &ca {
         for host in &hosts {
@@ -310,17 +333,7 @@ fn configure(config: &mut Config, opts: &Options) -> Result<Report, Error> {
         }
     }
     if let (Some(aud), false) = (&opts.audience, opts.dry_run) {
-        let mut pairs: Vec<(String, String)> = crate::oidc::registry_audiences(config)
-            .into_iter()
-            .filter(|(h, _)| !hosts.contains(h))
-            .collect();
-        pairs.extend(hosts.iter().map(|h| (h.clone(), aud.clone())));
-        let value = pairs
-            .iter()
-            .map(|(h, a)| format!("{h}={a}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        config.set(crate::oidc::AUDIENCES_PROPERTY, &value)?;
+        record_audience(config, &hosts, aud)?;
     }
     Ok(Report {
         audience: opts.audience.clone(),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use gdcloud::ops::configure_docker::{self, Change, Options};
+use gdcloud::ops::configure_docker::{self, Change, Options, Report};
 use gdcloud::plugin::cli::{GlobalArgs, KubeArgs};
 use gdcloud::plugin::{Format, Output};
 
@@ -67,8 +67,14 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     }
     if out.format == Format::Json {
         out.json(&report)?;
-        return Ok(ExitCode::SUCCESS);
+    } else {
+        render(out, &report)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report as lines: one per change (or "already configured"), then the audience and the CAs.
+fn render(out: &Output, report: &Report) -> Result<()> {
     let verb = if report.dry_run {
         "would use"
     } else {
@@ -123,5 +129,5 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
             c.display()
         ))?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
