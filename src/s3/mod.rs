@@ -8,13 +8,19 @@
 pub mod client;
 pub mod deadline;
 pub mod error;
+mod failure;
 mod listing;
+mod multipart;
 pub mod object;
+mod objects;
+mod request;
 pub mod sigv4;
 mod xml;
 
-pub use client::{Client, Download, Upload, DEFAULT_REGION};
+pub use client::{Client, DEFAULT_REGION};
 pub use deadline::RateFloor;
 pub use error::{Error, Result};
 pub use listing::{Listing, MAX_LISTED, MAX_PAGES};
 pub use object::{CompletedPart, ListPage, ListQuery, ObjectEntry, ObjectInfo};
+pub use objects::Download;
+pub use request::Upload;
