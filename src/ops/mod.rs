@@ -8,7 +8,8 @@ pub mod list_versions;
 pub mod pull;
 pub mod push;
 pub mod storage_config;
-pub mod storage_copy;
+pub mod storage_cp;
+pub mod storage_ls;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

@@ -96,8 +96,7 @@ impl Client {
         })
     }
 
-    /// The endpoint, for messages.
-
+    /// The path-style URL of a bucket or an object, its query sorted as SigV4 signs it.
     pub(super) fn url(
         &self,
         bucket: &str,

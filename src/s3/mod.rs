@@ -15,6 +15,7 @@ pub mod object;
 mod objects;
 mod request;
 pub mod sigv4;
+pub(crate) mod transfer;
 mod xml;
 
 pub use client::{Client, DEFAULT_REGION};

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use gdcloud::config::Config;
-use gdcloud::ops::storage_copy;
+use gdcloud::ops::storage_ls;
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::{Format, Output};
 use gdcloud::text::Escaped;
@@ -31,7 +31,7 @@ pub struct Args {
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
     let config = Config::load(global.configuration.as_deref())?;
     let settings = args.cluster.settings(&config).await.context("ls")?;
-    let listed = storage_copy::ls(
+    let listed = storage_ls::ls(
         &settings,
         &args.url,
         args.recursive,
