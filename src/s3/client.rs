@@ -159,10 +159,11 @@ impl Client {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn client() -> Client {
+    /// A client that sends nothing: for the pure parts (URLs, error mapping).
+    pub(in crate::s3) fn client() -> Client {
         Client::new(
             "http://127.0.0.1:9000/",
             "AK",

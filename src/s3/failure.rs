@@ -5,12 +5,27 @@ use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
 use super::client::Target;
-use super::error::Error;
+use super::error::{Error, Result};
 use super::{xml, Client};
 use crate::bounded;
 use crate::http;
 
 impl Client {
+    /// `resp` when it is a success, else the error it holds.
+    pub(super) async fn success(
+        &self,
+        method: &Method,
+        url: &Url,
+        target: Target<'_>,
+        resp: Response,
+    ) -> Result<Response> {
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(self.fail(method, url, target, resp).await)
+        }
+    }
+
     /// Maps a failed answer to our error, from S3's error document when there is one.
     pub(super) async fn fail(
         &self,
@@ -122,19 +137,7 @@ fn service(method: &Method, url: &Url, status: StatusCode, code: &str, message: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::TlsOptions;
-    use crate::secret::Secret;
-
-    fn client() -> Client {
-        Client::new(
-            "http://127.0.0.1:9000/",
-            "AK",
-            Secret::new("s3cr3t-value"),
-            None,
-            &TlsOptions::default(),
-        )
-        .unwrap()
-    }
+    use crate::s3::client::tests::client;
 
     #[test]
     fn errors_are_classified() {

@@ -110,11 +110,9 @@ impl Client {
         }
         let url = self.url(bucket, None, &query)?;
         let resp = self.send(Method::GET, &url, &[], None).await?;
-        if !resp.status().is_success() {
-            return Err(self
-                .fail(&Method::GET, &url, Target::Bucket(bucket), resp)
-                .await);
-        }
+        let resp = self
+            .success(&Method::GET, &url, Target::Bucket(bucket), resp)
+            .await?;
         let body = Self::small_text(&url, resp).await?;
         parse_list(&body).map_err(|reason| Self::protocol(&url, reason))
     }

@@ -61,11 +61,9 @@ impl Client {
     async fn create_multipart_once(&self, bucket: &str, key: &str) -> Result<String> {
         let url = self.url(bucket, Some(key), &[("uploads", "")])?;
         let resp = self.send(Method::POST, &url, &[], None).await?;
-        if !resp.status().is_success() {
-            return Err(self
-                .fail(&Method::POST, &url, Target::Object(bucket, key), resp)
-                .await);
-        }
+        let resp = self
+            .success(&Method::POST, &url, Target::Object(bucket, key), resp)
+            .await?;
         let body = Self::small_text(&url, resp).await?;
         xml::text(&body, "UploadId")
             .filter(|u| !u.is_empty())
@@ -94,16 +92,14 @@ impl Client {
             &[("partNumber", &n), ("uploadId", upload_id)],
         )?;
         let resp = self.send_stream(Method::PUT, &url, body).await?;
-        if !resp.status().is_success() {
-            return Err(self
-                .fail(
-                    &Method::PUT,
-                    &url,
-                    Target::Upload(bucket, key, upload_id),
-                    resp,
-                )
-                .await);
-        }
+        let resp = self
+            .success(
+                &Method::PUT,
+                &url,
+                Target::Upload(bucket, key, upload_id),
+                resp,
+            )
+            .await?;
         Self::etag(&url, &resp)
     }
 
@@ -121,9 +117,7 @@ impl Client {
         let extra = [("content-type", "application/xml".to_string())];
         let resp = self.send(Method::POST, &url, &extra, Some(body)).await?;
         let target = Target::Upload(bucket, key, upload_id);
-        if !resp.status().is_success() {
-            return Err(self.fail(&Method::POST, &url, target, resp).await);
-        }
+        let resp = self.success(&Method::POST, &url, target, resp).await?;
         let status = resp.status();
         let text = Self::small_text(&url, resp).await?;
         if xml::error(&text).is_some() {
@@ -138,16 +132,13 @@ impl Client {
     async fn abort_multipart_once(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         let url = self.url(bucket, Some(key), &[("uploadId", upload_id)])?;
         let resp = self.send(Method::DELETE, &url, &[], None).await?;
-        if !resp.status().is_success() {
-            return Err(self
-                .fail(
-                    &Method::DELETE,
-                    &url,
-                    Target::Upload(bucket, key, upload_id),
-                    resp,
-                )
-                .await);
-        }
+        self.success(
+            &Method::DELETE,
+            &url,
+            Target::Upload(bucket, key, upload_id),
+            resp,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -50,11 +50,9 @@ impl Client {
     async fn head_object_once(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
         let url = self.url(bucket, Some(key), &[])?;
         let resp = self.send(Method::HEAD, &url, &[], None).await?;
-        if !resp.status().is_success() {
-            return Err(self
-                .fail(&Method::HEAD, &url, Target::Object(bucket, key), resp)
-                .await);
-        }
+        let resp = self
+            .success(&Method::HEAD, &url, Target::Object(bucket, key), resp)
+            .await?;
         Ok(ObjectInfo {
             // The header, not `content_length()`: a HEAD answer's body is empty whatever the size.
             size: header(&resp, "content-length")
@@ -219,11 +217,9 @@ impl Client {
     {
         let url = self.url(bucket, Some(key), &[])?;
         let resp = self.send_stream(Method::PUT, &url, body).await?;
-        if !resp.status().is_success() {
-            return Err(self
-                .fail(&Method::PUT, &url, Target::Object(bucket, key), resp)
-                .await);
-        }
+        let resp = self
+            .success(&Method::PUT, &url, Target::Object(bucket, key), resp)
+            .await?;
         Self::etag(&url, &resp)
     }
 
@@ -239,11 +235,9 @@ impl Client {
     async fn put_object_bytes_once(&self, bucket: &str, key: &str, body: Bytes) -> Result<String> {
         let url = self.url(bucket, Some(key), &[])?;
         let resp = self.send(Method::PUT, &url, &[], Some(body)).await?;
-        if !resp.status().is_success() {
-            return Err(self
-                .fail(&Method::PUT, &url, Target::Object(bucket, key), resp)
-                .await);
-        }
+        let resp = self
+            .success(&Method::PUT, &url, Target::Object(bucket, key), resp)
+            .await?;
         Self::etag(&url, &resp)
     }
 
@@ -256,11 +250,8 @@ impl Client {
     async fn delete_object_once(&self, bucket: &str, key: &str) -> Result<()> {
         let url = self.url(bucket, Some(key), &[])?;
         let resp = self.send(Method::DELETE, &url, &[], None).await?;
-        if !resp.status().is_success() {
-            return Err(self
-                .fail(&Method::DELETE, &url, Target::Object(bucket, key), resp)
-                .await);
-        }
+        self.success(&Method::DELETE, &url, Target::Object(bucket, key), resp)
+            .await?;
         Ok(())
     }
 }
