@@ -1,7 +1,7 @@
 //! `gdcloud storage cp`: objects between S3 and local files, fast and safe.
 //!
-//! The op plans what goes where ([`plan`]: one job per object or file, keys confined to
-//! DESTINATION), hands each job to the transfer engine ([`crate::s3::transfer`]: resumable ranged
+//! The op plans what goes where (`plan`: one job per object or file, keys confined to
+//! DESTINATION), hands each job to the transfer engine (`s3::transfer`: resumable ranged
 //! downloads, multipart uploads, verification) and reports what was copied, left alone or failed.
 
 use std::path::PathBuf;
@@ -43,6 +43,7 @@ impl From<s3::Error> for Error {
     }
 }
 
+/// The `cp` command line, with the storage settings resolved.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub sources: Vec<String>,
@@ -57,6 +58,7 @@ pub struct Options {
     pub log_http: bool,
 }
 
+/// One copy made (or, in `skipped`, left alone).
 #[derive(Debug, Clone, Serialize)]
 pub struct Item {
     pub source: String,
@@ -64,12 +66,14 @@ pub struct Item {
     pub bytes: u64,
 }
 
+/// One copy that failed, with its message (`-c`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     pub source: String,
     pub error: String,
 }
 
+/// What `cp` did, for the plugin to render as text or JSON.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub copied: Vec<Item>,
@@ -123,6 +127,8 @@ pub(crate) fn connect(
     )?)
 }
 
+/// Copies every source to the destination, one job after the other (each job's parts in
+/// parallel); with `continue_on_error`, failures are reported instead of ending the run.
 pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
     let client = connect(&opts.settings, opts.insecure, opts.log_http)?;
     let jobs = plan::plan(&client, opts).await?;

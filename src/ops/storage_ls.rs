@@ -16,6 +16,8 @@ pub struct Listed {
     pub prefix: bool,
 }
 
+/// The common prefixes, then the objects, below `url` (`s3://BUCKET[/PREFIX]`): one level, or all
+/// of them with `recursive`.
 pub async fn ls(
     settings: &S3Settings,
     url: &str,

@@ -1,9 +1,8 @@
 //! An S3 client for one endpoint with path-style addressing (`endpoint/bucket/key`), signing every
 //! request with SigV4. This file holds the client itself and what every request shares (URLs, the
 //! deadline of small requests, reading small answers); the requests live beside it by seam:
-//! [`super::request`] signs and sends, [`super::failure`] maps failed answers to [`Error`],
-//! [`super::objects`] HEAD, GET, PUT and DELETE objects, [`super::multipart`] multipart uploads and
-//! [`super::listing`] ListObjectsV2.
+//! `request` signs and sends, `failure` maps failed answers to [`Error`], `objects` HEADs, GETs,
+//! PUTs and DELETEs objects, `multipart` runs multipart uploads and `listing` ListObjectsV2.
 //!
 //! Bodies are never held in memory: downloads are handed out as response streams (a failed
 //! transfer resumes with [`Client::get_range`], optionally pinned to the ETag), uploads take a

@@ -86,7 +86,7 @@ impl Client {
 }
 
 impl Client {
-    /// One page of ListObjectsV2 (at most [`bounded::LISTING`] bytes).
+    /// One page of ListObjectsV2 (at most [`crate::bounded::LISTING`] bytes).
     pub async fn list_objects_v2(&self, bucket: &str, q: &ListQuery<'_>) -> Result<ListPage> {
         let what = || format!("listing s3://{bucket}/{}", crate::text::Escaped(q.prefix));
         self.small(what, self.list_objects_v2_once(bucket, q)).await

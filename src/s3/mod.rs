@@ -1,5 +1,8 @@
 //! S3 object storage for `gdcloud storage cp/ls`: a SigV4 signer ([`sigv4`]), a path-style client
-//! for objects, ranges, multipart uploads and listings ([`Client`]), and typed errors ([`Error`]).
+//! for objects, ranges, multipart uploads and listings ([`Client`], its requests split by seam
+//! across `request`, `failure`, `objects`, `multipart` and `listing`), typed errors ([`Error`]),
+//! and the transfer engine `cp` runs on (`transfer`: resumable ranged downloads, multipart
+//! uploads, verification).
 //!
 //! Our own small client rather than `object_store`: `cp` needs exact control of streamed ranged
 //! GETs, resumable downloads and multipart uploads with abort, on the reqwest/rustls stack the rest
