@@ -66,7 +66,7 @@ impl From<s3::Error> for Error {
 }
 
 /// A path for a message: it holds object keys, so control characters are made visible.
-pub(crate) fn shown(p: &Path) -> std::borrow::Cow<'_, str> {
+fn shown(p: &Path) -> std::borrow::Cow<'_, str> {
     use std::os::unix::ffi::OsStrExt;
     crate::text::escape_bytes(p.as_os_str().as_bytes())
 }
