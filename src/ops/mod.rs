@@ -22,7 +22,9 @@ pub mod revoke;
 #[cfg(feature = "net")]
 pub mod storage_config;
 #[cfg(feature = "net")]
-pub mod storage_copy;
+pub mod storage_cp;
+#[cfg(feature = "net")]
+pub mod storage_ls;
 #[cfg(feature = "net")]
 pub mod tree;
 

@@ -1,4 +1,5 @@
-//! Whole listings (`cp -r`, `ls`): every ListObjectsV2 page of a prefix, within limits.
+//! Listings: one ListObjectsV2 page ([`Client::list_objects_v2`]), and whole listings (`cp -r`,
+//! `ls`): every page of a prefix, within limits.
 //!
 //! A listing is held in memory, so a server that never ends one (a continuation token on every
 //! page, or the same token again) would grow it until the machine runs out. Each page is read
@@ -11,8 +12,11 @@ use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
+use reqwest::Method;
+
+use super::client::Target;
 use super::error::{Error, Result};
-use super::object::{ListQuery, ObjectEntry};
+use super::object::{parse_list, ListPage, ListQuery, ObjectEntry};
 use super::Client;
 
 /// The most objects and common prefixes one listing holds.
@@ -78,5 +82,38 @@ impl Client {
         Err(fail(format!(
             "more than {MAX_PAGES} pages; copy or list narrower prefixes"
         )))
+    }
+}
+
+impl Client {
+    /// One page of ListObjectsV2 (at most [`crate::bounded::LISTING`] bytes).
+    pub async fn list_objects_v2(&self, bucket: &str, q: &ListQuery<'_>) -> Result<ListPage> {
+        let what = || format!("listing s3://{bucket}/{}", crate::text::Escaped(q.prefix));
+        self.small(what, self.list_objects_v2_once(bucket, q)).await
+    }
+
+    /// One page of ListObjectsV2.
+    async fn list_objects_v2_once(&self, bucket: &str, q: &ListQuery<'_>) -> Result<ListPage> {
+        let max = q.max_keys.map(|m| m.to_string());
+        let mut query = vec![("list-type", "2")];
+        if !q.prefix.is_empty() {
+            query.push(("prefix", q.prefix));
+        }
+        if let Some(d) = q.delimiter.filter(|d| !d.is_empty()) {
+            query.push(("delimiter", d));
+        }
+        if let Some(t) = q.continuation.filter(|t| !t.is_empty()) {
+            query.push(("continuation-token", t));
+        }
+        if let Some(m) = &max {
+            query.push(("max-keys", m));
+        }
+        let url = self.url(bucket, None, &query)?;
+        let resp = self.send(Method::GET, &url, &[], None).await?;
+        let resp = self
+            .success(&Method::GET, &url, Target::Bucket(bucket), resp)
+            .await?;
+        let body = Self::small_text(&url, resp).await?;
+        parse_list(&body).map_err(|reason| Self::protocol(&url, reason))
     }
 }

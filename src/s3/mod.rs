@@ -1,5 +1,8 @@
 //! S3 object storage for `gdcloud storage cp/ls`: a SigV4 signer ([`sigv4`]), a path-style client
-//! for objects, ranges, multipart uploads and listings ([`Client`]), and typed errors ([`Error`]).
+//! for objects, ranges, multipart uploads and listings ([`Client`], its requests split by seam
+//! across `request`, `failure`, `objects`, `multipart` and `listing`), typed errors ([`Error`]),
+//! and the transfer engine `cp` runs on (`transfer`: resumable ranged downloads, multipart
+//! uploads, verification).
 //!
 //! Our own small client rather than `object_store`: `cp` needs exact control of streamed ranged
 //! GETs, resumable downloads and multipart uploads with abort, on the reqwest/rustls stack the rest
@@ -8,13 +11,20 @@
 pub mod client;
 pub mod deadline;
 pub mod error;
+mod failure;
 mod listing;
+mod multipart;
 pub mod object;
+mod objects;
+mod request;
 pub mod sigv4;
+pub(crate) mod transfer;
 mod xml;
 
-pub use client::{Client, Download, Upload, DEFAULT_REGION};
+pub use client::{Client, DEFAULT_REGION};
 pub use deadline::RateFloor;
 pub use error::{Error, Result};
 pub use listing::{Listing, MAX_LISTED, MAX_PAGES};
 pub use object::{CompletedPart, ListPage, ListQuery, ObjectEntry, ObjectInfo};
+pub use objects::Download;
+pub use request::Upload;

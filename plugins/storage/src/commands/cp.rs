@@ -1,10 +1,10 @@
-//! `gdcloud storage cp [-r] [-n] [-c] SOURCE… DESTINATION`: flags → `ops::storage_copy::Options`.
+//! `gdcloud storage cp [-r] [-n] [-c] SOURCE… DESTINATION`: flags → `ops::storage_cp::Options`.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use gdcloud::ops::storage_config;
-use gdcloud::ops::storage_copy::{self, Options};
+use gdcloud::ops::storage_cp::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::progress::Bars;
 use gdcloud::plugin::Escaped;
@@ -63,7 +63,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, mut args: Args) -> Result<Ex
         log_http: global.log_http,
     };
     let progress = Bars::new(out.progress_enabled(), "cp");
-    let report = storage_copy::run(&opts, &progress).await.context("cp")?;
+    let report = storage_cp::run(&opts, &progress).await.context("cp")?;
     if out.format == Format::Json {
         out.json(&report)?;
     } else {

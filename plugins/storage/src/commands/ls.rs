@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use gdcloud::ops::storage_config;
-use gdcloud::ops::storage_copy;
+use gdcloud::ops::storage_ls;
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::Escaped;
 use gdcloud::plugin::{Format, Output};
@@ -33,7 +33,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let settings = storage_config::settings(&config, &args.cluster.options())
         .await
         .context("ls")?;
-    let listed = storage_copy::ls(
+    let listed = storage_ls::ls(
         &settings,
         &args.url,
         args.recursive,
