@@ -26,8 +26,7 @@ use crate::layout::source::{open_source, BlobSource, LocalImage};
 use crate::oci::{self, AnyManifest, Descriptor, Digest, Platform};
 use crate::ops::pull::SOURCE_ANNOTATION;
 use crate::progress::{self, Progress};
-use crate::registry::client::{BlobUpload, Mount};
-use crate::registry::{self, Client, ClientOptions, Reference, Scope};
+use crate::registry::{self, BlobUpload, Client, ClientOptions, Mount, Reference, Scope};
 
 use compress::{Codec, Pool, Written};
 use convert::Converted;
@@ -353,7 +352,7 @@ fn read_small(image: &LocalImage, desc: &Descriptor) -> Result<Vec<u8>, Error> {
     let mut r = image.blobs.open(&desc.digest)?;
     let mut buf = Vec::new();
     r.by_ref()
-        .take(registry::client::MAX_MANIFEST_BYTES + 1)
+        .take(registry::MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut buf)
         .map_err(|e| crate::layout::Error::Io {
             action: "read",

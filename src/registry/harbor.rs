@@ -10,9 +10,10 @@ use serde::Deserialize;
 use url::Url;
 
 use super::auth::Credentials;
-use super::client::{read_body, Client};
+use super::client::Client;
 use super::error::{Error, Result};
 use super::paging::{link_next, Pages};
+use super::transport::read_body;
 use crate::bounded;
 
 const PAGE_SIZE: u32 = 100;
