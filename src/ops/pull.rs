@@ -127,7 +127,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
 
     let mut chosen = resolve(&client, &reference, &top, opts).await?;
     let source_digest = chosen.root.digest.clone();
-    chosen.to_oci()?;
+    chosen.convert_to_oci()?;
     let plan = plan_blobs(&client, &reference, &top, &chosen, opts).await?;
     let (downloaded, present) = transfer_blobs(
         &client,
@@ -219,7 +219,7 @@ async fn resolve(
 impl Chosen {
     /// Docker-format images become OCI ones in the layout, as skopeo does: the layout readers look
     /// up OCI media types only. Only media types change; configs and layers keep their digests.
-    fn to_oci(&mut self) -> Result<(), Error> {
+    fn convert_to_oci(&mut self) -> Result<(), Error> {
         let mut converted = HashMap::new();
         for image in &mut self.images {
             if let Some(bytes) = oci::convert::manifest_to_oci(&image.bytes)? {
