@@ -18,7 +18,7 @@ pub struct Download(Response);
 
 impl Download {
     /// The body's chunks; an item fails when the registry sends less than
-    /// [`deadline::MIN_RATE`] averaged over a window.
+    /// `deadline::MIN_RATE` averaged over a window.
     pub fn bytes_stream(self) -> impl Stream<Item = std::io::Result<Bytes>> + Send + Unpin {
         let url = self.0.url().to_string();
         deadline::RateChecked::new(Box::pin(self.0.bytes_stream()), &url)
@@ -56,7 +56,7 @@ impl Client {
 
     /// Starts a blob download at `offset` (HTTP Range). Returns the body and whether the
     /// registry honoured the range (206); on `false` the body starts at byte 0. The body fails
-    /// when the registry sends less than [`deadline::MIN_RATE`] over a window.
+    /// when the registry sends less than `deadline::MIN_RATE` over a window.
     pub async fn get_blob(
         &self,
         repo: &str,

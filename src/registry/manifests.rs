@@ -177,7 +177,7 @@ impl Client {
     }
 
     /// Every tag of `repo`, following `Link` pagination on the registry itself: a page pointing
-    /// elsewhere, back at a page already read, or past [`super::paging::MAX_PAGES`] is an error.
+    /// elsewhere, back at a page already read, or past `paging::MAX_PAGES` is an error.
     pub async fn tags(&self, repo: &str) -> Result<Vec<String>> {
         #[derive(Deserialize)]
         struct TagList {

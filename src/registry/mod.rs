@@ -2,15 +2,15 @@
 //! Harbor's REST API.
 //!
 //! [`Client`] is the one type callers use; its methods are spread over the modules below by what
-//! they do: connecting ([`client`]), sending with retries (`transport`), the token dance
+//! they do: connecting (`client`), sending with retries (`transport`), the token dance
 //! ([`auth`]), manifests and tags (`manifests`), blob reads (`blobs`) and uploads (`uploads`).
 
 pub mod auth;
 mod blobs;
-pub mod client;
+pub(crate) mod client;
 pub(crate) mod deadline;
-pub mod error;
-pub mod harbor;
+pub(crate) mod error;
+pub(crate) mod harbor;
 mod manifests;
 pub(crate) mod origin;
 pub(crate) mod paging;

@@ -1,8 +1,8 @@
-//! Registry authentication, the whole of it: where credentials come from ([`docker`], as Docker
-//! finds them), what the registry's `WWW-Authenticate` challenge asks for ([`challenge`]), and the
-//! token dance that turns both into an `Authorization` header per scope ([`token`]).
+//! Registry authentication, the whole of it: where credentials come from (`docker`, as Docker
+//! finds them), what the registry's `WWW-Authenticate` challenge asks for (`challenge`), and the
+//! token dance that turns both into an `Authorization` header per scope (`token`).
 //!
-//! Which URLs may receive the credentials is [`super::origin::CredentialPolicy`]'s call; this
+//! Which URLs may receive the credentials is `origin::CredentialPolicy`'s call; this
 //! module only asks it.
 
 mod challenge;
@@ -48,7 +48,7 @@ impl Credentials {
     }
 }
 
-/// Credentials plus where they came from, for error messages ("tried credHelpers[h] = gdcloud").
+/// Credentials plus where they came from, for error messages ("tried credHelpers\[h\] = gdcloud").
 #[derive(Debug, Clone)]
 pub(crate) struct Found {
     pub(crate) credentials: Credentials,
