@@ -106,7 +106,7 @@ impl Client {
 
     /// Uploads `size` bytes from `stream` to an open session: one streamed PUT when the blob fits in
     /// `chunk_size`, else PATCH chunks of `chunk_size` (with Content-Range) and a closing PUT.
-    /// `chunks` yields exactly `size` bytes split at multiples of its item size.
+    /// `stream` yields exactly `size` bytes split at multiples of its item size.
     pub async fn upload<S>(
         &self,
         repo: &str,
