@@ -6,10 +6,10 @@
 //! re-run of an interrupted pull continues where it stopped. Manifests are written last, so a layout
 //! is only complete when everything it names is there.
 
+mod fetch;
+
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
@@ -18,6 +18,8 @@ use crate::layout::{self, Layout};
 use crate::oci::{self, AnyManifest, Descriptor, Digest, Platform};
 use crate::progress::Progress;
 use crate::registry::{self, Client, ClientOptions, Fetched, Reference};
+
+use fetch::{fetch_blob, Fetch};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -123,124 +125,217 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
         .await?;
     let layout = Layout::create_for_pull(&opts.destination, &reference.to_string())?;
 
-    // Which manifest becomes the layout's root, and which manifests must be fetched with it.
-    let mut root = top.clone();
-    let mut images: Vec<Fetched> = Vec::new();
-    match AnyManifest::parse(Some(&top.media_type), &top.bytes)? {
-        AnyManifest::Index(index) => {
-            let choose = opts.single_manifest_repo || opts.platform.is_some();
-            if choose {
-                let Some(want) = &opts.platform else {
-                    return Err(Error::IndexNeedsPlatform {
-                        reference: reference.to_string(),
-                        available: platforms_of(&index),
-                    });
+    let mut chosen = resolve(&client, &reference, &top, opts).await?;
+    let source_digest = chosen.root.digest.clone();
+    chosen.convert_to_oci()?;
+    let plan = plan_blobs(&client, &reference, &top, &chosen, opts).await?;
+    let (downloaded, present) = transfer_blobs(
+        &client,
+        repo,
+        &layout,
+        &plan.blobs,
+        opts.concurrency,
+        progress,
+    )
+    .await?;
+    write_manifests(&layout, &chosen)?;
+    record(&layout, &reference, &chosen.root)?;
+    layout.finish_pull()?;
+    progress.finish();
+    let root = &chosen.root;
+    Ok(Report {
+        reference: reference.to_string(),
+        digest: root.digest.to_string(),
+        source_digest: source_digest.to_string(),
+        media_type: root.media_type.clone(),
+        destination: opts.destination.clone(),
+        manifests: chosen.images.len() + usize::from(oci::is_index(&root.media_type)),
+        blobs: plan.blobs.len(),
+        bytes_downloaded: downloaded,
+        blobs_present: present,
+        foreign_layers_skipped: plan.foreign,
+    })
+}
+
+/// Which manifest becomes the layout's root, and the image manifests pulled with it.
+struct Chosen {
+    root: Fetched,
+    images: Vec<Fetched>,
+}
+
+/// Picks what to pull from `top`: the image itself, the index's image for `--platform`, or the
+/// whole index with every child.
+async fn resolve(
+    client: &Client,
+    reference: &Reference,
+    top: &Fetched,
+    opts: &Options,
+) -> Result<Chosen, Error> {
+    let repo = reference.repository.as_str();
+    let index = match AnyManifest::parse(Some(&top.media_type), &top.bytes)? {
+        AnyManifest::Image(_) => {
+            return Ok(Chosen {
+                root: top.clone(),
+                images: vec![top.clone()],
+            })
+        }
+        AnyManifest::Index(index) => index,
+    };
+    if !(opts.single_manifest_repo || opts.platform.is_some()) {
+        let mut images = Vec::new();
+        for child in &index.manifests {
+            if oci::is_index(&child.media_type) {
+                return Err(Error::NestedIndex(child.digest.clone()));
+            }
+            images.push(client.get_manifest(repo, &child.digest.to_string()).await?);
+        }
+        return Ok(Chosen {
+            root: top.clone(),
+            images,
+        });
+    }
+    let Some(want) = &opts.platform else {
+        return Err(Error::IndexNeedsPlatform {
+            reference: reference.to_string(),
+            available: platforms_of(&index),
+        });
+    };
+    let child = index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+        .ok_or_else(|| Error::NoSuchPlatform {
+            reference: reference.to_string(),
+            platform: want.to_string(),
+            available: platforms_of(&index),
+        })?;
+    let root = client.get_manifest(repo, &child.digest.to_string()).await?;
+    Ok(Chosen {
+        images: vec![root.clone()],
+        root,
+    })
+}
+
+impl Chosen {
+    /// Docker-format images become OCI ones in the layout, as skopeo does: the layout readers look
+    /// up OCI media types only. Only media types change; configs and layers keep their digests.
+    fn convert_to_oci(&mut self) -> Result<(), Error> {
+        let mut converted = HashMap::new();
+        for image in &mut self.images {
+            if let Some(bytes) = oci::convert::manifest_to_oci(&image.bytes)? {
+                let new = Fetched {
+                    digest: Digest::sha256_of(&bytes),
+                    media_type: oci::OCI_MANIFEST.into(),
+                    bytes,
                 };
-                let child = index
-                    .manifests
-                    .iter()
-                    .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
-                    .ok_or_else(|| Error::NoSuchPlatform {
-                        reference: reference.to_string(),
-                        platform: want.to_string(),
-                        available: platforms_of(&index),
-                    })?;
-                root = client.get_manifest(repo, &child.digest.to_string()).await?;
-                images.push(root.clone());
-            } else {
-                for child in &index.manifests {
-                    if oci::is_index(&child.media_type) {
-                        return Err(Error::NestedIndex(child.digest.clone()));
-                    }
-                    images.push(client.get_manifest(repo, &child.digest.to_string()).await?);
-                }
+                converted.insert(
+                    image.digest.clone(),
+                    (new.digest.clone(), new.bytes.len() as u64),
+                );
+                *image = new;
             }
         }
-        AnyManifest::Image(_) => images.push(top.clone()),
-    }
-
-    // Docker-format images become OCI ones in the layout, as skopeo does: the layout readers look
-    // up OCI media types only. Only media types change; configs and layers keep their digests.
-    let source_digest = root.digest.clone();
-    let mut converted = HashMap::new();
-    for image in &mut images {
-        if let Some(bytes) = oci::convert::manifest_to_oci(&image.bytes)? {
-            let new = Fetched {
+        if let Some((d, _)) = converted.get(&self.root.digest) {
+            let d = d.clone();
+            self.root = self
+                .images
+                .iter()
+                .find(|i| i.digest == d)
+                .cloned()
+                .expect("the converted root is one of the images");
+        } else if let Some(bytes) = oci::convert::list_to_oci(&self.root.bytes, &converted)? {
+            self.root = Fetched {
                 digest: Digest::sha256_of(&bytes),
-                media_type: oci::OCI_MANIFEST.into(),
+                media_type: oci::OCI_INDEX.into(),
                 bytes,
             };
-            converted.insert(
-                image.digest.clone(),
-                (new.digest.clone(), new.bytes.len() as u64),
-            );
-            *image = new;
         }
+        Ok(())
     }
-    if let Some((d, _)) = converted.get(&root.digest) {
-        let d = d.clone();
-        root = images
-            .iter()
-            .find(|i| i.digest == d)
-            .cloned()
-            .expect("the converted root is one of the images");
-    } else if let Some(bytes) = oci::convert::list_to_oci(&root.bytes, &converted)? {
-        root = Fetched {
-            digest: Digest::sha256_of(&bytes),
-            media_type: oci::OCI_INDEX.into(),
-            bytes,
-        };
-    }
+}
 
-    // Every blob the images name, once.
+/// The blobs to copy: every blob the images name, once; foreign layers are counted, not copied.
+struct Plan {
+    blobs: Vec<Descriptor>,
+    foreign: usize,
+}
+
+async fn plan_blobs(
+    client: &Client,
+    reference: &Reference,
+    top: &Fetched,
+    chosen: &Chosen,
+    opts: &Options,
+) -> Result<Plan, Error> {
     let mut seen = HashSet::new();
-    let mut blobs: Vec<Descriptor> = Vec::new();
-    let mut foreign = 0;
-    for image in &images {
+    let mut plan = Plan {
+        blobs: Vec::new(),
+        foreign: 0,
+    };
+    let plain = chosen.images.len() == 1 && chosen.root.digest == top.digest;
+    for image in &chosen.images {
         let AnyManifest::Image(m) = AnyManifest::parse(Some(&image.media_type), &image.bytes)?
         else {
             return Err(Error::NestedIndex(image.digest.clone()));
         };
-        if let (Some(want), true) = (
-            &opts.platform,
-            images.len() == 1 && root.digest == top.digest,
-        ) {
-            // A plain manifest with --platform: check its config says the same platform.
-            let cfg = client.get_small_blob(repo, &m.config).await?;
-            if let Ok(c) = serde_json::from_slice::<oci::ImageConfig>(&cfg) {
-                let actual = Platform {
-                    os: c.os.clone(),
-                    architecture: c.architecture.clone(),
-                    variant: c.variant.clone(),
-                    ..Platform::default()
-                };
-                if !c.os.is_empty() && !want.matches(&actual) {
-                    return Err(Error::WrongPlatform {
-                        reference: reference.to_string(),
-                        platform: want.to_string(),
-                        actual: actual.to_string(),
-                    });
-                }
-            }
+        if let (Some(want), true) = (&opts.platform, plain) {
+            check_platform(client, reference, &m.config, want).await?;
         }
         for d in std::iter::once(&m.config).chain(m.layers.iter()) {
             if is_foreign(d) {
-                foreign += 1;
+                plan.foreign += 1;
                 continue;
             }
             if seen.insert(d.digest.clone()) {
-                blobs.push(d.clone());
+                plan.blobs.push(d.clone());
             }
         }
     }
+    Ok(plan)
+}
 
-    for d in &blobs {
+/// A plain manifest with --platform: checks its config says the same platform.
+async fn check_platform(
+    client: &Client,
+    reference: &Reference,
+    config: &Descriptor,
+    want: &Platform,
+) -> Result<(), Error> {
+    let cfg = client.get_small_blob(&reference.repository, config).await?;
+    if let Ok(c) = serde_json::from_slice::<oci::ImageConfig>(&cfg) {
+        let actual = Platform {
+            os: c.os.clone(),
+            architecture: c.architecture.clone(),
+            variant: c.variant.clone(),
+            ..Platform::default()
+        };
+        if !c.os.is_empty() && !want.matches(&actual) {
+            return Err(Error::WrongPlatform {
+                reference: reference.to_string(),
+                platform: want.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Copies the blobs into the layout, `concurrency` at a time; returns the bytes transferred and
+/// how many blobs were already there.
+async fn transfer_blobs(
+    client: &Client,
+    repo: &str,
+    layout: &Layout,
+    blobs: &[Descriptor],
+    concurrency: usize,
+    progress: &dyn Progress,
+) -> Result<(u64, usize), Error> {
+    for d in blobs {
         progress.expect(d.size);
     }
-    let concurrency = opts.concurrency.max(1);
     let results: Vec<Result<Fetch, Error>> = stream::iter(blobs.iter())
-        .map(|d| fetch_blob(&client, repo, &layout, d, progress))
-        .buffer_unordered(concurrency)
+        .map(|d| fetch_blob(client, repo, layout, d, progress))
+        .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
     let (mut downloaded, mut present) = (0, 0);
@@ -250,15 +345,23 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
             Fetch::Downloaded(n) => downloaded += n,
         }
     }
+    Ok((downloaded, present))
+}
 
-    for image in &images {
-        write_manifest(&layout, image)?;
+/// Writes the manifests last, so the layout names only what is there: the images, then the
+/// index itself when the whole index was pulled (the root image is written already).
+fn write_manifests(layout: &Layout, chosen: &Chosen) -> Result<(), Error> {
+    for image in &chosen.images {
+        write_manifest(layout, image)?;
     }
-    // The index itself, when the whole index was pulled (the root image is written already).
-    if !images.iter().any(|i| i.digest == root.digest) {
-        write_manifest(&layout, &root)?;
+    if !chosen.images.iter().any(|i| i.digest == chosen.root.digest) {
+        write_manifest(layout, &chosen.root)?;
     }
+    Ok(())
+}
 
+/// Names the root in `index.json`, annotated with where it came from ([`SOURCE_ANNOTATION`]).
+fn record(layout: &Layout, reference: &Reference, root: &Fetched) -> Result<(), Error> {
     let mut desc = root.descriptor();
     desc.annotations = Some(
         [(
@@ -273,20 +376,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
         // By digest: no index.json exists yet in a fresh pull; the entry gets no ref name.
         None => layout.add_unnamed(desc)?,
     }
-    layout.finish_pull()?;
-    progress.finish();
-    Ok(Report {
-        reference: reference.to_string(),
-        digest: root.digest.to_string(),
-        source_digest: source_digest.to_string(),
-        media_type: root.media_type.clone(),
-        destination: opts.destination.clone(),
-        manifests: images.len() + usize::from(oci::is_index(&root.media_type)),
-        blobs: blobs.len(),
-        bytes_downloaded: downloaded,
-        blobs_present: present,
-        foreign_layers_skipped: foreign,
-    })
+    Ok(())
 }
 
 /// Writes a manifest or index (small, already verified in memory) under its sha256; whatever an
@@ -295,118 +385,4 @@ fn write_manifest(layout: &Layout, fetched: &Fetched) -> Result<(), Error> {
     let written = layout.write_blob(&fetched.bytes)?;
     debug_assert_eq!(written, fetched.digest);
     Ok(())
-}
-
-const DOWNLOAD_ATTEMPTS: u32 = 6;
-
-/// What [`fetch_blob`] did.
-enum Fetch {
-    /// The blob was already in the layout (an earlier, interrupted run), its content checked.
-    Present,
-    /// This many bytes were transferred.
-    Downloaded(u64),
-}
-
-/// Runs blocking file work (hashing, fsync) off the async workers, which are busy receiving the
-/// other blobs.
-async fn blocking<T: Send + 'static>(
-    layout: &Layout,
-    desc: &Descriptor,
-    work: impl FnOnce() -> Result<T, layout::Error> + Send + 'static,
-) -> Result<T, Error> {
-    let r = tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| layout::Error::Io {
-            action: "write",
-            path: layout.blob_path(&desc.digest),
-            source: std::io::Error::other(e.to_string()),
-        })??;
-    Ok(r)
-}
-
-/// Downloads one blob into the layout, resuming from what is already on disk.
-async fn fetch_blob(
-    client: &Client,
-    repo: &str,
-    layout: &Layout,
-    desc: &Descriptor,
-    progress: &dyn Progress,
-) -> Result<Fetch, Error> {
-    let bar = progress.blob(&desc.digest.short(), desc.size);
-    // A blob already there is trusted only after hashing it (a resumed layout may hold anything
-    // of the right size); in a fresh pull this is one failing `openat`.
-    let present = match layout.present_blob(desc)? {
-        Some(blob) => blocking(layout, desc, move || blob.verify()).await?,
-        None => false,
-    };
-    if present {
-        bar.skip(desc.size);
-        bar.done();
-        return Ok(Fetch::Present);
-    }
-    let mut writer = layout.blob_writer(desc)?;
-    bar.skip(writer.offset());
-    let mut transferred = 0u64;
-    let mut attempt = 0;
-    while writer.offset() < desc.size {
-        let offset = writer.offset();
-        let failure = match client.get_blob(repo, &desc.digest, offset).await {
-            Err(registry::Error::Connect { detail, .. }) => Some(detail),
-            Err(e) => return Err(e.into()),
-            Ok((resp, ranged)) => {
-                if offset > 0 && !ranged {
-                    writer.restart()?;
-                    bar.reset();
-                }
-                let mut body = resp.bytes_stream();
-                let mut failure = None;
-                while let Some(chunk) = body.next().await {
-                    match chunk {
-                        Ok(bytes) => {
-                            writer.write_all(&bytes).map_err(|e| layout::Error::Io {
-                                action: "write",
-                                path: layout.blob_path(&desc.digest),
-                                source: e,
-                            })?;
-                            transferred += bytes.len() as u64;
-                            bar.inc(bytes.len() as u64);
-                            if writer.offset() > desc.size {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            failure = Some(e.to_string());
-                            break;
-                        }
-                    }
-                }
-                if failure.is_none() && writer.offset() < desc.size {
-                    failure = Some(format!(
-                        "the registry ended the blob after {} of {} bytes",
-                        writer.offset(),
-                        desc.size
-                    ));
-                }
-                failure
-            }
-        };
-        if let Some(detail) = failure {
-            attempt += 1;
-            if attempt >= DOWNLOAD_ATTEMPTS {
-                return Err(Error::Download {
-                    repository: repo.to_string(),
-                    digest: desc.digest.clone(),
-                    detail,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt.min(5)))).await;
-        }
-        if writer.offset() > desc.size {
-            break;
-        }
-    }
-    // The fsync of a large blob takes a while.
-    blocking(layout, desc, move || writer.commit()).await?;
-    bar.done();
-    Ok(Fetch::Downloaded(transferred))
 }

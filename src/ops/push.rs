@@ -11,27 +11,24 @@
 
 mod compress;
 mod convert;
+mod upload;
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
-use crate::layout::source::{open_source, BlobSource, LocalImage};
+use crate::layout::source::{open_source, LocalImage};
 use crate::oci::{self, AnyManifest, Descriptor, Digest, Platform};
 use crate::ops::pull::SOURCE_ANNOTATION;
-use crate::progress::{self, Progress};
-use crate::registry::client::{BlobUpload, Mount};
+use crate::progress::Progress;
 use crate::registry::{self, Client, ClientOptions, Reference, Scope};
 
-use compress::{Codec, Pool, Written};
 use convert::Converted;
 pub use convert::LayerCompression;
+use upload::{push_blob, Blob, Outcome, Pushed, Target};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -104,9 +101,10 @@ pub struct Report {
     pub bytes_uploaded: u64,
 }
 
+/// Blobs are read, and chunk sizes rounded, in pieces of this size.
 const READ_CHUNK: usize = crate::body::PIECE;
-const UPLOAD_ATTEMPTS: u32 = 3;
 
+#[derive(Default)]
 struct Counters {
     uploaded: usize,
     skipped: usize,
@@ -115,39 +113,8 @@ struct Counters {
     bytes: u64,
 }
 
-/// A blob to push: as it is, or a plain-tar layer to compress first.
-struct Blob {
-    desc: Descriptor,
-    codec: Option<Codec>,
-}
-
-enum Outcome {
-    Uploaded(u64),
-    Skipped,
-    Mounted,
-}
-
-/// What became of one blob; for a compressed layer, also its uncompressed digest and what it
-/// became.
-struct Pushed {
-    outcome: Outcome,
-    compressed: Option<(Digest, Written)>,
-}
-
 pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
-    let (path, mut name) = super::split_source_name(&opts.source, None);
-    if !path.exists() {
-        return Err(Error::NoSource(path));
-    }
-    let dest = Reference::parse(&opts.destination, opts.default_registry.as_deref())?;
-    // A layout holding several images: the destination's tag picks one when no name was given.
-    let image = match open_source(&path, name.as_deref()) {
-        Err(crate::layout::Error::Ambiguous { .. }) if name.is_none() && dest.tag.is_some() => {
-            name = dest.tag.clone();
-            open_source(&path, name.as_deref())?
-        }
-        other => other?,
-    };
+    let (path, image, dest) = open(opts)?;
     let tag = dest.tag.clone().or_else(|| {
         image
             .name
@@ -156,63 +123,180 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
     });
     let repo = dest.repository.clone();
     let client = Client::connect(&dest.registry, &opts.client).await?;
+    let mount_from = mount_from(&image, &dest);
+    let mut chosen = select(&image, &path, opts)?;
+    let blobs = plan_blobs(&chosen, opts)?;
 
-    // Mount from the repository the image was pulled from, when it lives on this registry.
-    let mount_from = image
+    let scope = match &mount_from {
+        Some(from) => Scope::push_mount(&repo, from),
+        None => Scope::push(&repo),
+    };
+    let target = Target {
+        client: &client,
+        repo: &repo,
+        mount_from: mount_from.as_deref(),
+        scope: &scope,
+        chunk_size: (opts.chunk_size.max(READ_CHUNK as u64) / READ_CHUNK as u64)
+            * READ_CHUNK as u64,
+    };
+    let (counters, converted) = transfer_blobs(&target, &blobs, &image, opts, progress).await?;
+    chosen.rewrite(opts.compression, &converted)?;
+    put_manifests(&client, &repo, &chosen, tag.as_deref()).await?;
+    progress.finish();
+    let digest = Digest::sha256_of(&chosen.root_bytes);
+    Ok(Report {
+        destination: match &tag {
+            Some(t) => format!("{}/{}:{t}", dest.registry, repo),
+            None => format!("{}/{}@{digest}", dest.registry, repo),
+        },
+        digest: digest.to_string(),
+        media_type: chosen.root_desc.media_type.clone(),
+        blobs_uploaded: counters.uploaded,
+        blobs_skipped: counters.skipped,
+        blobs_mounted: counters.mounted,
+        layers_compressed: counters.compressed,
+        bytes_uploaded: counters.bytes,
+    })
+}
+
+/// Opens SOURCE and parses DESTINATION. A layout holding several images: the destination's tag
+/// picks one when no name was given.
+fn open(opts: &Options) -> Result<(PathBuf, LocalImage, Reference), Error> {
+    let (path, mut name) = super::split_source_name(&opts.source, None);
+    if !path.exists() {
+        return Err(Error::NoSource(path));
+    }
+    let dest = Reference::parse(&opts.destination, opts.default_registry.as_deref())?;
+    let image = match open_source(&path, name.as_deref()) {
+        Err(crate::layout::Error::Ambiguous { .. }) if name.is_none() && dest.tag.is_some() => {
+            name = dest.tag.clone();
+            open_source(&path, name.as_deref())?
+        }
+        other => other?,
+    };
+    Ok((path, image, dest))
+}
+
+/// The repository to mount blobs from: the one the image was pulled from
+/// ([`SOURCE_ANNOTATION`]), when it lives on this registry.
+fn mount_from(image: &LocalImage, dest: &Reference) -> Option<String> {
+    image
         .manifest
         .annotation(SOURCE_ANNOTATION)
         .and_then(|s| s.split_once('/'))
-        .filter(|(host, r)| *host == dest.registry && *r != repo)
-        .map(|(_, r)| r.to_string());
+        .filter(|(host, r)| *host == dest.registry && *r != dest.repository)
+        .map(|(_, r)| r.to_string())
+}
 
-    let mut root_bytes = image.manifest_bytes.clone();
-    let mut root_desc = image.manifest.clone();
-    let mut children: Vec<(Descriptor, Vec<u8>)> = Vec::new();
-    match AnyManifest::parse(Some(&root_desc.media_type), &root_bytes)? {
-        AnyManifest::Index(index) => {
-            let choose = opts.single_manifest_repo || opts.platform.is_some();
-            let available = || {
-                index
-                    .manifests
-                    .iter()
-                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            if choose {
-                let Some(want) = &opts.platform else {
-                    return Err(Error::IndexNeedsPlatform {
-                        source_path: path.display().to_string(),
-                        available: available(),
-                    });
-                };
-                let child = index
-                    .manifests
-                    .iter()
-                    .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
-                    .ok_or_else(|| Error::NoSuchPlatform {
-                        source_path: path.display().to_string(),
-                        platform: want.to_string(),
-                    })?;
-                root_bytes = read_small(&image, child)?;
-                root_desc = child.clone();
-            } else {
-                for child in &index.manifests {
-                    children.push((child.clone(), read_small(&image, child)?));
-                }
+/// What goes up: the root (the image, the index's image for `--platform`, or the index) and,
+/// for a whole index, its children, each with its exact bytes.
+struct Chosen {
+    root_desc: Descriptor,
+    root_bytes: Vec<u8>,
+    children: Vec<(Descriptor, Vec<u8>)>,
+}
+
+fn select(image: &LocalImage, path: &std::path::Path, opts: &Options) -> Result<Chosen, Error> {
+    let mut chosen = Chosen {
+        root_desc: image.manifest.clone(),
+        root_bytes: image.manifest_bytes.clone(),
+        children: Vec::new(),
+    };
+    let AnyManifest::Index(index) =
+        AnyManifest::parse(Some(&chosen.root_desc.media_type), &chosen.root_bytes)?
+    else {
+        return Ok(chosen);
+    };
+    if !(opts.single_manifest_repo || opts.platform.is_some()) {
+        for child in &index.manifests {
+            chosen
+                .children
+                .push((child.clone(), read_small(image, child)?));
+        }
+        return Ok(chosen);
+    }
+    let Some(want) = &opts.platform else {
+        return Err(Error::IndexNeedsPlatform {
+            source_path: path.display().to_string(),
+            available: index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let child = index
+        .manifests
+        .iter()
+        .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
+        .ok_or_else(|| Error::NoSuchPlatform {
+            source_path: path.display().to_string(),
+            platform: want.to_string(),
+        })?;
+    chosen.root_bytes = read_small(image, child)?;
+    chosen.root_desc = child.clone();
+    Ok(chosen)
+}
+
+impl Chosen {
+    /// The image manifests: the children of an index, else the root.
+    fn images(&self) -> Vec<(&Descriptor, &[u8])> {
+        if self.children.is_empty() {
+            vec![(&self.root_desc, &self.root_bytes)]
+        } else {
+            self.children
+                .iter()
+                .map(|(d, b)| (d, b.as_slice()))
+                .collect()
+        }
+    }
+
+    /// The manifests name the compressed layers; an index, its rewritten children.
+    fn rewrite(
+        &mut self,
+        compression: LayerCompression,
+        converted: &Converted,
+    ) -> Result<(), Error> {
+        let rewrite = |bytes: &[u8]| {
+            convert::rewrite_manifest(bytes, compression, converted).map_err(Error::Rewrite)
+        };
+        let rename = |desc: &mut Descriptor, bytes: &[u8]| {
+            desc.digest = Digest::sha256_of(bytes);
+            desc.size = bytes.len() as u64;
+        };
+        if self.children.is_empty() {
+            if let Some(new) = rewrite(&self.root_bytes)? {
+                rename(&mut self.root_desc, &new);
+                self.root_bytes = new;
+            }
+            return Ok(());
+        }
+        let mut renamed = Converted::new();
+        for (desc, bytes) in &mut self.children {
+            if let Some(new) = rewrite(bytes)? {
+                let old = desc.digest.clone();
+                rename(desc, &new);
+                renamed.insert(old, (desc.digest.clone(), desc.size));
+                *bytes = new;
             }
         }
-        AnyManifest::Image(_) => {}
+        if let Some(new) =
+            convert::rewrite_index(&self.root_bytes, &renamed).map_err(Error::Rewrite)?
+        {
+            rename(&mut self.root_desc, &new);
+            self.root_bytes = new;
+        }
+        Ok(())
     }
-    let images: Vec<(Descriptor, Vec<u8>)> = if children.is_empty() {
-        vec![(root_desc.clone(), root_bytes.clone())]
-    } else {
-        children.clone()
-    };
+}
 
+/// Every blob the images name, once, foreign layers left out; plain-tar layers are marked for
+/// compression as `--compression` says.
+fn plan_blobs(chosen: &Chosen, opts: &Options) -> Result<Vec<Blob>, Error> {
     let mut seen = HashSet::new();
     let mut blobs: Vec<Blob> = Vec::new();
-    for (desc, bytes) in &images {
+    for (desc, bytes) in chosen.images() {
         let AnyManifest::Image(m) = AnyManifest::parse(Some(&desc.media_type), bytes)? else {
             continue;
         };
@@ -240,35 +324,27 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
             });
         }
     }
-    for b in &blobs {
+    Ok(blobs)
+}
+
+/// Pushes the blobs, `--concurrency` at a time; returns what became of them and which layers
+/// were compressed into what.
+async fn transfer_blobs(
+    target: &Target<'_>,
+    blobs: &[Blob],
+    image: &LocalImage,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<(Counters, Converted), Error> {
+    for b in blobs {
         progress.expect(b.desc.size);
     }
-
-    let scope = match &mount_from {
-        Some(from) => Scope::push_mount(&repo, from),
-        None => Scope::push(&repo),
-    };
-    let chunk_size =
-        (opts.chunk_size.max(READ_CHUNK as u64) / READ_CHUNK as u64) * READ_CHUNK as u64;
-    let target = Target {
-        client: &client,
-        repo: &repo,
-        mount_from: mount_from.as_deref(),
-        scope: &scope,
-        chunk_size,
-    };
     let results: Vec<Result<Pushed, Error>> = stream::iter(blobs.iter())
-        .map(|b| push_blob(&target, b, image.blobs.clone(), progress))
+        .map(|b| push_blob(target, b, image.blobs.clone(), progress))
         .buffer_unordered(opts.concurrency.max(1))
         .collect()
         .await;
-    let mut counters = Counters {
-        uploaded: 0,
-        skipped: 0,
-        mounted: 0,
-        compressed: 0,
-        bytes: 0,
-    };
+    let mut counters = Counters::default();
     let mut converted = Converted::new();
     for r in results {
         let Pushed {
@@ -288,72 +364,41 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
             Outcome::Mounted => counters.mounted += 1,
         }
     }
+    Ok((counters, converted))
+}
 
-    // The manifests name the compressed layers; an index, its rewritten children.
-    let rewrite = |bytes: &[u8]| {
-        convert::rewrite_manifest(bytes, opts.compression, &converted).map_err(Error::Rewrite)
-    };
-    let rename = |desc: &mut Descriptor, bytes: &[u8]| {
-        desc.digest = Digest::sha256_of(bytes);
-        desc.size = bytes.len() as u64;
-    };
-    if children.is_empty() {
-        if let Some(new) = rewrite(&root_bytes)? {
-            rename(&mut root_desc, &new);
-            root_bytes = new;
-        }
-    } else {
-        let mut renamed = Converted::new();
-        for (desc, bytes) in &mut children {
-            if let Some(new) = rewrite(bytes)? {
-                let old = desc.digest.clone();
-                rename(desc, &new);
-                renamed.insert(old, (desc.digest.clone(), desc.size));
-                *bytes = new;
-            }
-        }
-        if let Some(new) = convert::rewrite_index(&root_bytes, &renamed).map_err(Error::Rewrite)? {
-            rename(&mut root_desc, &new);
-            root_bytes = new;
-        }
-    }
-
-    for (desc, bytes) in &children {
+/// Manifests go last, children before their index, so a tag never points at something
+/// incomplete; the root goes under `tag`, else under its digest.
+async fn put_manifests(
+    client: &Client,
+    repo: &str,
+    chosen: &Chosen,
+    tag: Option<&str>,
+) -> Result<(), Error> {
+    for (desc, bytes) in &chosen.children {
         client
             .put_manifest(
-                &repo,
+                repo,
                 &desc.digest.to_string(),
                 &desc.media_type,
                 bytes.clone(),
             )
             .await?;
     }
-    let reference = tag.clone().unwrap_or_else(|| root_desc.digest.to_string());
+    let digest = chosen.root_desc.digest.to_string();
+    let reference = tag.unwrap_or(&digest);
+    let root = &chosen.root_desc;
     client
-        .put_manifest(&repo, &reference, &root_desc.media_type, root_bytes.clone())
+        .put_manifest(repo, reference, &root.media_type, chosen.root_bytes.clone())
         .await?;
-    progress.finish();
-    let digest = Digest::sha256_of(&root_bytes);
-    Ok(Report {
-        destination: match &tag {
-            Some(t) => format!("{}/{}:{t}", dest.registry, repo),
-            None => format!("{}/{}@{digest}", dest.registry, repo),
-        },
-        digest: digest.to_string(),
-        media_type: root_desc.media_type.clone(),
-        blobs_uploaded: counters.uploaded,
-        blobs_skipped: counters.skipped,
-        blobs_mounted: counters.mounted,
-        layers_compressed: counters.compressed,
-        bytes_uploaded: counters.bytes,
-    })
+    Ok(())
 }
 
 fn read_small(image: &LocalImage, desc: &Descriptor) -> Result<Vec<u8>, Error> {
     let mut r = image.blobs.open(&desc.digest)?;
     let mut buf = Vec::new();
     r.by_ref()
-        .take(registry::client::MAX_MANIFEST_BYTES + 1)
+        .take(registry::MAX_MANIFEST_BYTES + 1)
         .read_to_end(&mut buf)
         .map_err(|e| crate::layout::Error::Io {
             action: "read",
@@ -370,225 +415,4 @@ fn read_small(image: &LocalImage, desc: &Descriptor) -> Result<Vec<u8>, Error> {
         .into());
     }
     Ok(buf)
-}
-
-/// A read error of a local blob as our error: a layout error it carries (a corrupt file, named)
-/// comes out as it is.
-fn read_error(e: std::io::Error, digest: &Digest) -> Error {
-    if crate::layout::Error::downcast_io(&e).is_some() {
-        let inner = e.into_inner().expect("downcast_io found an inner error");
-        return Error::from(
-            *inner
-                .downcast::<crate::layout::Error>()
-                .expect("downcast_io found a layout error"),
-        );
-    }
-    let path = PathBuf::from(digest.to_string());
-    crate::layout::Error::io("read", &path)(e).into()
-}
-
-/// Reads the local blob through its verifying reader; the error names the corrupt file.
-async fn check_local_blob(blobs: Arc<dyn BlobSource>, digest: Digest) -> Result<(), Error> {
-    tokio::task::spawn_blocking(move || -> Result<(), Error> {
-        let mut r = blobs.open(&digest)?;
-        std::io::copy(&mut r, &mut std::io::sink())
-            .map(drop)
-            .map_err(|e| read_error(e, &digest))
-    })
-    .await
-    .expect("the blob check does not panic")
-}
-
-/// Where blobs go: the same for every blob of a push.
-struct Target<'a> {
-    client: &'a Client,
-    repo: &'a str,
-    mount_from: Option<&'a str>,
-    scope: &'a Scope,
-    chunk_size: u64,
-}
-
-/// Pushes one blob, compressing it first when asked.
-async fn push_blob(
-    target: &Target<'_>,
-    blob: &Blob,
-    blobs: Arc<dyn BlobSource>,
-    progress: &dyn Progress,
-) -> Result<Pushed, Error> {
-    let desc = &blob.desc;
-    let bar = progress.blob(&desc.digest.short(), desc.size);
-    let Some(codec) = blob.codec else {
-        let (source, digest) = (blobs.clone(), desc.digest.clone());
-        let open = move || {
-            source
-                .open_for_upload(&digest)
-                .map_err(|e| std::io::Error::other(e.to_string()))
-        };
-        let outcome = send(target, &desc.digest, desc.size, open, Some(blobs), &bar).await?;
-        return Ok(Pushed {
-            outcome,
-            compressed: None,
-        });
-    };
-    // The progress bar follows the uncompressed bytes, read while compressing (the slow part).
-    let (file, written) = {
-        let (desc, counter) = (desc.clone(), progress::counter(&bar));
-        tokio::task::spawn_blocking(move || stage(codec, blobs.as_ref(), &desc, counter))
-            .await
-            .expect("compression does not panic")?
-    };
-    let file = Arc::new(file);
-    let open = move || -> std::io::Result<FileAt> {
-        Ok(FileAt {
-            file: file.clone(),
-            at: 0,
-        })
-    };
-    let outcome = send(target, &written.digest, written.size, open, None, &bar).await?;
-    Ok(Pushed {
-        outcome,
-        compressed: Some((desc.digest.clone(), written)),
-    })
-}
-
-/// Where compressed layers wait for their upload: `$TMPDIR` when set, else `/var/tmp` (on disk,
-/// where `/tmp` is often memory; podman stages image copies there for the same reason).
-fn stage_dir() -> PathBuf {
-    let var_tmp = Path::new("/var/tmp");
-    if std::env::var_os("TMPDIR").is_none() && var_tmp.is_dir() {
-        var_tmp.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    }
-}
-
-/// Compresses the layer `desc` into an unnamed temporary file (`O_TMPFILE`, mode 0600: no other
-/// user can open it, and it vanishes when closed, even if we are killed). The layer is read
-/// through its verifying reader: the registry can check only the compressed digest, so the
-/// uncompressed one (the config's diff_id) is checked here.
-fn stage(
-    codec: Codec,
-    blobs: &dyn BlobSource,
-    desc: &Descriptor,
-    counted: impl Fn(u64),
-) -> Result<(File, Written), Error> {
-    let dir = stage_dir();
-    let failed = |source| Error::Compress {
-        digest: desc.digest.clone(),
-        dir: dir.clone(),
-        source,
-    };
-    let mut input = blobs.open(&desc.digest)?;
-    let mut file = tempfile::tempfile_in(&dir).map_err(failed)?;
-    let pool = Pool::shared().map_err(failed)?;
-    match compress::compress(pool, codec, &mut input, &mut file, &counted) {
-        Ok(written) => Ok((file, written)),
-        Err(e) if crate::layout::Error::downcast_io(&e).is_some() => {
-            Err(read_error(e, &desc.digest))
-        }
-        Err(e) => Err(failed(e)),
-    }
-}
-
-/// A reader of a shared file from the start, for each upload attempt.
-struct FileAt {
-    file: Arc<File>,
-    at: u64,
-}
-
-impl Read for FileAt {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.at)?;
-        self.at += n as u64;
-        Ok(n)
-    }
-}
-
-/// Sends one blob unless the registry has it (HEAD) or mounts it; retries a failed upload.
-/// `check` is the local source, checked when the registry refuses the bytes (a corrupt copy is
-/// then named); a staged compressed blob was hashed as it was written and needs no check.
-async fn send<R, O>(
-    target: &Target<'_>,
-    digest: &Digest,
-    size: u64,
-    open: O,
-    check: Option<Arc<dyn BlobSource>>,
-    bar: &Arc<dyn crate::progress::BlobProgress>,
-) -> Result<Outcome, Error>
-where
-    R: Read + 'static,
-    O: Fn() -> std::io::Result<R> + Clone + Send + 'static,
-{
-    let Target {
-        client,
-        repo,
-        mount_from,
-        scope,
-        chunk_size,
-    } = *target;
-    // A compressed layer's bar already counted its input: the upload does not count again.
-    let counts = check.is_some();
-    let left = if counts { size } else { 0 };
-    if client.blob_exists(repo, digest, scope).await?.is_some() {
-        bar.skip(left);
-        bar.done();
-        return Ok(Outcome::Skipped);
-    }
-    let mut attempt = 0;
-    loop {
-        let location = match client
-            .start_upload(repo, Some((digest, mount_from)), scope)
-            .await?
-        {
-            Mount::Mounted => {
-                bar.skip(left);
-                bar.done();
-                return Ok(Outcome::Mounted);
-            }
-            Mount::Upload(loc) => loc,
-        };
-        let counter = progress::counter(bar);
-        let body = crate::body::from_reader(open.clone(), Some(size), move |n| {
-            if counts {
-                counter(n)
-            }
-        });
-        let blob = BlobUpload {
-            digest,
-            size,
-            chunk_size,
-        };
-        match client.upload(repo, location, blob, scope, body).await {
-            Ok(()) => {
-                bar.done();
-                return Ok(Outcome::Uploaded(size));
-            }
-            Err(e) => {
-                attempt += 1;
-                if counts {
-                    bar.reset();
-                }
-                // A refused blob (400: DIGEST_INVALID, SIZE_INVALID …) is checked here, where a
-                // corrupt local copy is named; the upload skipped hashing it (open_for_upload).
-                if let (registry::Error::Status { status: 400, .. }, Some(blobs)) = (&e, &check) {
-                    check_local_blob(blobs.clone(), digest.clone()).await?;
-                }
-                if attempt >= UPLOAD_ATTEMPTS
-                    || matches!(
-                        e,
-                        registry::Error::Unauthorized { .. } | registry::Error::Denied { .. }
-                    )
-                {
-                    return Err(match e {
-                        registry::Error::Connect { detail, .. } => Error::Upload {
-                            repository: repo.to_string(),
-                            digest: digest.clone(),
-                            detail,
-                        },
-                        other => other.into(),
-                    });
-                }
-            }
-        }
-    }
 }

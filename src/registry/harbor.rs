@@ -10,9 +10,10 @@ use serde::Deserialize;
 use url::Url;
 
 use super::auth::Credentials;
-use super::client::{read_body, Client};
+use super::client::Client;
 use super::error::{Error, Result};
 use super::paging::{link_next, Pages};
+use super::transport::read_body;
 use crate::bounded;
 
 const PAGE_SIZE: u32 = 100;
@@ -25,27 +26,27 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Harbor's double encoding of a repository name inside a project: `a/b` → `a%252Fb`.
-pub fn encode_repository(name: &str) -> String {
+fn encode_repository(name: &str) -> String {
     let once = utf8_percent_encode(name, SEGMENT).to_string();
     utf8_percent_encode(&once, SEGMENT).to_string()
 }
 
+/// A tag in Harbor's artifact list.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Tag {
-    pub name: String,
+struct Tag {
+    name: String,
     #[serde(default)]
-    pub push_time: Option<String>,
+    push_time: Option<String>,
 }
 
+/// One entry of Harbor's artifact list.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Artifact {
-    pub digest: String,
+struct Artifact {
+    digest: String,
     #[serde(default)]
-    pub push_time: Option<String>,
+    push_time: Option<String>,
     #[serde(default)]
-    pub tags: Option<Vec<Tag>>,
-    #[serde(rename = "type", default)]
-    pub kind: Option<String>,
+    tags: Option<Vec<Tag>>,
 }
 
 /// A tag with when it was pushed.
@@ -87,88 +88,24 @@ pub async fn tags(
         url: path.clone(),
         reason: e.to_string(),
     })?;
-    url.query_pairs_mut()
-        .append_pair("with_tag", "true")
-        .append_pair("page", "1")
-        .append_pair("page_size", &PAGE_SIZE.to_string());
-    let what = format!("{}/{project}/{repository}", client.registry());
+    set_page(&mut url, 1);
+    let name = format!("{project}/{repository}");
+    let what = format!("{}/{name}", client.registry());
     let listing = format!("Harbor artifacts of {what}");
     let mut pages = Pages::new(client.policy(), &listing);
     let mut out = Vec::new();
     for page in 1u32.. {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if let Some(h) = creds.basic_header() {
-            if client
-                .policy()
-                .registry_may_receive(&url, "the Harbor API credentials")
-            {
-                headers.insert(AUTHORIZATION, h);
-            }
-        }
-        // The client's own retries (408/429/5xx, resets) and --log-http apply here too.
-        let resp = client
-            .send_raw(Method::GET, url.clone(), headers.clone())
-            .await?;
-        match resp.status() {
-            s if s.is_success() => {}
-            StatusCode::NOT_FOUND => {
-                return Err(Error::ManifestUnknown(format!(
-                    "{project}/{repository} (no such Harbor repository)"
-                )))
-            }
-            _ => return Err(client.fail("GET", &url, &what, resp).await),
-        }
-        let next = link_next(&url, &resp);
-        let body = read_body(
-            resp,
-            bounded::LISTING,
-            &format!("a page of {listing}"),
-            "GET",
-        )
-        .await?;
-        let artifacts: Vec<Artifact> =
-            serde_json::from_slice(&body).map_err(|e| Error::Protocol {
-                url: crate::http::redact_url(url.as_str()),
-                reason: format!("not a Harbor artifact list: {e}"),
-            })?;
+        let (artifacts, next) = fetch_page(client, creds, &url, &name, &what).await?;
         let count = artifacts.len();
         for a in artifacts {
-            for t in a.tags.unwrap_or_default() {
-                // Names, digests and times go onto terminals: refuse what no Harbor sends.
-                if !super::reference::valid_tag(&t.name)
-                    || crate::oci::Digest::parse(&a.digest).is_err()
-                {
-                    return Err(Error::Protocol {
-                        url: crate::http::redact_url(url.as_str()),
-                        reason: format!(
-                            "artifact {} holds tag {}, which is not a valid digest and tag name",
-                            crate::text::escape(&a.digest),
-                            crate::text::escape(&t.name)
-                        ),
-                    });
-                }
-                out.push(TagInfo {
-                    push_time: crate::text::escape(
-                        &t.push_time
-                            .or_else(|| a.push_time.clone())
-                            .unwrap_or_default(),
-                    )
-                    .into_owned(),
-                    name: t.name,
-                    digest: a.digest.clone(),
-                });
-            }
+            tag_infos(a, &url, &mut out)?;
         }
+        // Without a `Link`, a full page may have a next one.
         let next = match next {
             Some(n) => Some(n),
             None if count as u32 == PAGE_SIZE => {
                 let mut n = url.clone();
-                n.query_pairs_mut()
-                    .clear()
-                    .append_pair("with_tag", "true")
-                    .append_pair("page", &(page + 1).to_string())
-                    .append_pair("page_size", &PAGE_SIZE.to_string());
+                set_page(&mut n, page + 1);
                 Some(n)
             }
             None => None,
@@ -183,6 +120,89 @@ pub async fn tags(
             .then_with(|| b.name.cmp(&a.name))
     });
     Ok(out)
+}
+
+/// Sets the query of the artifact list's page `page`.
+fn set_page(url: &mut Url, page: u32) {
+    url.query_pairs_mut()
+        .clear()
+        .append_pair("with_tag", "true")
+        .append_pair("page", &page.to_string())
+        .append_pair("page_size", &PAGE_SIZE.to_string());
+}
+
+/// Reads one page of the artifact list of `name` (`project/repository`; `what` adds the
+/// registry), and the next page its `Link` names.
+async fn fetch_page(
+    client: &Client,
+    creds: &Credentials,
+    url: &Url,
+    name: &str,
+    what: &str,
+) -> Result<(Vec<Artifact>, Option<Url>)> {
+    let mut headers = HeaderMap::new();
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    if let Some(h) = creds.basic_header() {
+        if client
+            .policy()
+            .registry_may_receive(url, "the Harbor API credentials")
+        {
+            headers.insert(AUTHORIZATION, h);
+        }
+    }
+    // The client's own retries (408/429/5xx, resets) and --log-http apply here too.
+    let resp = client.send_raw(Method::GET, url.clone(), headers).await?;
+    match resp.status() {
+        s if s.is_success() => {}
+        StatusCode::NOT_FOUND => {
+            return Err(Error::ManifestUnknown(format!(
+                "{name} (no such Harbor repository)"
+            )))
+        }
+        _ => return Err(client.fail("GET", url, what, resp).await),
+    }
+    let next = link_next(url, &resp);
+    let body = read_body(
+        resp,
+        bounded::LISTING,
+        &format!("a page of Harbor artifacts of {what}"),
+        "GET",
+    )
+    .await?;
+    let artifacts = serde_json::from_slice(&body).map_err(|e| Error::Protocol {
+        url: crate::http::redact_url(url.as_str()),
+        reason: format!("not a Harbor artifact list: {e}"),
+    })?;
+    Ok((artifacts, next))
+}
+
+/// Adds the tags of `artifact` to `out`. Names, digests and times go onto terminals: what no
+/// Harbor sends is refused, times are escaped.
+fn tag_infos(artifact: Artifact, url: &Url, out: &mut Vec<TagInfo>) -> Result<()> {
+    let a = artifact;
+    for t in a.tags.unwrap_or_default() {
+        if !super::reference::valid_tag(&t.name) || crate::oci::Digest::parse(&a.digest).is_err() {
+            return Err(Error::Protocol {
+                url: crate::http::redact_url(url.as_str()),
+                reason: format!(
+                    "artifact {} holds tag {}, which is not a valid digest and tag name",
+                    crate::text::escape(&a.digest),
+                    crate::text::escape(&t.name)
+                ),
+            });
+        }
+        out.push(TagInfo {
+            push_time: crate::text::escape(
+                &t.push_time
+                    .or_else(|| a.push_time.clone())
+                    .unwrap_or_default(),
+            )
+            .into_owned(),
+            name: t.name,
+            digest: a.digest.clone(),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

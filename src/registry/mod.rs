@@ -1,15 +1,26 @@
 //! Talking to OCI registries and Harbor: references, authentication, the distribution client and
 //! Harbor's REST API.
+//!
+//! [`Client`] is the one type callers use; its methods are spread over the modules below by what
+//! they do: connecting (`client`), sending with retries (`transport`), the token dance
+//! ([`auth`]), manifests and tags (`manifests`), blob reads (`blobs`) and uploads (`uploads`).
 
 pub mod auth;
-pub mod client;
-pub mod deadline;
-pub mod error;
-pub mod harbor;
-pub mod origin;
-pub mod paging;
+mod blobs;
+pub(crate) mod client;
+pub(crate) mod deadline;
+pub(crate) mod error;
+pub(crate) mod harbor;
+mod manifests;
+pub(crate) mod origin;
+pub(crate) mod paging;
 pub mod reference;
+mod transport;
+mod uploads;
 
-pub use client::{Client, ClientOptions, Fetched, Scope};
+pub use blobs::Download;
+pub use client::{Client, ClientOptions, Scope};
 pub use error::{Error, Result};
+pub use manifests::{Fetched, MAX_MANIFEST_BYTES};
 pub use reference::Reference;
+pub use uploads::{BlobUpload, Mount};

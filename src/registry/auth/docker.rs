@@ -1,10 +1,9 @@
-//! Registry authentication: where credentials come from (as Docker finds them) and what the
-//! registry's `WWW-Authenticate` challenge asks for.
+//! Where a registry's credentials come from, as Docker finds them.
 //!
 //! Lookup order, Docker's: `credHelpers[host]` (any `docker-credential-*`, ours included), then
 //! `credsStore`, then `auths` in `$DOCKER_CONFIG/config.json`; an explicit `--username` with
-//! `--password-stdin` overrides all of them. Parsing is pure and table-tested; running a helper is
-//! the only I/O here.
+//! `--password-stdin` overrides all of them (see [`crate::registry::Client::connect`]). Decoding
+//! is pure and table-tested; running a helper is the only I/O here.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -12,57 +11,10 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::{AuthError, Credentials, Found};
 use crate::credentials::{key, IDENTITY_TOKEN_USER};
 use crate::docker_config;
 use crate::secret::Secret;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credentials {
-    Anonymous,
-    Basic {
-        username: String,
-        password: Secret,
-    },
-    /// An OAuth2 refresh token (`Username: <token>` in helper answers, `identitytoken` in `auths`).
-    IdentityToken(Secret),
-}
-
-impl Credentials {
-    /// The `Authorization: Basic …` value for a username and password (marked sensitive, so it is
-    /// never logged); `None` for other kinds.
-    pub fn basic_header(&self) -> Option<reqwest::header::HeaderValue> {
-        let Credentials::Basic { username, password } = self else {
-            return None;
-        };
-        let raw = format!("{username}:{}", password.expose());
-        let mut v = reqwest::header::HeaderValue::from_str(&format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(raw)
-        ))
-        .ok()?;
-        v.set_sensitive(true);
-        Some(v)
-    }
-}
-
-/// Credentials plus where they came from, for error messages ("tried credHelpers[h] = gdcloud").
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub credentials: Credentials,
-    pub source: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("credential helper docker-credential-{helper} for {host} failed: {message}")]
-    Helper {
-        helper: String,
-        host: String,
-        message: String,
-    },
-    #[error("{0}")]
-    DockerConfig(#[from] docker_config::Error),
-}
 
 #[derive(Deserialize)]
 struct HelperAnswer {
@@ -118,7 +70,7 @@ fn from_helper(helper: &str, host: &str) -> Result<Credentials, AuthError> {
 
 /// Decodes one `auths` entry (`auth` = base64 "user:password", or `username`/`password`,
 /// or `identitytoken`).
-pub fn from_auth_entry(entry: &serde_json::Value) -> Option<Credentials> {
+fn from_auth_entry(entry: &serde_json::Value) -> Option<Credentials> {
     if let Some(tok) = entry
         .get("identitytoken")
         .and_then(|v| v.as_str())
@@ -150,7 +102,7 @@ pub fn from_auth_entry(entry: &serde_json::Value) -> Option<Credentials> {
 }
 
 /// Finds credentials for `host` the way Docker does.
-pub fn lookup(host: &str) -> Result<Found, AuthError> {
+pub(crate) fn lookup(host: &str) -> Result<Found, AuthError> {
     let path = docker_config::docker_config_path()?;
     let file = match docker_config::JsonFile::load(&path) {
         Ok(f) => f,
@@ -204,121 +156,9 @@ pub fn lookup(host: &str) -> Result<Found, AuthError> {
     })
 }
 
-/// What a registry's `WWW-Authenticate` asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-        scope: Option<String>,
-    },
-}
-
-/// Parses a `WWW-Authenticate` value (`Bearer realm="…",service="…",scope="…"`); quoted values may
-/// hold commas (`scope="repository:a:pull,push"`).
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let header = header.trim();
-    let (scheme, rest) = header
-        .split_once(char::is_whitespace)
-        .unwrap_or((header, ""));
-    let params = parse_params(rest);
-    let get = |k: &str| {
-        params
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.clone())
-    };
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
-    }
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(Challenge::Bearer {
-            realm: get("realm")?,
-            service: get("service"),
-            scope: get("scope"),
-        });
-    }
-    None
-}
-
-fn parse_params(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while matches!(chars.peek(), Some(c) if c.is_whitespace() || *c == ',') {
-            chars.next();
-        }
-        let mut key = String::new();
-        while let Some(&c) = chars.peek() {
-            if c == '=' {
-                break;
-            }
-            key.push(c);
-            chars.next();
-        }
-        if chars.next() != Some('=') {
-            break;
-        }
-        let mut value = String::new();
-        if chars.peek() == Some(&'"') {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => {
-                        if let Some(n) = chars.next() {
-                            value.push(n)
-                        }
-                    }
-                    '"' => break,
-                    _ => value.push(c),
-                }
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        out.push((key.trim().to_string(), value.trim().to_string()));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenges() {
-        assert_eq!(
-            parse_challenge(
-                r#"Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull,push""#
-            ),
-            Some(Challenge::Bearer {
-                realm: "https://auth.example/token".into(),
-                service: Some("registry".into()),
-                scope: Some("repository:a/b:pull,push".into()),
-            })
-        );
-        assert_eq!(
-            parse_challenge(r#"Basic realm="basic-realm""#),
-            Some(Challenge::Basic)
-        );
-        assert_eq!(
-            parse_challenge("bearer realm=http://h/t"),
-            Some(Challenge::Bearer {
-                realm: "http://h/t".into(),
-                service: None,
-                scope: None
-            })
-        );
-        assert_eq!(parse_challenge("Bearer service=x"), None);
-        assert_eq!(parse_challenge("Negotiate"), None);
-    }
 
     #[test]
     fn auth_entries() {
