@@ -229,8 +229,6 @@ fn builder(opts: &TlsOptions) -> Result<reqwest::ClientBuilder, Error> {
         .tls_backend_preconfigured(tls))
 }
 
-pub use crate::certs::installed_cas;
-
 /// A transport error and its causes as one line: reqwest's own message leaves out the cause that
 /// explains it (refused connection, certificate rejected).
 pub fn error_chain(e: &reqwest::Error) -> String {

@@ -16,7 +16,7 @@ use crate::extract::{self, Layer};
 /// How layers are applied (`LayerOptions::rootless()` for images you do not trust).
 pub use crate::extract::Options as LayerOptions;
 use crate::layout::source::{open_source, LocalImage};
-use crate::oci::ANNOTATION_SOURCE as SOURCE_ANNOTATION;
+use crate::oci::ANNOTATION_SOURCE;
 use crate::oci::{self, AnyManifest, Compression, Descriptor, ImageConfig, Manifest, Platform};
 use crate::{bounded, text};
 
@@ -306,8 +306,8 @@ fn repo_tags(image: &LocalImage, desc: &Descriptor) -> Vec<String> {
     });
     let repo = image
         .manifest
-        .annotation(SOURCE_ANNOTATION)
-        .or_else(|| desc.annotation(SOURCE_ANNOTATION))
+        .annotation(ANNOTATION_SOURCE)
+        .or_else(|| desc.annotation(ANNOTATION_SOURCE))
         .map(str::to_string);
     match (repo, tag) {
         (_, Some(t)) if t.contains('/') && t.contains(':') => vec![t],

@@ -90,10 +90,6 @@ pub struct Report {
     pub foreign_layers_skipped: usize,
 }
 
-/// Annotation recording where a pulled image came from, so a later push to the same registry can
-/// mount its blobs instead of uploading them.
-pub const SOURCE_ANNOTATION: &str = "com.google.gdcloud.artifacts.source";
-
 fn platforms_of(index: &oci::Index) -> String {
     let mut names: Vec<String> = index
         .manifests
@@ -360,12 +356,12 @@ fn write_manifests(layout: &Layout, chosen: &Chosen) -> Result<(), Error> {
     Ok(())
 }
 
-/// Names the root in `index.json`, annotated with where it came from ([`SOURCE_ANNOTATION`]).
+/// Names the root in `index.json`, annotated with where it came from ([`crate::oci::ANNOTATION_SOURCE`]).
 fn record(layout: &Layout, reference: &Reference, root: &Fetched) -> Result<(), Error> {
     let mut desc = root.descriptor();
     desc.annotations = Some(
         [(
-            SOURCE_ANNOTATION.to_string(),
+            crate::oci::ANNOTATION_SOURCE.to_string(),
             format!("{}/{}", reference.registry, reference.repository),
         )]
         .into_iter()

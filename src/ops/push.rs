@@ -21,8 +21,8 @@ use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
 use crate::layout::source::{open_source, LocalImage};
+use crate::oci::ANNOTATION_SOURCE;
 use crate::oci::{self, AnyManifest, Descriptor, Digest, Platform};
-use crate::ops::pull::SOURCE_ANNOTATION;
 use crate::progress::Progress;
 use crate::registry::{self, Client, ClientOptions, Reference, Scope};
 
@@ -178,11 +178,11 @@ fn open(opts: &Options) -> Result<(PathBuf, LocalImage, Reference), Error> {
 }
 
 /// The repository to mount blobs from: the one the image was pulled from
-/// ([`SOURCE_ANNOTATION`]), when it lives on this registry.
+/// ([`ANNOTATION_SOURCE`]), when it lives on this registry.
 fn mount_from(image: &LocalImage, dest: &Reference) -> Option<String> {
     image
         .manifest
-        .annotation(SOURCE_ANNOTATION)
+        .annotation(ANNOTATION_SOURCE)
         .and_then(|s| s.split_once('/'))
         .filter(|(host, r)| *host == dest.registry && *r != dest.repository)
         .map(|(_, r)| r.to_string())

@@ -209,7 +209,7 @@ async fn local(dir: &Path) -> Result<Vec<Image>, Error> {
         for entry in layout.index()?.manifests {
             // An image we pulled remembers its repository; a bundle's folders name theirs.
             let pulled_from = entry
-                .annotation(super::pull::SOURCE_ANNOTATION)
+                .annotation(crate::oci::ANNOTATION_SOURCE)
                 .and_then(|s| s.split_once('/'))
                 .map(|(_, repo)| repo.to_string());
             let (repository, tag) = split_ref_name(

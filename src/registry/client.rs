@@ -124,7 +124,7 @@ impl Client {
     /// registry wants to be authenticated.
     pub async fn connect(registry: &str, opts: &ClientOptions) -> Result<Client> {
         let mut tls = opts.tls.clone();
-        tls.ca_files.extend(http::installed_cas(registry));
+        tls.ca_files.extend(crate::certs::installed_cas(registry));
         let http = http::client(&tls)?;
         let direct = http::client_without_redirects(&tls)?;
         let creds = match &opts.credentials {

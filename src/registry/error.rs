@@ -95,15 +95,14 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 /// Describes a transport failure with a hint: certificate problems point at the CA options.
 pub fn connect_error(url: &str, e: &reqwest::Error) -> Error {
-    let detail = crate::http::error_chain(e);
-    let hint = match crate::http::classify(&detail) {
-        crate::http::Failure::Certificate => "; trust the registry's CA with --ca-cert-path FILE or `gdcloud auth configure-docker --config-cert --ca-cert-path FILE` (--insecure skips verification)",
-        crate::http::Failure::Unreachable => "; check the registry address and that it is running",
-        crate::http::Failure::Other => "",
+    const HINTS: crate::http::Hints = crate::http::Hints {
+        certificate: "; trust the registry's CA with --ca-cert-path FILE or `gdcloud auth configure-docker --config-cert --ca-cert-path FILE` (--insecure skips verification)",
+        unreachable: "; check the registry address and that it is running",
     };
+    let f = crate::http::connect_failure(url, e, &HINTS);
     Error::Connect {
-        url: crate::http::redact_url(url),
-        detail,
-        hint,
+        url: f.url,
+        detail: f.detail,
+        hint: f.hint,
     }
 }
