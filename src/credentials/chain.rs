@@ -11,8 +11,9 @@ use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::keyring;
 use super::store::file::FileStore;
-use super::store::secret_service::{self as keyring, SecretServiceStore};
+use super::store::keyring::KeyringStore;
 use super::{CredentialStore, Credentials, Listed, StoreError, StoreKind};
 
 /// How long `auto` waits for the bus to say whether a keyring runs.
@@ -67,12 +68,10 @@ fn open(
     let file = || Box::new(FileStore::new(dir)) as Box<dyn CredentialStore>;
     match StoreKind::parse(selection)? {
         StoreKind::File => Ok(vec![file()]),
-        StoreKind::SecretService => Ok(vec![Box::new(SecretServiceStore::connect(
-            dir.to_path_buf(),
-        )?)]),
+        StoreKind::Keyring => Ok(vec![Box::new(KeyringStore::open(dir.to_path_buf())?)]),
         StoreKind::Auto => {
             if keyring::is_running(PROBE_TIMEOUT) {
-                if let Ok(native) = SecretServiceStore::connect(dir.to_path_buf()) {
+                if let Ok(native) = KeyringStore::open(dir.to_path_buf()) {
                     return Ok(vec![Box::new(native), file()]);
                 }
             }

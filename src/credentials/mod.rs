@@ -3,6 +3,7 @@
 
 mod chain;
 pub mod key;
+pub(crate) mod keyring;
 pub mod log;
 pub mod protocol;
 pub mod store;
@@ -31,10 +32,13 @@ pub struct Credentials {
     pub secret: Secret,
 }
 
+/// What `auth/credential_store` selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
+    /// The system keyring when one runs, else the file.
     Auto,
-    SecretService,
+    /// The system keyring: `secret-service` on Linux, `keychain` on macOS, `wincred` on Windows.
+    Keyring,
     File,
 }
 
@@ -42,10 +46,16 @@ impl StoreKind {
     pub fn parse(value: Option<&str>) -> Result<StoreKind, StoreError> {
         match value.map(str::trim) {
             None | Some("") | Some("auto") => Ok(StoreKind::Auto),
-            Some("secret-service") | Some("secretservice") => Ok(StoreKind::SecretService),
+            Some(name)
+                if name == keyring::NAME
+                    || (keyring::NAME == "secret-service" && name == "secretservice") =>
+            {
+                Ok(StoreKind::Keyring)
+            }
             Some("file") => Ok(StoreKind::File),
             Some(other) => Err(StoreError::SecretService(format!(
-                "unknown {STORE_PROPERTY} {other:?}: use auto, secret-service or file"
+                "unknown {STORE_PROPERTY} {other:?}: use auto, {} or file",
+                keyring::NAME
             ))),
         }
     }

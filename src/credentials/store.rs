@@ -2,7 +2,7 @@
 //! argv and JSON (those belong to [`super::protocol`]).
 
 pub mod file;
-pub mod secret_service;
+pub mod keyring;
 
 use std::path::PathBuf;
 
@@ -26,6 +26,9 @@ pub enum StoreError {
     Locked,
     #[error("no Secret Service on the session bus; start a keyring (gnome-keyring, KeePassXC) or run `gdcloud config set auth/credential_store file`")]
     Unavailable,
+    /// The macOS Keychain or Windows Credential Manager failed.
+    #[error("keychain: {0}")]
+    Keychain(String),
     /// Why the token path has no token for a registry with an audience (one line, says what to do).
     #[error("{0}")]
     SignIn(String),
