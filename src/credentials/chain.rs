@@ -8,16 +8,12 @@
 //! session bus or connects to a keyring (the helper's `get` must stay within 1 ms of `/bin/true`).
 
 use std::cell::OnceCell;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use super::keyring;
 use super::store::file::FileStore;
 use super::store::keyring::KeyringStore;
 use super::{CredentialStore, Credentials, Listed, StoreError, StoreKind};
-
-/// How long `auto` waits for the bus to say whether a keyring runs.
-const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
 pub struct Chain {
     readers: Vec<Box<dyn CredentialStore>>,
@@ -60,24 +56,15 @@ impl Chain {
     }
 }
 
-/// Opens the store `selection` names, with its fallback.
-fn open(
-    selection: Option<&str>,
-    dir: &std::path::Path,
-) -> Result<Vec<Box<dyn CredentialStore>>, StoreError> {
-    let file = || Box::new(FileStore::new(dir)) as Box<dyn CredentialStore>;
-    match StoreKind::parse(selection)? {
-        StoreKind::File => Ok(vec![file()]),
-        StoreKind::Keyring => Ok(vec![Box::new(KeyringStore::open(dir.to_path_buf())?)]),
-        StoreKind::Auto => {
-            if keyring::is_running(PROBE_TIMEOUT) {
-                if let Ok(native) = KeyringStore::open(dir.to_path_buf()) {
-                    return Ok(vec![Box::new(native), file()]);
-                }
-            }
-            Ok(vec![file()])
-        }
-    }
+/// Opens the store `selection` names; with `auto` and a keyring, the file store follows it.
+fn open(selection: Option<&str>, dir: &Path) -> Result<Vec<Box<dyn CredentialStore>>, StoreError> {
+    let kind = StoreKind::parse(selection)?;
+    let file = Box::new(FileStore::new(dir));
+    Ok(match keyring::selected(kind, dir.to_path_buf())? {
+        Some(k) if kind == StoreKind::Auto => vec![Box::new(KeyringStore::new(k)), file],
+        Some(k) => vec![Box::new(KeyringStore::new(k))],
+        None => vec![file],
+    })
 }
 
 impl CredentialStore for Chain {

@@ -64,26 +64,11 @@ impl SessionStore {
     /// The store `auth/credential_store` selects (as for registry logins).
     pub fn open(config: &Config) -> Result<SessionStore, StoreError> {
         let kind = StoreKind::parse(config.get(STORE_PROPERTY).as_deref())?;
-        let file = || SessionStore {
-            backend: Backend::File(config.dir().join(FILE_NAME)),
+        let backend = match keyring::selected(kind, config.dir().to_path_buf())? {
+            Some(k) => Backend::Keyring(k),
+            None => Backend::File(config.dir().join(FILE_NAME)),
         };
-        let keyring = || -> Result<SessionStore, StoreError> {
-            Ok(SessionStore {
-                backend: Backend::Keyring(Keyring::open(config.dir().to_path_buf())?),
-            })
-        };
-        match kind {
-            StoreKind::File => Ok(file()),
-            StoreKind::Keyring => keyring(),
-            StoreKind::Auto => {
-                if keyring::is_running(std::time::Duration::from_millis(300)) {
-                    if let Ok(s) = keyring() {
-                        return Ok(s);
-                    }
-                }
-                Ok(file())
-            }
-        }
+        Ok(SessionStore { backend })
     }
 
     pub fn load(&self) -> Result<Option<Session>, StoreError> {

@@ -26,7 +26,11 @@ use std::time::Duration;
 use keyring_core::{CredentialStore as NativeStore, Entry};
 
 use super::store::{Result, StoreError};
+use super::StoreKind;
 use crate::atomic;
+
+/// How long `auto` waits for the bus to say whether a keyring runs.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// The name `auth/credential_store` gives this system's keyring (`secret-service` on Linux).
 pub(crate) use platform::NAME;
@@ -141,9 +145,17 @@ impl Keyring {
     }
 }
 
-/// Whether the keyring runs now, asked without starting one; `auto` waits at most `timeout`.
-pub(crate) fn is_running(timeout: Duration) -> bool {
-    platform::is_running(timeout)
+/// The keyring `kind` selects: always for [`StoreKind::Keyring`] (an error when it cannot be used),
+/// for `auto` when one runs now and can be used (asked without starting one, waiting at most
+/// [`PROBE_TIMEOUT`]), never for the file.
+pub(crate) fn selected(kind: StoreKind, lock_dir: PathBuf) -> Result<Option<Keyring>> {
+    match kind {
+        StoreKind::File => Ok(None),
+        StoreKind::Keyring => Keyring::open(lock_dir).map(Some),
+        StoreKind::Auto => Ok(platform::is_running(PROBE_TIMEOUT)
+            .then(|| Keyring::open(lock_dir).ok())
+            .flatten()),
+    }
 }
 
 fn error(e: keyring_core::Error) -> StoreError {

@@ -1,8 +1,6 @@
 //! Registry logins in the system keyring ([`crate::credentials::keyring`]): one item per registry
 //! key, its user the registry username, its secret the password or identity token.
 
-use std::path::PathBuf;
-
 use super::{CredentialStore, Listed, Result, StoreError};
 use crate::credentials::keyring::{self, Item, Keyring, NewItem, REGISTRY};
 use crate::credentials::Credentials;
@@ -16,12 +14,8 @@ pub struct KeyringStore {
 }
 
 impl KeyringStore {
-    /// Opens the keyring; writers lock `lock_dir` (the directory the file store and the
-    /// configuration lock too).
-    pub fn open(lock_dir: PathBuf) -> Result<KeyringStore> {
-        Ok(KeyringStore {
-            keyring: Keyring::open(lock_dir)?,
-        })
+    pub(crate) fn new(keyring: Keyring) -> KeyringStore {
+        KeyringStore { keyring }
     }
 
     fn find(&self, key: &str) -> Result<Vec<Item>> {
