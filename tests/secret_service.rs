@@ -1,7 +1,7 @@
 //! The Secret Service store against a real gnome-keyring in a private, headless D-Bus session per
 //! test: the real helper binary stores, finds, lists and erases entries there, `auto` picks it when
-//! it runs, and the items carry attributes that say gdcloud, server and user (checked with
-//! libsecret's own `secret-tool`).
+//! it runs, the items carry attributes that say gdcloud, server and user (checked with libsecret's
+//! own `secret-tool`), and items written by the helper before it moved to keyring-core are found.
 
 mod util;
 
@@ -100,6 +100,97 @@ fn secret_service_round_trip() {
     );
 }
 
+/// An item exactly as the helper wrote it through dbus-secret-service, before keyring-core (no
+/// `service` attribute), written here with `secret-tool`: found, listed, replaced and erased.
+#[test]
+fn items_written_before_keyring_core_are_found_replaced_and_erased() {
+    util::registry::require_tool("secret-tool");
+    let mut env = TestEnv::new();
+    let _kr = Keyring::start(&mut env);
+    ok(&env.run(
+        "secret-tool",
+        &[
+            "store",
+            "--label=gdcloud registry credential for olduser (old.example:5000)",
+            "xdg:schema",
+            "com.google.gdcloud.RegistryCredential",
+            "application",
+            "gdcloud",
+            "server",
+            "old.example:5000",
+            "username",
+            "olduser",
+            "server_url",
+            "https://old.example:5000/",
+        ],
+        b"oldpw",
+    ));
+    let ss = Some("secret-service");
+    let got: Value =
+        serde_json::from_str(&ok(&helper(&env, ss, "get", "old.example:5000"))).unwrap();
+    assert_eq!(got["Username"], "olduser");
+    assert_eq!(got["Secret"], "oldpw");
+    let list: Value = serde_json::from_str(&ok(&helper(&env, None, "list", ""))).unwrap();
+    assert_eq!(list, json!({"https://old.example:5000/": "olduser"}));
+
+    let servers = |env: &TestEnv| {
+        let o = env.run(
+            "secret-tool",
+            &[
+                "search",
+                "--all",
+                "xdg:schema",
+                "com.google.gdcloud.RegistryCredential",
+                "server",
+                "old.example:5000",
+            ],
+            b"",
+        );
+        format!("{}{}", stdout(&o), stderr(&o))
+            .matches("attribute.server = old.example:5000")
+            .count()
+    };
+    ok(&helper(
+        &env,
+        ss,
+        "store",
+        &msg("old.example:5000", "newuser", "newpw"),
+    ));
+    assert_eq!(
+        servers(&env),
+        1,
+        "the old item was replaced, not kept beside"
+    );
+    let got: Value =
+        serde_json::from_str(&ok(&helper(&env, ss, "get", "old.example:5000"))).unwrap();
+    assert_eq!(got["Username"], "newuser");
+
+    // An old item is erased too.
+    ok(&env.run(
+        "secret-tool",
+        &[
+            "store",
+            "--label=gdcloud registry credential for u (other.example)",
+            "xdg:schema",
+            "com.google.gdcloud.RegistryCredential",
+            "application",
+            "gdcloud",
+            "server",
+            "other.example",
+            "username",
+            "u",
+            "server_url",
+            "other.example",
+        ],
+        b"pw",
+    ));
+    ok(&helper(&env, ss, "erase", "other.example"));
+    assert_eq!(
+        helper(&env, ss, "get", "other.example").status.code(),
+        Some(1)
+    );
+}
+
 #[test]
 fn auto_uses_the_running_keyring_and_still_finds_file_entries() {
     let mut env = TestEnv::new();
@@ -170,4 +261,55 @@ fn no_secret_service_on_the_bus_falls_back_to_file_fast() {
     ok(&o);
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     assert!(env.config_dir.join("docker_credentials.json").exists());
+}
+
+/// A sign-in session exactly as it was stored before keyring-core (no `service` attribute) is
+/// found, and removed by `gdcloud-auth revoke` (offline: the session names no revocation endpoint).
+#[test]
+fn sessions_written_before_keyring_core_are_found_and_removed() {
+    util::registry::require_tool("secret-tool");
+    let mut env = TestEnv::new();
+    let _kr = Keyring::start(&mut env);
+    let session = json!({
+        "issuer": "https://idp.invalid",
+        "client_id": "gdcloud",
+        "account": "old@example.test",
+        "refresh_token": "old-refresh-token",
+        "token_endpoint": "https://idp.invalid/token",
+    });
+    ok(&env.run(
+        "secret-tool",
+        &[
+            "store",
+            "--label=gdcloud sign-in of old@example.test at https://idp.invalid",
+            "xdg:schema",
+            "com.google.gdcloud.OidcSession",
+            "application",
+            "gdcloud",
+            "issuer",
+            "https://idp.invalid",
+            "account",
+            "old@example.test",
+        ],
+        session.to_string().as_bytes(),
+    ));
+    let o = env.run(AUTH, &["revoke"], b"");
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("the sign-in was removed here only"),
+        "the old session was found: {}",
+        stderr(&o)
+    );
+    let o = env.run(
+        "secret-tool",
+        &[
+            "search",
+            "--all",
+            "xdg:schema",
+            "com.google.gdcloud.OidcSession",
+        ],
+        b"",
+    );
+    let found = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(!found.contains("attribute.account"), "{found}");
 }

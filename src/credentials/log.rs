@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::SystemTime;
 
+use super::protocol::Outcome;
 use crate::atomic;
 use crate::text::Escaped;
 
@@ -15,7 +16,7 @@ use crate::text::Escaped;
 pub const LOG_PROPERTY: &str = "auth/helper_log";
 
 /// Appends one line: time, pid, action, the server key (not secret), the store and the outcome.
-pub fn record(path: &Path, action: &str, server: Option<&str>, store: &str, outcome: &str) {
+pub fn record(path: &Path, outcome: &Outcome) {
     let Ok(mut file) = atomic::open_private_append(path) else {
         return;
     };
@@ -25,10 +26,10 @@ pub fn record(path: &Path, action: &str, server: Option<&str>, store: &str, outc
     let line = format!(
         "{now} pid={} action={} server={} store={} result={}\n",
         std::process::id(),
-        Escaped(action),
-        Escaped(server.unwrap_or("-")),
-        Escaped(store),
-        Escaped(outcome),
+        Escaped(outcome.action.as_str()),
+        Escaped(outcome.server.as_deref().unwrap_or("-")),
+        Escaped(outcome.store),
+        Escaped(&outcome.summary()),
     );
     let _ = file.write_all(line.as_bytes());
 }

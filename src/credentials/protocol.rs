@@ -70,67 +70,172 @@ impl From<KeyError> for HelperError {
     }
 }
 
-fn read_all(mut input: impl Read) -> Result<Vec<u8>, HelperError> {
-    let mut buf = Vec::new();
-    input.read_to_end(&mut buf).map_err(HelperError::Read)?;
-    Ok(buf)
+/// What the binary is asked to do by its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invocation {
+    Run(Action),
+    Version,
+    Help,
+    /// Anything else: the usage text, exit 1.
+    Usage,
 }
 
-fn read_server_url(input: impl Read) -> Result<String, HelperError> {
-    let buf = read_all(input)?;
-    let text = String::from_utf8(buf).map_err(|_| HelperError::BadInput("not UTF-8".into()))?;
-    Ok(text.trim().to_string())
+impl Invocation {
+    /// Reads the arguments after the program name: exactly one is expected.
+    pub fn parse(args: &[String]) -> Invocation {
+        let [arg] = args else {
+            return Invocation::Usage;
+        };
+        match arg.as_str() {
+            "version" | "--version" | "-v" => Invocation::Version,
+            "--help" | "-h" | "help" => Invocation::Help,
+            other => Action::parse(other).map_or(Invocation::Usage, Invocation::Run),
+        }
+    }
 }
 
-/// Runs one action. `server` is filled with the entry's key as soon as it is known, for the log.
+pub const USAGE: &str = "Usage: docker-credential-gdcloud <store|get|erase|list|version>
+
+A docker-credential-helpers compatible helper for gdcloud. Docker, podman, skopeo, buildah, oras and
+containerd run it for registries listed under \"credHelpers\" (see `gdcloud auth configure-docker`).
+
+  get      read a server URL on stdin, print its credentials as JSON
+  store    read {\"ServerURL\",\"Username\",\"Secret\"} on stdin and save it
+  erase    read a server URL on stdin and remove its credentials
+  list     print {\"<server URL>\": \"<username>\"} for every entry
+  version  print the version
+
+The store is chosen by the gdcloud property auth/credential_store (auto, secret-service, file).
+";
+
+/// The payload is small (a URL, or a credentials JSON of a few KiB): more is refused.
+const INPUT_LIMIT: u64 = 1 << 20;
+
+/// One call, decoded: the server URL as sent (echoed back by `get`) and its storage key.
+enum Request {
+    Get { url: String, key: String },
+    Store { key: String, creds: Credentials },
+    Erase { key: String },
+    List,
+}
+
+impl Request {
+    /// The one strict decode of stdin, and the one normalization of the server URL.
+    fn decode(action: Action, input: impl Read) -> Result<Request, HelperError> {
+        let buf = crate::bounded::read(input, INPUT_LIMIT, "the request on stdin")
+            .map_err(HelperError::Read)?;
+        let url = || -> Result<String, HelperError> {
+            let text =
+                std::str::from_utf8(&buf).map_err(|_| HelperError::BadInput("not UTF-8".into()))?;
+            Ok(text.trim().to_string())
+        };
+        Ok(match action {
+            Action::Get => {
+                let url = url()?;
+                let key = key::normalize(&url)?;
+                Request::Get { url, key }
+            }
+            Action::Store => {
+                let creds: Credentials = serde_json::from_slice(&buf).map_err(|e| {
+                    HelperError::BadInput(format!("line {} column {}", e.line(), e.column()))
+                })?;
+                let key = key::normalize(&creds.server_url)?;
+                Request::Store { key, creds }
+            }
+            Action::Erase => Request::Erase {
+                key: key::normalize(&url()?)?,
+            },
+            Action::List => Request::List,
+        })
+    }
+
+    fn key(&self) -> Option<&str> {
+        match self {
+            Request::Get { key, .. } | Request::Store { key, .. } | Request::Erase { key } => {
+                Some(key)
+            }
+            Request::List => None,
+        }
+    }
+
+    fn run(self, store: &dyn CredentialStore, mut out: impl Write) -> Result<(), HelperError> {
+        match self {
+            Request::Get { url, key } => {
+                let found = store.get(&key)?.ok_or(HelperError::NotFound)?;
+                let answer = Credentials {
+                    server_url: url,
+                    username: found.username,
+                    secret: found.secret,
+                };
+                serde_json::to_writer(&mut out, &answer)
+                    .map_err(|e| HelperError::Write(e.into()))?;
+            }
+            Request::Store { key, creds } => {
+                if creds.username.is_empty() {
+                    return Err(HelperError::MissingUsername);
+                }
+                store.add(&key, &creds)?;
+            }
+            Request::Erase { key } => store.delete(&key)?,
+            Request::List => {
+                let map: BTreeMap<String, String> = store
+                    .list()?
+                    .into_iter()
+                    .map(|l| (l.server_url, l.username))
+                    .collect();
+                serde_json::to_writer(&mut out, &map).map_err(|e| HelperError::Write(e.into()))?;
+            }
+        }
+        out.flush().map_err(HelperError::Write)
+    }
+}
+
+/// What one call did, as the log line (`auth/helper_log`) tells it.
+#[derive(Debug)]
+pub struct Outcome {
+    pub action: Action,
+    /// The entry's key, once the request named one.
+    pub server: Option<String>,
+    /// The store that answered (the chain's member for `get`).
+    pub store: &'static str,
+    pub result: Result<(), HelperError>,
+}
+
+impl Outcome {
+    /// `ok`, `not-found` or `error: …`.
+    pub fn summary(&self) -> String {
+        match &self.result {
+            Ok(()) => "ok".to_string(),
+            Err(HelperError::NotFound) => "not-found".to_string(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+}
+
+/// Runs one action: decodes `input`, asks `store`, writes the answer to `out`.
 pub fn handle(
     store: &dyn CredentialStore,
     action: Action,
     input: impl Read,
-    mut out: impl Write,
-    server: &mut Option<String>,
-) -> Result<(), HelperError> {
-    match action {
-        Action::Get => {
-            let url = read_server_url(input)?;
-            let key = key::normalize(&url)?;
-            *server = Some(key.clone());
-            let found = store.get(&key)?.ok_or(HelperError::NotFound)?;
-            let answer = Credentials {
-                server_url: url,
-                username: found.username,
-                secret: found.secret,
+    out: impl Write,
+) -> Outcome {
+    let (server, name, result) = match Request::decode(action, input) {
+        Ok(request) => {
+            let server = request.key().map(str::to_string);
+            let name = match &request {
+                Request::Get { key, .. } => store.name_for(key),
+                _ => store.name(),
             };
-            serde_json::to_writer(&mut out, &answer).map_err(|e| HelperError::Write(e.into()))?;
+            (server, name, request.run(store, out))
         }
-        Action::Store => {
-            let buf = read_all(input)?;
-            let creds: Credentials = serde_json::from_slice(&buf).map_err(|e| {
-                HelperError::BadInput(format!("line {} column {}", e.line(), e.column()))
-            })?;
-            let key = key::normalize(&creds.server_url)?;
-            *server = Some(key.clone());
-            if creds.username.is_empty() {
-                return Err(HelperError::MissingUsername);
-            }
-            store.add(&key, &creds)?;
-        }
-        Action::Erase => {
-            let url = read_server_url(input)?;
-            let key = key::normalize(&url)?;
-            *server = Some(key.clone());
-            store.delete(&key)?;
-        }
-        Action::List => {
-            let map: BTreeMap<String, String> = store
-                .list()?
-                .into_iter()
-                .map(|l| (l.server_url, l.username))
-                .collect();
-            serde_json::to_writer(&mut out, &map).map_err(|e| HelperError::Write(e.into()))?;
-        }
+        Err(e) => (None, store.name(), Err(e)),
+    };
+    Outcome {
+        action,
+        server,
+        store: name,
+        result,
     }
-    out.flush().map_err(HelperError::Write)
 }
 
 #[cfg(test)]
@@ -140,14 +245,13 @@ mod tests {
 
     fn run(store: &FileStore, action: &str, input: &str) -> Result<String, String> {
         let mut out = Vec::new();
-        let mut server = None;
         handle(
             store,
             Action::parse(action).unwrap(),
             input.as_bytes(),
             &mut out,
-            &mut server,
         )
+        .result
         .map(|()| String::from_utf8(out).unwrap())
         .map_err(|e| e.to_string())
     }

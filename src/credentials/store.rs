@@ -2,7 +2,7 @@
 //! argv and JSON (those belong to [`super::protocol`]).
 
 pub mod file;
-pub mod secret_service;
+pub mod keyring;
 
 use std::path::PathBuf;
 
@@ -26,6 +26,18 @@ pub enum StoreError {
     Locked,
     #[error("no Secret Service on the session bus; start a keyring (gnome-keyring, KeePassXC) or run `gdcloud config set auth/credential_store file`")]
     Unavailable,
+    /// The macOS Keychain or Windows Credential Manager failed.
+    #[error("keychain: {0}")]
+    Keychain(String),
+    /// Why the token path has no token for a registry with an audience (one line, says what to do).
+    #[error("{0}")]
+    SignIn(String),
+    /// A store that answers `get` only (the token path) was asked to change an entry.
+    #[error("the {0} store is read-only")]
+    ReadOnly(&'static str),
+    /// Why the selected store could not be opened, repeated to each call a [`super::Chain`] makes.
+    #[error("{0}")]
+    Unopened(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -40,6 +52,16 @@ pub struct Listed {
 pub trait CredentialStore {
     /// A short name for diagnostics (`file`, `secret-service`).
     fn name(&self) -> &'static str;
+    /// Whether `get` for `key` is this store's to answer: always, for a store of logins; only for
+    /// registries with an audience, for the token path. A [`super::Chain`] asks its read-only
+    /// stores only about the keys they own.
+    fn owns(&self, _key: &str) -> bool {
+        true
+    }
+    /// The store that answers `get` for `key`, named for the log (a chain names its member).
+    fn name_for(&self, _key: &str) -> &'static str {
+        self.name()
+    }
     /// Stores `creds` under `key`, replacing whatever was there.
     fn add(&self, key: &str, creds: &Credentials) -> Result<()>;
     /// Removes the entry of `key`; a missing entry is not an error.
