@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::atomic;
-use crate::credentials::key;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,51 +67,6 @@ pub fn containers_auth_path() -> PathBuf {
         return PathBuf::from(dir).join("containers/auth.json");
     }
     PathBuf::from(format!("/run/containers/{}/auth.json", crate::user::euid()))
-}
-
-/// The registry host as Docker keys `credHelpers`: no scheme, no path, lower case, port kept.
-pub fn registry_host(input: &str) -> std::result::Result<String, key::KeyError> {
-    let s = input.trim();
-    let s = s.split_once("://").map(|(_, r)| r).unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("").to_ascii_lowercase();
-    // The host becomes a directory name under certs.d: it must start like a host name or an IPv6
-    // literal, and `..` can never pass.
-    let valid = host.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '[')
-        && !host.contains("..")
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
-    if valid && valid_port(&host) {
-        Ok(host)
-    } else {
-        Err(key::KeyError::NoHost(input.to_string()))
-    }
-}
-
-/// A port, when present, is 1–65535 (`[v6]:port` for IPv6 literals).
-fn valid_port(host: &str) -> bool {
-    let after_bracket = host.rsplit_once(']').map(|(_, r)| r).unwrap_or(host);
-    let colons = after_bracket.matches(':').count();
-    if host.starts_with('[') {
-        if !host.contains(']') {
-            return false;
-        }
-        if colons == 0 {
-            return after_bracket.is_empty();
-        }
-    }
-    match after_bracket.split_once(':') {
-        None => true,
-        Some((_, port)) => {
-            colons == 1
-                && !port.is_empty()
-                && port.chars().all(|c| c.is_ascii_digit())
-                && port
-                    .parse::<u32>()
-                    .map(|p| (1..=65535).contains(&p))
-                    .unwrap_or(false)
-        }
-    }
 }
 
 /// One JSON configuration file loaded for editing. Take the lock of its directory before loading
@@ -231,25 +185,6 @@ impl JsonFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts() {
-        assert_eq!(
-            registry_host("https://Harbor.Org:443/v2/").unwrap(),
-            "harbor.org:443"
-        );
-        assert_eq!(registry_host("127.0.0.1:5000").unwrap(), "127.0.0.1:5000");
-        assert!(registry_host("").is_err());
-        assert!(registry_host("a b").is_err());
-        assert!(registry_host("../x").is_err());
-        assert!(registry_host("h:").is_err());
-        assert!(registry_host("h:port").is_err());
-        assert!(registry_host("h:50:00").is_err());
-        assert!(registry_host("h:70000").is_err());
-        assert_eq!(registry_host("[::1]:5000").unwrap(), "[::1]:5000");
-        assert_eq!(registry_host("[::1]").unwrap(), "[::1]");
-        assert!(registry_host("[::1]x").is_err());
-    }
 
     #[test]
     fn edit_preserves_unknown_keys_in_order() {

@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod docker_config;
 #[cfg(feature = "images")]
 pub mod extract;
+pub mod host;
 #[cfg(feature = "net")]
 pub mod http;
 #[cfg(feature = "net")]

@@ -2,7 +2,6 @@
 //! them, and the chain of stores a configuration selects (`auth/credential_store`).
 
 mod chain;
-pub mod key;
 pub(crate) mod keyring;
 pub mod log;
 pub mod protocol;

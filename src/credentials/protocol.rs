@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 
-use super::key::{self, KeyError};
 use super::{CredentialStore, Credentials, StoreError};
+use crate::host::{self as key, KeyError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

@@ -1,4 +1,4 @@
-//! What a credential store is: four operations on entries keyed by [`super::key::normalize`], blind to
+//! What a credential store is: four operations on entries keyed by [`crate::host::normalize`], blind to
 //! argv and JSON (those belong to [`super::protocol`]).
 
 pub mod file;

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use crate::certs;
 use crate::config::Config;
-use crate::credentials::key;
 use crate::docker_config::{self, JsonFile};
+use crate::host;
 
 /// The helper name in `credHelpers` (Docker runs `docker-credential-<name>`).
 pub const HELPER_NAME: &str = "gdcloud";
@@ -138,8 +138,7 @@ pub fn registries(config: &Config, flag: &[String]) -> Result<Vec<String>, Error
         if r.trim().is_empty() {
             continue;
         }
-        let host =
-            docker_config::registry_host(r).map_err(|_| Error::InvalidRegistry(r.to_string()))?;
+        let host = host::registry_host(r).map_err(|_| Error::InvalidRegistry(r.to_string()))?;
         if !hosts.contains(&host) {
             hosts.push(host);
         }
@@ -184,7 +183,7 @@ fn plan(
     }
     let auths = file.object("auths")?.cloned().unwrap_or_default();
     for auth_key in auths.keys() {
-        let Ok(normalized) = key::normalize(auth_key) else {
+        let Ok(normalized) = host::normalize(auth_key) else {
             continue;
         };
         if let Some(host) = hosts.iter().find(|h| **h == normalized) {

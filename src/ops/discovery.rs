@@ -49,7 +49,7 @@ pub async fn registry(cluster: &Cluster) -> Result<String, Error> {
                 .pointer("/spec/externalURL")
                 .and_then(|v| v.as_str())
             {
-                if let Ok(host) = crate::docker_config::registry_host(url) {
+                if let Ok(host) = crate::host::registry_host(url) {
                     return Ok(host);
                 }
             }
@@ -95,7 +95,7 @@ pub async fn default_registry_for(
     if let Some(r) = config.get(REGISTRY_PROPERTY) {
         return Ok(Some(r));
     }
-    if crate::registry::reference::names_host(reference) {
+    if crate::host::names_host(reference) {
         return Ok(None);
     }
     match registry_from(cluster).await {

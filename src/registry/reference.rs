@@ -28,21 +28,6 @@ pub struct Reference {
     pub digest: Option<Digest>,
 }
 
-fn looks_like_host(component: &str) -> bool {
-    component.contains('.')
-        || component.contains(':')
-        || component == "localhost"
-        || component.starts_with('[')
-}
-
-/// Whether `reference` starts with a registry host (`host.domain/…`, `host:port/…`, `localhost/…`),
-/// so that no default registry is needed for it.
-pub fn names_host(reference: &str) -> bool {
-    let r = reference.strip_prefix("docker://").unwrap_or(reference);
-    r.split_once('/')
-        .is_some_and(|(first, _)| looks_like_host(first))
-}
-
 /// Whether `tag` is a tag by the distribution spec's grammar (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
 pub fn valid_tag(tag: &str) -> bool {
     !tag.is_empty()
@@ -84,10 +69,12 @@ impl Reference {
             _ => (name_tag, None),
         };
         let (registry, repository) = match name.split_once('/') {
-            Some((first, rest)) if looks_like_host(first) => (first.to_ascii_lowercase(), rest),
+            Some((first, rest)) if crate::host::looks_like_host(first) => {
+                (first.to_ascii_lowercase(), rest)
+            }
             _ => match default_registry {
                 Some(r) => (
-                    crate::docker_config::registry_host(r)
+                    crate::host::registry_host(r)
                         .map_err(|_| ReferenceError::Invalid(r.to_string()))?,
                     name,
                 ),

@@ -12,8 +12,9 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::{AuthError, Credentials, Found};
-use crate::credentials::{key, IDENTITY_TOKEN_USER};
+use crate::credentials::IDENTITY_TOKEN_USER;
 use crate::docker_config;
+use crate::host as key;
 use crate::secret::Secret;
 
 #[derive(Deserialize)]
