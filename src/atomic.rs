@@ -100,12 +100,6 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Copies `from` to `to` atomically with `mode` (used for one-off backups and installed CA files).
-pub fn copy(from: &Path, to: &Path, mode: u32) -> io::Result<()> {
-    let data = fs::read(from)?;
-    write(to, &data, mode)
-}
-
 /// Opens `path` for appending, creating it 0600; used for opt-in diagnostic logs.
 ///
 /// Only a regular file is accepted: the path is opened non-blocking (a FIFO with no reader
@@ -128,6 +122,7 @@ pub fn open_private_append(path: &Path) -> io::Result<File> {
 }
 
 /// The permission bits of an existing file, if it exists.
+#[cfg(feature = "net")]
 pub fn existing_mode(path: &Path) -> Option<u32> {
     fs::metadata(path)
         .ok()

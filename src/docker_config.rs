@@ -126,10 +126,6 @@ impl JsonFile {
         &self.path
     }
 
-    pub fn exists(&self) -> bool {
-        self.original.is_some()
-    }
-
     /// The object under `key`, which must be an object when present.
     pub fn object(&self, key: &str) -> Result<Option<&Map<String, Value>>> {
         match self.root.get(key) {

@@ -6,21 +6,27 @@
 //! clients (registry, S3, Kubernetes, the OpenID provider) and the ops that use them, `cli` the
 //! plugins' command-line plumbing.
 
-pub mod atomic;
+pub(crate) mod atomic;
 #[cfg(feature = "net")]
-pub mod body;
-pub mod bounded;
-pub mod certs;
+pub(crate) mod body;
+// Shared by every build; the credential helper uses only part of it.
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+pub(crate) mod bounded;
+#[cfg(feature = "net")]
+pub(crate) mod certs;
 pub mod config;
 pub mod credentials;
-pub mod docker_config;
+#[cfg(feature = "net")]
+pub(crate) mod docker_config;
 #[cfg(feature = "images")]
 pub mod extract;
-pub mod host;
+// Shared by every build; the credential helper uses only part of it.
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+pub(crate) mod host;
 #[cfg(feature = "net")]
 pub mod http;
 #[cfg(feature = "net")]
-pub mod kube;
+pub(crate) mod kube;
 #[cfg(feature = "images")]
 pub mod layout;
 pub mod oci;
@@ -29,15 +35,19 @@ pub mod ops;
 pub mod plugin;
 pub mod progress;
 #[cfg(feature = "net")]
-pub mod registry;
-pub mod rfc3339;
+pub(crate) mod registry;
+#[cfg(feature = "net")]
+pub(crate) mod rfc3339;
 #[cfg(feature = "net")]
 pub mod s3;
 pub mod secret;
 #[cfg(feature = "images")]
-pub mod tar_limit;
-pub mod text;
-pub mod user;
+pub(crate) mod tar_limit;
+// Shared by every build; the credential helper uses only part of it.
+#[cfg_attr(not(feature = "net"), allow(dead_code))]
+pub(crate) mod text;
+#[cfg(feature = "images")]
+pub(crate) mod user;
 
 /// The version every binary reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -30,8 +30,14 @@ pub mod tree;
 
 /// The configuration every op reads (and some write): gdcloud's properties.
 pub use crate::config::Config;
+/// Which cluster to ask (kubeconfig, context): `plugin::cli::KubeArgs` fills it.
+#[cfg(feature = "net")]
+pub use crate::kube::Options as ClusterOptions;
 /// An image platform (`--platform OS/ARCH[/VARIANT]`).
 pub use crate::oci::Platform;
+/// How to reach a registry (TLS, login, debug logging): `plugin::cli::RegistryArgs` fills it.
+#[cfg(feature = "net")]
+pub use crate::registry::{auth::Credentials, ClientOptions};
 
 use std::path::{Path, PathBuf};
 

@@ -20,7 +20,7 @@ mod uploads;
 
 pub use blobs::Download;
 pub use client::{Client, ClientOptions, Scope};
-pub use error::{Error, Result};
+pub use error::Error;
 pub use manifests::{Fetched, MAX_MANIFEST_BYTES};
 pub use reference::Reference;
 pub use uploads::{BlobUpload, Mount};
