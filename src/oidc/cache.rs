@@ -7,17 +7,20 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+#[cfg(feature = "net")]
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "net")]
 use crate::atomic;
 use crate::secret::Secret;
 
 pub const FILE_NAME: &str = "oidc_token_cache.json";
 /// The key of the ID token (the audience-less token `print-identity-token` prints).
+#[cfg(feature = "net")]
 pub const ID_TOKEN: &str = "";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -70,12 +73,15 @@ impl TokenCache {
         }
     }
 
+    /// Written only by the sign-in and refreshes (the plugins), never by the helper.
+    #[cfg(feature = "net")]
     pub fn save(&self, config_dir: &Path) -> io::Result<()> {
         let mut text = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
         text.push(b'\n');
         atomic::write(&path(config_dir), &text, 0o600)
     }
 
+    #[cfg(feature = "net")]
     pub fn remove(config_dir: &Path) -> io::Result<()> {
         match fs::remove_file(path(config_dir)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

@@ -45,13 +45,9 @@ pub struct Jwk {
     #[serde(default, rename = "use")]
     pub use_: Option<String>,
     #[serde(default)]
-    pub alg: Option<String>,
-    #[serde(default)]
     pub n: Option<String>,
     #[serde(default)]
     pub e: Option<String>,
-    #[serde(default)]
-    pub crv: Option<String>,
     #[serde(default)]
     pub x: Option<String>,
     #[serde(default)]
@@ -242,10 +238,8 @@ mod tests {
             kty: "EC".into(),
             kid: Some(kid.into()),
             use_: Some("sig".into()),
-            alg: Some("ES256".into()),
             n: None,
             e: None,
-            crv: Some("P-256".into()),
             x: Some(URL_SAFE_NO_PAD.encode(&public[1..33])),
             y: Some(URL_SAFE_NO_PAD.encode(&public[33..65])),
         };

@@ -6,17 +6,18 @@
 //! `auth/login_config_cert_path`, `auth/registry_audiences`); the refresh token lives in the
 //! credential store ([`session`]), short-lived tokens in a cache file ([`cache`]).
 
-pub mod cache;
+pub(crate) mod cache;
 pub mod helper;
 #[cfg(feature = "net")]
-pub mod jwt;
+pub(crate) mod jwt;
 #[cfg(feature = "net")]
-pub mod login;
+pub(crate) mod login;
 #[cfg(feature = "net")]
 mod provider;
-pub mod session;
 #[cfg(feature = "net")]
-pub mod tokens;
+pub(crate) mod session;
+#[cfg(feature = "net")]
+pub(crate) mod tokens;
 
 use std::path::PathBuf;
 
@@ -25,7 +26,7 @@ use crate::config::Config;
 #[cfg(feature = "net")]
 pub(crate) use provider::{connect_error, get_json, read_answer};
 #[cfg(feature = "net")]
-pub use provider::{pkce_challenge, random_token, token_request, Provider, TokenResponse};
+pub(crate) use provider::{pkce_challenge, random_token, token_request, Provider, TokenResponse};
 
 pub const ISSUER_PROPERTY: &str = "auth/issuer_url";
 pub const CLIENT_ID_PROPERTY: &str = "auth/client_id";

@@ -151,8 +151,6 @@ pub struct TokenResponse {
     pub error: Option<String>,
     #[serde(default)]
     pub error_description: Option<String>,
-    #[serde(default)]
-    pub interval: Option<u64>,
 }
 
 /// POSTs a form to the token endpoint; an OAuth error answer comes back as `Ok` with `error` set.

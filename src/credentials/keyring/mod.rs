@@ -62,6 +62,7 @@ pub(crate) const REGISTRY: Kind = Kind {
 };
 
 /// The sign-in session (issuer, account, refresh token): one item.
+#[cfg(feature = "net")]
 pub(crate) const SESSION: Kind = Kind {
     schema: "com.google.gdcloud.OidcSession",
     service: "gdcloud-sign-in",
