@@ -9,7 +9,7 @@
 //! symlinks are confined to the root the way `filepath-securejoin` does it (CVE-2019-14271,
 //! CVE-2018-15664 and their kin). Everything streams: memory does not grow with a layer's size.
 //!
-//! Files: `path.rs` (name cleaning, resolution inside the root), `whiteout.rs`, `layer.rs` (one
+//! Files: `path.rs` (name cleaning, resolution inside the root), `whiteout.rs`, `layer/` (one
 //! tar stream applied), `entry.rs` (an entry's metadata), `compress.rs` (decoders, digests),
 //! `artifact.rs`, `docker_archive.rs`, `sys.rs` (the system calls `std` lacks).
 
