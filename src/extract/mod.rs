@@ -1,6 +1,7 @@
 //! The core of `gdcloud-artifacts extract`: an image's root filesystem rebuilt in a directory,
-//! layer by layer, to the tree `umoci unpack` produces; an artifact's files written by title; an
-//! image re-packed as a `docker save` tarball.
+//! layer by layer, to the tree `umoci unpack` produces; an artifact's files written by title. (An
+//! image re-packed as a `docker save` tarball takes these layers too; it is written beside its
+//! reader, in `layout::docker_archive`.)
 //!
 //! Layers come from registries and files we do not trust, so the one promise this module keeps
 //! whatever a layer holds (`..`, absolute names, symlinks or hard links that point out, whiteouts
@@ -11,11 +12,10 @@
 //!
 //! Files: `path.rs` (name cleaning, resolution inside the root), `whiteout.rs`, `layer/` (one
 //! tar stream applied), `entry.rs` (an entry's metadata), `compress.rs` (decoders, digests),
-//! `artifact.rs`, `docker_archive.rs`, `sys.rs` (the system calls `std` lacks).
+//! `artifact.rs`, `sys.rs` (the system calls `std` lacks).
 
 mod artifact;
-mod compress;
-pub mod docker_archive;
+pub(crate) mod compress;
 mod entry;
 mod layer;
 mod path;
@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 
 pub use artifact::{write_artifact_files, ANNOTATION_UNPACK};
 pub use compress::decompress;
-pub use docker_archive::write_docker_archive;
 
 use crate::oci::{Descriptor, Digest};
 use compress::HashingReader;
