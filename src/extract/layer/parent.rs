@@ -2,6 +2,7 @@
 //! for the layer; and, not being root, the permission we lend ourselves on directories we own that
 //! refuse us (an image's `0555` `usr/`), as `umoci unpack --rootless` does.
 
+use std::ffi::OsStr;
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -64,9 +65,9 @@ impl LayerExtractor<'_> {
         let mut cur: PathBuf = resolved.path.iter().take(resolved.existing).collect();
         let (mut fd, setgid, child_gid) = self.open_existing(raw, &cur)?;
         for part in resolved.path.iter().skip(resolved.existing) {
-            self.make_dir(raw, fd.as_fd(), &cur, part.as_ref())?;
+            self.make_dir(raw, fd.as_fd(), &cur, part)?;
             cur.push(part);
-            fd = sys::open_dir(fd.as_fd(), part.as_ref())
+            fd = sys::open_dir(fd.as_fd(), part)
                 .map_err(|e| self.io(raw, "open the parent directory", e))?;
         }
         let parent = Rc::new(Parent {
@@ -143,7 +144,7 @@ impl LayerExtractor<'_> {
         raw: &[u8],
         fd: BorrowedFd<'_>,
         cur: &Path,
-        part: &std::ffi::OsStr,
+        part: &OsStr,
     ) -> Result<(), Error> {
         let made = match sys::mkdirat(fd, part, 0o777) {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
