@@ -12,6 +12,7 @@ pub mod config;
 pub mod credentials;
 pub mod docker_config;
 pub mod extract;
+pub(crate) mod fs;
 pub mod http;
 pub mod kube;
 pub mod layout;

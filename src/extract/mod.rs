@@ -54,7 +54,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        let root = sys::is_root();
+        let root = crate::fs::is_root();
         Options {
             same_owner: root,
             allow_devices: root,
@@ -72,7 +72,7 @@ impl Options {
         Options {
             same_owner: false,
             allow_devices: false,
-            drop_privileges: sys::is_root(),
+            drop_privileges: crate::fs::is_root(),
         }
     }
 }
