@@ -2,7 +2,6 @@
 //! modes and times, set deepest first once their contents are written (a `0555` directory must
 //! stay writable while it fills; a child's creation would move its parent's mtime).
 
-use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -11,7 +10,7 @@ use std::rc::Rc;
 
 use filetime::FileTime;
 
-use super::{Error, LayerExtractor, Parent, SETGID};
+use super::{Error, LayerExtractor, Parent, Place, SETGID};
 use crate::extract::entry::Meta;
 use crate::extract::sys::{self, Inode};
 
@@ -66,17 +65,15 @@ impl LayerExtractor<'_> {
 
     /// A directory entry: an existing directory stays (its metadata is updated), anything else
     /// in the way is replaced. Owner and xattrs now; mode and times when the layer ends.
-    pub(super) fn dir(
-        &mut self,
-        raw: &[u8],
-        parent: &Parent,
-        clean: &Path,
-        rel: &Path,
-        name: &OsStr,
-        meta: &Meta,
-    ) -> Result<(), Error> {
+    pub(super) fn dir(&mut self, at: Place<'_>, clean: &Path, meta: &Meta) -> Result<(), Error> {
+        let Place {
+            raw,
+            parent,
+            rel,
+            name,
+        } = at;
         let pfd = parent.fd.as_fd();
-        let (mode, owner, setgid) = self.make_or_keep_dir(raw, parent, rel, name, meta)?;
+        let (mode, owner, setgid) = self.make_or_keep_dir(at, meta)?;
         let fd = sys::open_dir(pfd, name).map_err(|e| self.io(raw, "open the directory", e))?;
         let chowned = self.chown(raw, Inode::Fd(fd.as_fd()), owner, meta)?;
         self.xattrs(raw, Inode::Fd(fd.as_fd()), meta, false)?;
@@ -107,14 +104,10 @@ impl LayerExtractor<'_> {
 
     /// Makes the directory `name` in `parent`, or keeps the directory already there; what else
     /// is there is clobbered first.
-    fn make_or_keep_dir(
-        &mut self,
-        raw: &[u8],
-        parent: &Parent,
-        rel: &Path,
-        name: &OsStr,
-        meta: &Meta,
-    ) -> Result<DirState, Error> {
+    fn make_or_keep_dir(&mut self, at: Place<'_>, meta: &Meta) -> Result<DirState, Error> {
+        let Place {
+            raw, parent, name, ..
+        } = at;
         // Created searchable and writable by us whatever the final mode, which comes at the end.
         let perm = (meta.mode & 0o777) | 0o700;
         let pfd = parent.fd.as_fd();
@@ -144,7 +137,7 @@ impl LayerExtractor<'_> {
                         m.mode() & SETGID != 0,
                     ));
                 }
-                self.clobber(raw, parent, rel, name, &m)?;
+                self.clobber(at, &m)?;
                 sys::mkdirat(pfd, name, perm)
                     .map_err(|e| self.io(raw, "create the directory", e))?;
                 Ok(new_dir(self))

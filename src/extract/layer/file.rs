@@ -1,17 +1,15 @@
 //! Regular files, fifos and device nodes: created exclusively in their parent's fd (never
 //! following the name), then owner, mode, xattrs and times applied to what was created, by fd.
 
-use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
 
-use super::{lossy, sys, Error, LayerExtractor, Parent};
+use super::{lossy, Error, LayerExtractor, Place};
 use crate::extract::compress::{copy, CopyError};
 use crate::extract::entry::Meta;
-use crate::extract::sys::Inode;
+use crate::extract::sys::{self, Inode};
 
 /// A node's file type (`S_IFIFO`, `S_IFCHR`, `S_IFBLK`) and device numbers.
 pub(super) type NodeKind = (u32, u32, u32);
@@ -20,16 +18,16 @@ impl LayerExtractor<'_> {
     /// A regular file: its data must be exactly the header's size.
     pub(super) fn file<R: Read>(
         &mut self,
-        raw: &[u8],
-        parent: &Parent,
-        rel: &Path,
-        name: &OsStr,
+        at: Place<'_>,
         entry: &mut tar::Entry<'_, R>,
         meta: &Meta,
     ) -> Result<(), Error> {
+        let Place {
+            raw, parent, name, ..
+        } = at;
         let perm = meta.mode & 0o777;
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
-        let fd = self.create(raw, parent, rel, name, "create the file", || {
+        let fd = self.create(at, "create the file", || {
             sys::openat(parent.fd.as_fd(), name, flags, perm)
         })?;
         let mut file = File::from(fd);
@@ -86,16 +84,16 @@ impl LayerExtractor<'_> {
     /// A fifo or device node, checked after creation to be what was made.
     pub(super) fn node(
         &mut self,
-        raw: &[u8],
-        parent: &Parent,
-        rel: &Path,
-        name: &OsStr,
+        at: Place<'_>,
         (kind, major, minor): NodeKind,
         meta: &Meta,
     ) -> Result<(), Error> {
+        let Place {
+            raw, parent, name, ..
+        } = at;
         let perm = meta.mode & 0o777;
         let pfd = parent.fd.as_fd();
-        self.create(raw, parent, rel, name, "create the node", || {
+        self.create(at, "create the node", || {
             sys::mknodat(pfd, name, kind, perm, (major, minor))
         })?;
         // Held by fd from here on: what is changed is the node made, never what replaced it.

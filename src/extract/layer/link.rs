@@ -5,9 +5,8 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
-use super::{Error, LayerExtractor, Parent};
+use super::{Error, LayerExtractor, Place};
 use crate::extract::entry::Meta;
 use crate::extract::path;
 use crate::extract::sys::{self, Inode};
@@ -17,13 +16,13 @@ impl LayerExtractor<'_> {
     /// through it is confined by `path::resolve`).
     pub(super) fn symlink(
         &mut self,
-        raw: &[u8],
-        parent: &Parent,
-        rel: &Path,
-        name: &OsStr,
+        at: Place<'_>,
         target: &[u8],
         meta: &Meta,
     ) -> Result<(), Error> {
+        let Place {
+            raw, parent, name, ..
+        } = at;
         if target.is_empty() {
             return Err(self.hostile(raw, "symlink with an empty target"));
         }
@@ -32,7 +31,7 @@ impl LayerExtractor<'_> {
         }
         let target = OsStr::from_bytes(target);
         let pfd = parent.fd.as_fd();
-        self.create(raw, parent, rel, name, "create the symlink", || {
+        self.create(at, "create the symlink", || {
             sys::symlinkat(target, pfd, name)
         })?;
         let link = Inode::Link(pfd, name);
@@ -46,14 +45,13 @@ impl LayerExtractor<'_> {
 
     /// A hard link's target is a name in the image: cleaned and resolved like an entry's name
     /// (its last component not followed), so it can only ever name an inode inside the root.
-    pub(super) fn hardlink(
-        &mut self,
-        raw: &[u8],
-        parent: &Parent,
-        rel: &Path,
-        name: &OsStr,
-        target: &[u8],
-    ) -> Result<(), Error> {
+    pub(super) fn hardlink(&mut self, at: Place<'_>, target: &[u8]) -> Result<(), Error> {
+        let Place {
+            raw,
+            parent,
+            rel,
+            name,
+        } = at;
         let clean = path::clean(target).map_err(|r| self.hostile(raw, r.for_link_target()))?;
         let Some((dir, target_name)) = path::split(&clean) else {
             return Err(self.hostile(raw, "hard link to the root directory"));
@@ -71,7 +69,7 @@ impl LayerExtractor<'_> {
         let pfd = parent.fd.as_fd();
         let tfd = target_parent.fd.as_fd();
         // `linkat` without AT_SYMLINK_FOLLOW: a symlink named as the target is linked itself.
-        self.create(raw, parent, rel, name, "create the hard link", || {
+        self.create(at, "create the hard link", || {
             sys::linkat(tfd, target_name, pfd, name)
         })?;
         self.stats.links += 1;

@@ -30,6 +30,7 @@ mod parent;
 mod replace;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -52,6 +53,16 @@ pub(crate) use parent::RealFs;
 
 const SETGID: u32 = libc::S_ISGID;
 const SETUID: u32 = libc::S_ISUID;
+
+/// Where an entry goes: the name the tar gives it (for messages), the directory it is created in,
+/// its path relative to the root (bookkeeping), and the name it is created under in `parent`.
+#[derive(Clone, Copy)]
+struct Place<'a> {
+    raw: &'a [u8],
+    parent: &'a Parent,
+    rel: &'a Path,
+    name: &'a OsStr,
+}
 
 pub(crate) struct LayerExtractor<'a> {
     root: &'a RootDir,
@@ -159,7 +170,13 @@ impl<'a> LayerExtractor<'a> {
             .parent(&raw, dir, true)?
             .expect("parents are created when asked to");
         let rel = parent.path.join(name);
-        self.create_entry(&raw, &parent, &clean, &rel, entry, &meta)?;
+        let at = Place {
+            raw: &raw,
+            parent: &parent,
+            rel: &rel,
+            name,
+        };
+        self.create_entry(at, &clean, entry, &meta)?;
         self.mark_written(&rel);
         Ok(())
     }
@@ -198,34 +215,29 @@ impl<'a> LayerExtractor<'a> {
         }
     }
 
-    /// Creates the entry at `rel` (`clean` as the tar names it) in `parent`, by its kind.
+    /// Creates the entry `at` its place (`clean` is its cleaned name), by its kind.
     fn create_entry<R: Read>(
         &mut self,
-        raw: &[u8],
-        parent: &Parent,
+        at: Place<'_>,
         clean: &Path,
-        rel: &Path,
         entry: &mut tar::Entry<'_, R>,
         meta: &Meta,
     ) -> Result<(), Error> {
-        let name = rel
-            .file_name()
-            .expect("an entry's name has a last component");
         match entry.header().entry_type() {
-            EntryType::Directory => self.dir(raw, parent, clean, rel, name, meta),
+            EntryType::Directory => self.dir(at, clean, meta),
             EntryType::Symlink => {
                 let target = link_target(entry);
-                self.symlink(raw, parent, rel, name, &target, meta)
+                self.symlink(at, &target, meta)
             }
             EntryType::Link => {
                 let target = link_target(entry);
-                self.hardlink(raw, parent, rel, name, &target)
+                self.hardlink(at, &target)
             }
             kind @ (EntryType::Fifo | EntryType::Char | EntryType::Block) => {
-                let node = self.node_kind(raw, kind, entry.header())?;
-                self.node(raw, parent, rel, name, node, meta)
+                let node = self.node_kind(at.raw, kind, entry.header())?;
+                self.node(at, node, meta)
             }
-            _ => self.file(raw, parent, rel, name, entry, meta),
+            _ => self.file(at, entry, meta),
         }
     }
 

@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
-use super::{Error, LayerExtractor, Parent};
+use super::{Error, LayerExtractor, Place};
 use crate::extract::sys;
 use crate::extract::whiteout::{self, Whiteout};
 
@@ -58,13 +58,13 @@ impl LayerExtractor<'_> {
     /// that refuses us gets write permission lent for the layer (see `lend`).
     pub(super) fn create<T>(
         &mut self,
-        raw: &[u8],
-        parent: &Parent,
-        rel: &Path,
-        name: &OsStr,
+        at: Place<'_>,
         action: &'static str,
         op: impl Fn() -> io::Result<T>,
     ) -> Result<T, Error> {
+        let Place {
+            raw, parent, name, ..
+        } = at;
         let first = match op() {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 self.lend(parent.fd.as_fd(), &parent.path)?;
@@ -75,7 +75,7 @@ impl LayerExtractor<'_> {
         match first {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let m = self.stat_at(raw, parent.fd.as_fd(), name)?;
-                self.clobber(raw, parent, rel, name, &m)?;
+                self.clobber(at, &m)?;
                 op().map_err(|e| self.io(raw, action, e))
             }
             r => r.map_err(|e| self.io(raw, action, e)),
@@ -95,14 +95,13 @@ impl LayerExtractor<'_> {
     }
 
     /// Removes `name` from `parent` (never following it), forgetting what the caches knew of it.
-    pub(super) fn clobber(
-        &mut self,
-        raw: &[u8],
-        parent: &Parent,
-        rel: &Path,
-        name: &OsStr,
-        m: &Metadata,
-    ) -> Result<(), Error> {
+    pub(super) fn clobber(&mut self, at: Place<'_>, m: &Metadata) -> Result<(), Error> {
+        let Place {
+            raw,
+            parent,
+            rel,
+            name,
+        } = at;
         let pfd = parent.fd.as_fd();
         let op = || {
             if m.is_dir() {
