@@ -66,17 +66,12 @@ impl LayerExtractor<'_> {
     /// A directory entry: an existing directory stays (its metadata is updated), anything else
     /// in the way is replaced. Owner and xattrs now; mode and times when the layer ends.
     pub(super) fn dir(&mut self, at: Place<'_>, clean: &Path, meta: &Meta) -> Result<(), Error> {
-        let Place {
-            raw,
-            parent,
-            rel,
-            name,
-        } = at;
-        let pfd = parent.fd.as_fd();
+        let pfd = at.parent.fd.as_fd();
         let (mode, owner, setgid) = self.make_or_keep_dir(at, meta)?;
-        let fd = sys::open_dir(pfd, name).map_err(|e| self.io(raw, "open the directory", e))?;
-        let chowned = self.chown(raw, Inode::Fd(fd.as_fd()), owner, meta)?;
-        self.xattrs(raw, Inode::Fd(fd.as_fd()), meta, false)?;
+        let fd =
+            sys::open_dir(pfd, at.name).map_err(|e| self.io(at.raw, "open the directory", e))?;
+        let chowned = self.chown(at.raw, Inode::Fd(fd.as_fd()), owner, meta)?;
+        self.xattrs(at.raw, Inode::Fd(fd.as_fd()), meta, false)?;
         let gid = if chowned { meta.gid } else { owner.1 };
         if chowned && setgid {
             // Other cached names for this directory (through symlinks) knew its old group.
@@ -87,12 +82,12 @@ impl LayerExtractor<'_> {
                 .then_some(meta.mode),
             times: Some((meta.atime, meta.mtime)),
         };
-        self.dirs.insert(rel.to_path_buf(), fix);
+        self.dirs.insert(at.rel.to_path_buf(), fix);
         let child_gid = if setgid { gid } else { self.creds.gid };
         self.cache_parent(
             clean.to_path_buf(),
             Rc::new(Parent {
-                path: rel.to_path_buf(),
+                path: at.rel.to_path_buf(),
                 fd,
                 setgid,
                 child_gid,
@@ -105,31 +100,28 @@ impl LayerExtractor<'_> {
     /// Makes the directory `name` in `parent`, or keeps the directory already there; what else
     /// is there is clobbered first.
     fn make_or_keep_dir(&mut self, at: Place<'_>, meta: &Meta) -> Result<DirState, Error> {
-        let Place {
-            raw, parent, name, ..
-        } = at;
         // Created searchable and writable by us whatever the final mode, which comes at the end.
         let perm = (meta.mode & 0o777) | 0o700;
-        let pfd = parent.fd.as_fd();
+        let pfd = at.parent.fd.as_fd();
         let new_dir = |this: &Self| {
-            let inherited = if parent.setgid { SETGID } else { 0 };
+            let inherited = if at.parent.setgid { SETGID } else { 0 };
             (
                 this.creds.created_mode(perm).map(|m| m | inherited),
-                (this.creds.uid, parent.child_gid),
-                parent.setgid,
+                (this.creds.uid, at.parent.child_gid),
+                at.parent.setgid,
             )
         };
-        let made = match sys::mkdirat(pfd, name, perm) {
+        let made = match sys::mkdirat(pfd, at.name, perm) {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                self.lend(pfd, &parent.path)?;
-                sys::mkdirat(pfd, name, perm)
+                self.lend(pfd, &at.parent.path)?;
+                sys::mkdirat(pfd, at.name, perm)
             }
             r => r,
         };
         match made {
             Ok(()) => Ok(new_dir(self)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let m = self.stat_at(raw, pfd, name)?;
+                let m = self.stat_at(at.raw, pfd, at.name)?;
                 if m.is_dir() {
                     return Ok((
                         Some(m.mode() & 0o7777),
@@ -138,11 +130,11 @@ impl LayerExtractor<'_> {
                     ));
                 }
                 self.clobber(at, &m)?;
-                sys::mkdirat(pfd, name, perm)
-                    .map_err(|e| self.io(raw, "create the directory", e))?;
+                sys::mkdirat(pfd, at.name, perm)
+                    .map_err(|e| self.io(at.raw, "create the directory", e))?;
                 Ok(new_dir(self))
             }
-            Err(e) => Err(self.io(raw, "create the directory", e)),
+            Err(e) => Err(self.io(at.raw, "create the directory", e)),
         }
     }
 

@@ -22,40 +22,37 @@ impl LayerExtractor<'_> {
         entry: &mut tar::Entry<'_, R>,
         meta: &Meta,
     ) -> Result<(), Error> {
-        let Place {
-            raw, parent, name, ..
-        } = at;
         let perm = meta.mode & 0o777;
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW;
         let fd = self.create(at, "create the file", || {
-            sys::openat(parent.fd.as_fd(), name, flags, perm)
+            sys::openat(at.parent.fd.as_fd(), at.name, flags, perm)
         })?;
         let mut file = File::from(fd);
         let expected = entry.size();
         let written = match copy(entry, &mut file, &mut self.buf) {
             Ok(n) => n,
             Err(CopyError::Read(e)) => return Err(self.read_err(e)),
-            Err(CopyError::Write(e)) => return Err(self.io(raw, "write the file", e)),
+            Err(CopyError::Write(e)) => return Err(self.io(at.raw, "write the file", e)),
         };
         if written != expected {
             return Err(Error::ShortEntry {
                 layer: self.layer.to_string(),
-                entry: lossy(raw),
+                entry: lossy(at.raw),
                 expected,
                 actual: written,
             });
         }
         self.stats.files += 1;
         self.stats.bytes += written;
-        let born = (self.creds.uid, parent.child_gid);
-        let chowned = self.chown(raw, Inode::File(&file), born, meta)?;
+        let born = (self.creds.uid, at.parent.child_gid);
+        let chowned = self.chown(at.raw, Inode::File(&file), born, meta)?;
         if self.needs_chmod(perm, meta.mode, chowned) {
             file.set_permissions(fs::Permissions::from_mode(meta.mode))
-                .map_err(|e| self.io(raw, "set the mode", e))?;
+                .map_err(|e| self.io(at.raw, "set the mode", e))?;
         }
-        self.xattrs(raw, Inode::File(&file), meta, false)?;
+        self.xattrs(at.raw, Inode::File(&file), meta, false)?;
         meta.set_times(Inode::File(&file))
-            .map_err(|e| self.io(raw, "set the times", e))
+            .map_err(|e| self.io(at.raw, "set the times", e))
     }
 
     /// What node a fifo, character or block device entry makes.
@@ -88,29 +85,26 @@ impl LayerExtractor<'_> {
         (kind, major, minor): NodeKind,
         meta: &Meta,
     ) -> Result<(), Error> {
-        let Place {
-            raw, parent, name, ..
-        } = at;
         let perm = meta.mode & 0o777;
-        let pfd = parent.fd.as_fd();
+        let pfd = at.parent.fd.as_fd();
         self.create(at, "create the node", || {
-            sys::mknodat(pfd, name, kind, perm, (major, minor))
+            sys::mknodat(pfd, at.name, kind, perm, (major, minor))
         })?;
         // Held by fd from here on: what is changed is the node made, never what replaced it.
-        let fd = sys::open_path(pfd, name).map_err(|e| self.io(raw, "open the node", e))?;
-        let m = sys::stat_fd(fd.as_fd()).map_err(|e| self.io(raw, "inspect the node", e))?;
+        let fd = sys::open_path(pfd, at.name).map_err(|e| self.io(at.raw, "open the node", e))?;
+        let m = sys::stat_fd(fd.as_fd()).map_err(|e| self.io(at.raw, "inspect the node", e))?;
         if m.mode() & libc::S_IFMT != kind {
             let e = io::Error::other("it was replaced while being extracted");
-            return Err(self.io(raw, "open the node", e));
+            return Err(self.io(at.raw, "open the node", e));
         }
         let inode = Inode::Fd(fd.as_fd());
-        let chowned = self.chown(raw, inode, (self.creds.uid, parent.child_gid), meta)?;
+        let chowned = self.chown(at.raw, inode, (self.creds.uid, at.parent.child_gid), meta)?;
         if self.needs_chmod(perm, meta.mode, chowned) {
-            sys::chmod_fd(fd.as_fd(), meta.mode).map_err(|e| self.io(raw, "set the mode", e))?;
+            sys::chmod_fd(fd.as_fd(), meta.mode).map_err(|e| self.io(at.raw, "set the mode", e))?;
         }
-        self.xattrs(raw, inode, meta, false)?;
+        self.xattrs(at.raw, inode, meta, false)?;
         meta.set_times(inode)
-            .map_err(|e| self.io(raw, "set the times", e))?;
+            .map_err(|e| self.io(at.raw, "set the times", e))?;
         self.stats.files += 1;
         Ok(())
     }

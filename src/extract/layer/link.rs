@@ -20,25 +20,22 @@ impl LayerExtractor<'_> {
         target: &[u8],
         meta: &Meta,
     ) -> Result<(), Error> {
-        let Place {
-            raw, parent, name, ..
-        } = at;
         if target.is_empty() {
-            return Err(self.hostile(raw, "symlink with an empty target"));
+            return Err(self.hostile(at.raw, "symlink with an empty target"));
         }
         if target.contains(&0) {
-            return Err(self.hostile(raw, "symlink target contains a NUL byte"));
+            return Err(self.hostile(at.raw, "symlink target contains a NUL byte"));
         }
         let target = OsStr::from_bytes(target);
-        let pfd = parent.fd.as_fd();
+        let pfd = at.parent.fd.as_fd();
         self.create(at, "create the symlink", || {
-            sys::symlinkat(target, pfd, name)
+            sys::symlinkat(target, pfd, at.name)
         })?;
-        let link = Inode::Link(pfd, name);
-        self.chown(raw, link, (self.creds.uid, parent.child_gid), meta)?;
-        self.xattrs(raw, link, meta, true)?;
+        let link = Inode::Link(pfd, at.name);
+        self.chown(at.raw, link, (self.creds.uid, at.parent.child_gid), meta)?;
+        self.xattrs(at.raw, link, meta, true)?;
         meta.set_times(link)
-            .map_err(|e| self.io(raw, "set the times", e))?;
+            .map_err(|e| self.io(at.raw, "set the times", e))?;
         self.stats.links += 1;
         Ok(())
     }
@@ -46,31 +43,25 @@ impl LayerExtractor<'_> {
     /// A hard link's target is a name in the image: cleaned and resolved like an entry's name
     /// (its last component not followed), so it can only ever name an inode inside the root.
     pub(super) fn hardlink(&mut self, at: Place<'_>, target: &[u8]) -> Result<(), Error> {
-        let Place {
-            raw,
-            parent,
-            rel,
-            name,
-        } = at;
-        let clean = path::clean(target).map_err(|r| self.hostile(raw, r.for_link_target()))?;
+        let clean = path::clean(target).map_err(|r| self.hostile(at.raw, r.for_link_target()))?;
         let Some((dir, target_name)) = path::split(&clean) else {
-            return Err(self.hostile(raw, "hard link to the root directory"));
+            return Err(self.hostile(at.raw, "hard link to the root directory"));
         };
-        let Some(target_parent) = self.parent(raw, dir, false)? else {
+        let Some(target_parent) = self.parent(at.raw, dir, false)? else {
             return Err(self.io(
-                raw,
+                at.raw,
                 "create the hard link",
                 io::Error::new(io::ErrorKind::NotFound, "its target does not exist"),
             ));
         };
-        if target_parent.path.join(target_name) == rel {
-            return Err(self.hostile(raw, "hard link to itself"));
+        if target_parent.path.join(target_name) == at.rel {
+            return Err(self.hostile(at.raw, "hard link to itself"));
         }
-        let pfd = parent.fd.as_fd();
+        let pfd = at.parent.fd.as_fd();
         let tfd = target_parent.fd.as_fd();
         // `linkat` without AT_SYMLINK_FOLLOW: a symlink named as the target is linked itself.
         self.create(at, "create the hard link", || {
-            sys::linkat(tfd, target_name, pfd, name)
+            sys::linkat(tfd, target_name, pfd, at.name)
         })?;
         self.stats.links += 1;
         Ok(())

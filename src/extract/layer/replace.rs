@@ -62,23 +62,20 @@ impl LayerExtractor<'_> {
         action: &'static str,
         op: impl Fn() -> io::Result<T>,
     ) -> Result<T, Error> {
-        let Place {
-            raw, parent, name, ..
-        } = at;
         let first = match op() {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                self.lend(parent.fd.as_fd(), &parent.path)?;
+                self.lend(at.parent.fd.as_fd(), &at.parent.path)?;
                 op()
             }
             r => r,
         };
         match first {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let m = self.stat_at(raw, parent.fd.as_fd(), name)?;
+                let m = self.stat_at(at.raw, at.parent.fd.as_fd(), at.name)?;
                 self.clobber(at, &m)?;
-                op().map_err(|e| self.io(raw, action, e))
+                op().map_err(|e| self.io(at.raw, action, e))
             }
-            r => r.map_err(|e| self.io(raw, action, e)),
+            r => r.map_err(|e| self.io(at.raw, action, e)),
         }
     }
 
@@ -96,34 +93,28 @@ impl LayerExtractor<'_> {
 
     /// Removes `name` from `parent` (never following it), forgetting what the caches knew of it.
     pub(super) fn clobber(&mut self, at: Place<'_>, m: &Metadata) -> Result<(), Error> {
-        let Place {
-            raw,
-            parent,
-            rel,
-            name,
-        } = at;
-        let pfd = parent.fd.as_fd();
+        let pfd = at.parent.fd.as_fd();
         let op = || {
             if m.is_dir() {
-                sys::remove_at(pfd, name)
+                sys::remove_at(pfd, at.name)
             } else {
-                sys::unlinkat(pfd, name, 0)
+                sys::unlinkat(pfd, at.name, 0)
             }
         };
         // Creating over an existing name fails with EEXIST before write permission is checked:
         // the read-only directory refuses only now.
         let removed = match op() {
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                self.lend(pfd, &parent.path)?;
+                self.lend(pfd, &at.parent.path)?;
                 op()
             }
             r => r,
         };
         if m.is_dir() {
-            removed.map_err(|e| self.io(raw, "replace the directory", e))?;
-            self.forget_dir(rel);
+            removed.map_err(|e| self.io(at.raw, "replace the directory", e))?;
+            self.forget_dir(at.rel);
         } else {
-            removed.map_err(|e| self.io(raw, "replace the existing path", e))?;
+            removed.map_err(|e| self.io(at.raw, "replace the existing path", e))?;
             if m.file_type().is_symlink() {
                 self.parents.clear();
             }
