@@ -39,7 +39,7 @@ const USER_ROOTS: [&str; 2] = [".docker/certs.d", ".config/containers/certs.d"];
 
 /// The `certs.d` roots this user installs into: the system ones for root, else the home ones.
 pub fn certs_dirs() -> Result<Vec<PathBuf>, Error> {
-    if crate::user::is_root() {
+    if crate::fs::is_root() {
         return Ok(SYSTEM_ROOTS.iter().map(PathBuf::from).collect());
     }
     let home = dirs::home_dir().ok_or(Error::NoHome)?;

@@ -66,7 +66,7 @@ pub fn containers_auth_path() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("containers/auth.json");
     }
-    PathBuf::from(format!("/run/containers/{}/auth.json", crate::user::euid()))
+    PathBuf::from(format!("/run/containers/{}/auth.json", crate::fs::euid()))
 }
 
 /// One JSON configuration file loaded for editing. Take the lock of its directory before loading

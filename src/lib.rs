@@ -20,6 +20,8 @@ pub mod credentials;
 pub(crate) mod docker_config;
 #[cfg(feature = "images")]
 pub mod extract;
+#[cfg(feature = "images")]
+pub(crate) mod fs;
 // Shared by every build; the credential helper uses only part of it.
 #[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) mod host;
@@ -46,8 +48,6 @@ pub(crate) mod tar_limit;
 // Shared by every build; the credential helper uses only part of it.
 #[cfg_attr(not(feature = "net"), allow(dead_code))]
 pub(crate) mod text;
-#[cfg(feature = "images")]
-pub(crate) mod user;
 
 /// The version every binary reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -680,7 +680,7 @@ fn docker_archive(layout: &Path, dir: &Path) -> PathBuf {
     let (_, _, config) = image(layout, TAG_ZSTD);
     let file = dir.join("image.tar");
     let out = File::create(&file).unwrap();
-    extract::write_docker_archive(
+    gdcloud::layout::write_docker_archive(
         out,
         &["localhost/extract-test:v1".to_string()],
         &config,

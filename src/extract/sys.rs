@@ -1,5 +1,6 @@
-//! The few system calls `std` does not wrap (mknod, xattrs, the process's credentials and umask),
-//! kept in one place so the `unsafe` blocks are small and reviewed once.
+//! The few system calls `std` does not wrap that only extraction makes (mknod, links, xattrs,
+//! `O_PATH` opens, the process's credentials and umask), kept in one place so the `unsafe` blocks
+//! are small and reviewed once; the `*at` calls `layout` makes too come from `crate::fs`.
 //!
 //! Everything that changes the tree under extraction is fd-relative (`*at` calls on a directory fd
 //! that `pathrs` resolved inside the root, the last component never followed) or goes through
@@ -9,14 +10,18 @@
 //! by setting it — a race with every other thread creating files in the process.
 
 use std::ffi::{CString, OsStr};
-use std::fs::{self, File, Metadata};
+use std::fs::{self, File};
 use std::io;
-use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+
+use crate::fs::{c_name, euid, is_root};
+/// The `*at` calls shared with `layout` (see `crate::fs`), here beside the ones only extraction
+/// makes.
+pub(crate) use crate::fs::{mkdirat, openat, stat_fd, unlinkat};
 
 /// Who new files belong to, and what the kernel masks off their modes.
 #[derive(Debug, Clone, Copy)]
@@ -29,10 +34,10 @@ pub(crate) struct Creds {
 
 impl Creds {
     pub(crate) fn current() -> Creds {
-        // SAFETY: geteuid and getegid cannot fail and touch no memory.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        // SAFETY: getegid cannot fail and touches no memory.
+        let gid = unsafe { libc::getegid() };
         Creds {
-            uid,
+            uid: euid(),
             gid,
             umask: read_umask(),
         }
@@ -44,13 +49,8 @@ impl Creds {
     }
 }
 
-pub(crate) fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn read_umask() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
     u32::from_str_radix(line.trim(), 8).ok()
 }
@@ -119,16 +119,7 @@ fn unlock(dir: &Path) {
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-fn c_name(name: &OsStr) -> io::Result<CString> {
-    CString::new(name.as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+    crate::fs::check(rc).map(drop)
 }
 
 /// `/proc/self/fd/N`: the kernel's link to the very inode `fd` holds (followed, it cannot be
@@ -136,30 +127,6 @@ fn c_name(name: &OsStr) -> io::Result<CString> {
 /// `utimensat` of an `O_PATH` fd, `setxattr`, `readdir`).
 pub(crate) fn proc_path(fd: BorrowedFd<'_>) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
-
-/// `openat(dir, name, flags | O_CLOEXEC, mode)`.
-pub(crate) fn openat(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    flags: libc::c_int,
-    mode: u32,
-) -> io::Result<OwnedFd> {
-    let c = c_name(name)?;
-    // SAFETY: `c` is NUL-terminated and outlives the call; the fd is open.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            flags | libc::O_CLOEXEC,
-            mode as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// An `O_PATH` fd of `name` in `dir`, a symlink not followed.
@@ -177,23 +144,10 @@ pub(crate) fn open_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd>
     )
 }
 
-/// `fstat` of any fd, `O_PATH` ones included.
-pub(crate) fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Metadata> {
-    // SAFETY: the File is never dropped, so the borrowed fd is not closed.
-    let f = ManuallyDrop::new(unsafe { File::from_raw_fd(fd.as_raw_fd()) });
-    f.metadata()
-}
-
-pub(crate) fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
-    let c = c_name(name)?;
-    // SAFETY: as in `openat`.
-    check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t) })
-}
-
 pub(crate) fn symlinkat(target: &OsStr, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let t = c_name(target)?;
     let c = c_name(name)?;
-    // SAFETY: as in `openat`.
+    // SAFETY: the names are NUL-terminated and outlive the call; the fd is open.
     check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), c.as_ptr()) })
 }
 
@@ -207,7 +161,7 @@ pub(crate) fn linkat(
 ) -> io::Result<()> {
     let f = c_name(from)?;
     let c = c_name(name)?;
-    // SAFETY: as in `openat`.
+    // SAFETY: the names are NUL-terminated and outlive the call; the fd is open.
     check(unsafe {
         libc::linkat(
             from_dir.as_raw_fd(),
@@ -229,7 +183,7 @@ pub(crate) fn mknodat(
 ) -> io::Result<()> {
     let c = c_name(name)?;
     let dev = libc::makedev(major, minor);
-    // SAFETY: as in `openat`.
+    // SAFETY: the names are NUL-terminated and outlive the call; the fd is open.
     check(unsafe {
         libc::mknodat(
             dir.as_raw_fd(),
@@ -238,12 +192,6 @@ pub(crate) fn mknodat(
             dev,
         )
     })
-}
-
-pub(crate) fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr, flags: libc::c_int) -> io::Result<()> {
-    let c = c_name(name)?;
-    // SAFETY: as in `openat`.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) })
 }
 
 /// Changes the owner of the inode `fd` holds (an `O_PATH` fd of a symlink: the symlink itself).
@@ -299,8 +247,7 @@ pub(crate) fn remove_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let sub = open_dir(dir, name)?;
     if !is_root() {
         let m = stat_fd(sub.as_fd())?;
-        // SAFETY: geteuid cannot fail.
-        if m.uid() == unsafe { libc::geteuid() } && m.mode() & 0o700 != 0o700 {
+        if m.uid() == euid() && m.mode() & 0o700 != 0o700 {
             chmod_fd(sub.as_fd(), 0o700)?;
         }
     }

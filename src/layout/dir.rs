@@ -13,16 +13,17 @@
 //! Files left by an earlier run (the pull marker, `.partial` blobs, blobs) are only trusted when
 //! [`check_owned`] says this user made them.
 
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Error;
+use crate::fs::{self, check, euid};
 
 /// An open directory and the path it was reached by (for messages only).
 #[derive(Debug)]
@@ -31,37 +32,10 @@ pub(crate) struct Dir {
     path: PathBuf,
 }
 
-fn cstr(name: &str) -> io::Result<CString> {
+/// One of the layout's names (fixed ones, digests): a single component, never a path.
+fn component(name: &str) -> &OsStr {
     debug_assert!(!name.contains('/'), "one component: {name}");
-    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// `openat` retried on `EINTR`.
-fn openat(dir: libc::c_int, name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
-    loop {
-        // SAFETY: `name` is NUL-terminated; the returned descriptor is owned by nobody else.
-        let rc = unsafe {
-            libc::openat(
-                dir,
-                name.as_ptr(),
-                flags | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-                mode as libc::c_uint,
-            )
-        };
-        match check(rc) {
-            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    OsStr::new(name)
 }
 
 impl Dir {
@@ -95,31 +69,19 @@ impl Dir {
     /// directory can swap what is in it while we write).
     pub(crate) fn subdir(&self, name: &str, create: bool) -> Result<Dir, Error> {
         let path = self.join(name);
-        let c = cstr(name).map_err(Error::io("open directory", &path))?;
+        let c = component(name);
         if create {
-            // SAFETY: `c` is NUL-terminated.
-            let rc = unsafe { libc::mkdirat(self.fd.as_raw_fd(), c.as_ptr(), 0o755) };
-            if let Err(e) = check(rc) {
+            if let Err(e) = fs::mkdirat(self.fd.as_fd(), c, 0o755) {
                 if e.kind() != io::ErrorKind::AlreadyExists {
                     return Err(Error::io("create directory", &path)(e));
                 }
             }
         }
-        match openat(
-            self.fd.as_raw_fd(),
-            &c,
-            libc::O_RDONLY | libc::O_DIRECTORY,
-            0,
-        ) {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        match fs::openat(self.fd.as_fd(), c, flags, 0) {
             Ok(fd) => {
                 let dir = Dir { fd, path };
-                let meta = File::from(
-                    dir.fd
-                        .try_clone()
-                        .map_err(Error::io("inspect", &dir.path))?,
-                )
-                .metadata()
-                .map_err(Error::io("inspect", &dir.path))?;
+                let meta = fs::stat_fd(dir.fd.as_fd()).map_err(Error::io("inspect", &dir.path))?;
                 if meta.uid() != euid() {
                     return Err(Error::Untrusted {
                         path: dir.path,
@@ -143,44 +105,24 @@ impl Dir {
     /// Opens the file `name` with `flags` (`O_NOFOLLOW` and `O_CLOEXEC` added): a symlink there
     /// fails with `ELOOP` (see [`is_symlink_error`]).
     pub(crate) fn open(&self, name: &str, flags: libc::c_int, mode: u32) -> io::Result<File> {
-        let c = cstr(name)?;
-        openat(self.fd.as_raw_fd(), &c, flags, mode).map(File::from)
+        let flags = flags | libc::O_NOFOLLOW;
+        fs::openat(self.fd.as_fd(), component(name), flags, mode).map(File::from)
     }
 
     /// Whether `name` exists (as anything, a symlink included).
     pub(crate) fn exists(&self, name: &str) -> io::Result<bool> {
-        let c = cstr(name)?;
-        // SAFETY: `c` is NUL-terminated and `st` is written by the kernel.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::fstatat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        match check(rc) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
-        }
+        fs::exists_at(self.fd.as_fd(), component(name))
     }
 
     /// Renames `from` to `to`, both in this directory (what was at `to` is replaced, never
     /// followed).
     pub(crate) fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        let (f, t) = (cstr(from)?, cstr(to)?);
-        let fd = self.fd.as_raw_fd();
-        // SAFETY: both names are NUL-terminated.
-        check(unsafe { libc::renameat(fd, f.as_ptr(), fd, t.as_ptr()) }).map(drop)
+        fs::renameat(self.fd.as_fd(), component(from), component(to))
     }
 
     /// Removes the file `name` (a symlink itself, never its target); a missing one is fine.
     pub(crate) fn remove(&self, name: &str) -> io::Result<()> {
-        let c = cstr(name)?;
-        // SAFETY: `c` is NUL-terminated.
-        match check(unsafe { libc::unlinkat(self.fd.as_raw_fd(), c.as_ptr(), 0) }) {
+        match fs::unlinkat(self.fd.as_fd(), component(name), 0) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -189,12 +131,8 @@ impl Dir {
     /// The names in this directory (`.` and `..` left out).
     pub(crate) fn names(&self) -> io::Result<Vec<OsString>> {
         // A fresh open file description, so that reading it moves no offset of `self.fd`.
-        let fd = openat(
-            self.fd.as_raw_fd(),
-            c".",
-            libc::O_RDONLY | libc::O_DIRECTORY,
-            0,
-        )?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        let fd = fs::openat(self.fd.as_fd(), OsStr::new("."), flags, 0)?;
         let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
         // SAFETY: `raw` is an open directory descriptor; `fdopendir` owns it from here on and
         // `closedir` closes it.
@@ -273,12 +211,6 @@ impl Dir {
 /// symlink (`ELOOP`) or, for a directory, a file (`ENOTDIR`).
 pub(crate) fn is_symlink_error(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR))
-}
-
-/// The effective user id: who this process writes as.
-pub(crate) fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
 }
 
 /// Checks that `file` (just opened without following symlinks) is state this user left: a

@@ -103,7 +103,7 @@ fn list(names: &[String]) -> String {
 }
 
 impl Error {
-    /// The layout error carried by an I/O error from a reader of this module (a [`BlobSource`]
+    /// The layout error carried by an I/O error from a reader of this module (a [`BlobSource`](super::BlobSource)
     /// reader fails at EOF with [`Error::DigestMismatch`] or [`Error::SizeMismatch`] inside an
     /// `io::Error` of kind `InvalidData`, since `Read` can only return `io::Error`).
     pub fn downcast_io(e: &io::Error) -> Option<&Error> {

@@ -9,15 +9,19 @@
 //! writing half lives in `pull`: fd-relative to DESTINATION, never following a symlink, and
 //! resuming only from state this user left (DESTINATION may lie where others can write).
 //!
-//! Push reads any of the three local forms through [`open_source`]: one [`LocalImage`] whose blobs
-//! are streamed from the directory or straight out of the tarball, never extracted.
+//! Push reads any of the three local forms through [`open_source`]: one [`LocalImage`] (`image`)
+//! whose blobs are streamed from the directory or straight out of the tarball, never extracted.
+//! `docker_archive` holds both halves of the `docker save` format: the reader `open_source` uses
+//! and the writer `extract --docker-executable` uses ([`write_docker_archive`], which takes
+//! `extract`'s layers: `layout` imports `extract`, never the other way round).
 
 mod dir;
 mod docker_archive;
 mod error;
+mod image;
 mod pull;
 mod refname;
-pub mod source;
+mod source;
 mod tar_index;
 mod verify;
 mod writer;
@@ -33,10 +37,12 @@ use crate::bounded;
 use crate::oci::{Descriptor, Digest, Index};
 
 use dir::open_owned;
+pub use docker_archive::write_docker_archive;
 pub use error::Error;
+pub use image::{BlobSource, LocalImage};
 pub use pull::PresentBlob;
 pub use refname::is_valid_ref_name;
-pub use source::{open_source, BlobSource, LocalImage};
+pub use source::open_source;
 pub use writer::BlobWriter;
 
 /// The file an interrupted pull of ours leaves in its destination, holding the source reference;
@@ -168,7 +174,7 @@ impl Layout {
     }
 
     /// Whether the blob exists with the descriptor's size: a cheap check for readers of a layout
-    /// they trust. Pull uses [`Layout::verify_present`].
+    /// they trust. Pull uses [`Layout::present_blob`].
     pub fn has_blob(&self, desc: &Descriptor) -> bool {
         fs::metadata(self.blob_path(&desc.digest))
             .is_ok_and(|m| m.is_file() && m.len() == desc.size)

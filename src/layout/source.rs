@@ -7,7 +7,6 @@
 //! reader verifies size and digest at EOF, so corruption is reported with the file's name before
 //! a registry rejects the upload.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::Path;
@@ -15,48 +14,11 @@ use std::sync::Arc;
 
 use crate::oci::{AnyManifest, Descriptor, Digest, Index};
 
+use super::image::{BlobSource, LocalImage};
 use super::tar_index::TarFile;
 use super::verify::{check_bytes, VerifyingReader};
 use super::{check_layout_file, docker_archive, refname, Error, Layout};
 use crate::bounded;
-
-/// The blobs of a local image, by digest. Readers fail at EOF (`InvalidData`, carrying
-/// [`Error::DigestMismatch`] / [`Error::SizeMismatch`], see [`Error::downcast_io`]) when the
-/// content does not match its digest.
-pub trait BlobSource: Send + Sync {
-    fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error>;
-    /// For an upload to a registry, which checks every blob against its digest itself (the
-    /// distribution spec requires it, and refuses a mismatch): a content-addressed source skips
-    /// hashing the bytes a second time here, the larger part of a push's CPU. Nothing is lost: on
-    /// a refusal, [`BlobSource::open`] tells whether the local copy is the corrupt one.
-    fn open_for_upload(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
-        self.open(d)
-    }
-    /// The blob's size, when the source holds it.
-    fn size(&self, d: &Digest) -> Option<u64>;
-}
-
-/// One image read from a local source.
-pub struct LocalImage {
-    /// The name it was chosen by, or its only name: a layout's ref name (a tag), a `docker save`
-    /// RepoTag (`repo:tag`), or Docker ≥ 25's full image name.
-    pub name: Option<String>,
-    /// The manifest (or, for a multi-platform image, the index) as the source's index lists it,
-    /// annotations included; its children are reachable through `blobs`.
-    pub manifest: Descriptor,
-    /// The manifest's exact bytes (their digest is `manifest.digest`).
-    pub manifest_bytes: Vec<u8>,
-    pub blobs: Arc<dyn BlobSource>,
-}
-
-impl std::fmt::Debug for LocalImage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalImage")
-            .field("name", &self.name)
-            .field("manifest", &self.manifest)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Opens the image `name` (a ref name, tag or RepoTag; `None` when the source holds one image) of
 /// the local SOURCE at `path`:
@@ -251,34 +213,5 @@ impl BlobSource for ArchiveBlobs {
 
     fn size(&self, d: &Digest) -> Option<u64> {
         self.locate(d).ok().map(|(_, size)| size)
-    }
-}
-
-/// Blobs served from memory (a synthesised manifest, a config) in front of another source.
-pub(crate) struct MemoryBlobs<S> {
-    pub(crate) memory: HashMap<Digest, Arc<[u8]>>,
-    pub(crate) rest: S,
-}
-
-impl<S: BlobSource> BlobSource for MemoryBlobs<S> {
-    fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
-        match self.memory.get(d) {
-            Some(bytes) => Ok(Box::new(io::Cursor::new(Arc::clone(bytes)))),
-            None => self.rest.open(d),
-        }
-    }
-
-    fn open_for_upload(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
-        match self.memory.get(d) {
-            Some(bytes) => Ok(Box::new(io::Cursor::new(Arc::clone(bytes)))),
-            None => self.rest.open_for_upload(d),
-        }
-    }
-
-    fn size(&self, d: &Digest) -> Option<u64> {
-        match self.memory.get(d) {
-            Some(bytes) => Some(bytes.len() as u64),
-            None => self.rest.size(d),
-        }
     }
 }

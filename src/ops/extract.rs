@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::extract::{self, Layer};
+use crate::layout::{self, open_source, LocalImage};
+use crate::oci::ANNOTATION_SOURCE;
 
 /// How layers are applied (`LayerOptions::rootless()` for images you do not trust).
 pub use crate::extract::Options as LayerOptions;
-use crate::layout::source::{open_source, LocalImage};
-use crate::oci::ANNOTATION_SOURCE;
 use crate::oci::{self, AnyManifest, Compression, Descriptor, ImageConfig, Manifest, Platform};
 use crate::{bounded, text};
 
@@ -216,22 +216,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         written: Vec::new(),
     };
     if !is_image(&manifest) {
-        if opts.docker_executable {
-            return Err(Error::NotAnImage(opts.source.display().to_string()));
-        }
-        if !manifest
-            .layers
-            .iter()
-            .any(|l| l.annotation(oci::ANNOTATION_TITLE).is_some())
-        {
-            return Err(Error::NoFiles(opts.source.display().to_string()));
-        }
-        let written =
-            extract::write_artifact_files(&opts.destination, layers(&image, &manifest, &[]))?;
-        report.mode = "artifact";
-        report.files = written.len() as u64;
-        report.written = written;
-        return Ok(report);
+        return write_artifact(opts, &image, &manifest, report);
     }
     let config_bytes = {
         // A config is JSON of a few KiB: a huge one is refused before it is read into memory.
@@ -241,50 +226,14 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     };
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|_| Error::Config(opts.source.display().to_string()))?;
+    let diff_ids = &config.rootfs.diff_ids;
     if opts.docker_executable {
-        let target = archive_path(&opts.destination, &image, &desc);
-        if target.exists() {
-            return Err(Error::Exists(target));
-        }
-        let dir = target
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        let tmp = tempfile::Builder::new()
-            .prefix(".docker-archive.")
-            .tempfile_in(&dir)
-            .map_err(|source| Error::Io {
-                action: "create a file in",
-                path: dir.clone(),
-                source,
-            })?;
-        let tags = repo_tags(&image, &desc);
-        extract::write_docker_archive(
-            tmp.as_file(),
-            &tags,
-            &config_bytes,
-            layers(&image, &manifest, &config.rootfs.diff_ids),
-            &dir,
-        )?;
-        tmp.as_file().sync_all().map_err(|source| Error::Io {
-            action: "write",
-            path: target.clone(),
-            source,
-        })?;
-        tmp.persist_noclobber(&target).map_err(|e| Error::Io {
-            action: "write",
-            path: target.clone(),
-            source: e.error,
-        })?;
-        report.mode = "docker-archive";
-        report.destination = target.clone();
-        report.bytes = fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
-        return Ok(report);
+        let image = (&image, &desc, &manifest);
+        return write_archive(opts, image, &config_bytes, diff_ids, report);
     }
     let stats = extract::unpack_rootfs(
         &opts.destination,
-        layers(&image, &manifest, &config.rootfs.diff_ids),
+        layers(&image, &manifest, diff_ids),
         &opts.extract,
     )?;
     report.files = stats.files;
@@ -292,6 +241,80 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     report.links = stats.links;
     report.whiteouts = stats.whiteouts;
     report.bytes = stats.bytes;
+    Ok(report)
+}
+
+/// An artifact (not an image): its titled layers' files, written under DESTINATION.
+fn write_artifact(
+    opts: &Options,
+    image: &LocalImage,
+    manifest: &Manifest,
+    mut report: Report,
+) -> Result<Report, Error> {
+    if opts.docker_executable {
+        return Err(Error::NotAnImage(opts.source.display().to_string()));
+    }
+    if !manifest
+        .layers
+        .iter()
+        .any(|l| l.annotation(oci::ANNOTATION_TITLE).is_some())
+    {
+        return Err(Error::NoFiles(opts.source.display().to_string()));
+    }
+    let written = extract::write_artifact_files(&opts.destination, layers(image, manifest, &[]))?;
+    report.mode = "artifact";
+    report.files = written.len() as u64;
+    report.written = written;
+    Ok(report)
+}
+
+/// `--docker-executable`: the image as a `docker save` tarball, written to a temporary file beside
+/// its target and renamed into place (never over an existing file).
+fn write_archive(
+    opts: &Options,
+    (image, desc, manifest): (&LocalImage, &Descriptor, &Manifest),
+    config_bytes: &[u8],
+    diff_ids: &[oci::Digest],
+    mut report: Report,
+) -> Result<Report, Error> {
+    let target = archive_path(&opts.destination, desc);
+    if target.exists() {
+        return Err(Error::Exists(target));
+    }
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let tmp = tempfile::Builder::new()
+        .prefix(".docker-archive.")
+        .tempfile_in(&dir)
+        .map_err(|source| Error::Io {
+            action: "create a file in",
+            path: dir.clone(),
+            source,
+        })?;
+    let tags = repo_tags(image, desc);
+    layout::write_docker_archive(
+        tmp.as_file(),
+        &tags,
+        config_bytes,
+        layers(image, manifest, diff_ids),
+        &dir,
+    )?;
+    tmp.as_file().sync_all().map_err(|source| Error::Io {
+        action: "write",
+        path: target.clone(),
+        source,
+    })?;
+    tmp.persist_noclobber(&target).map_err(|e| Error::Io {
+        action: "write",
+        path: target.clone(),
+        source: e.error,
+    })?;
+    report.mode = "docker-archive";
+    report.destination = target.clone();
+    report.bytes = fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
     Ok(report)
 }
 
@@ -318,7 +341,7 @@ fn repo_tags(image: &LocalImage, desc: &Descriptor) -> Vec<String> {
 }
 
 /// DESTINATION names the tarball; an existing directory gets `<digest>.tar` inside.
-fn archive_path(dest: &Path, _image: &LocalImage, desc: &Descriptor) -> PathBuf {
+fn archive_path(dest: &Path, desc: &Descriptor) -> PathBuf {
     if dest.is_dir() {
         dest.join(format!("{}.tar", &desc.digest.hex()[..12]))
     } else {

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use futures_util::{stream, StreamExt};
 use serde::Serialize;
 
-use crate::layout::source::{open_source, LocalImage};
+use crate::layout::{open_source, LocalImage};
 use crate::oci::ANNOTATION_SOURCE;
 use crate::oci::{self, AnyManifest, Descriptor, Digest, Platform};
 use crate::progress::Progress;

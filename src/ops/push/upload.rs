@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::compress::{self, Codec, Pool, Written};
 use super::Error;
-use crate::layout::source::BlobSource;
+use crate::layout::BlobSource;
 use crate::oci::{Descriptor, Digest};
 use crate::progress::{self, BlobProgress, Progress};
 use crate::registry::{self, BlobUpload, Client, Mount, Scope};

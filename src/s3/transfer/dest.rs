@@ -212,8 +212,7 @@ impl Dir {
         if !meta.file_type().is_file() {
             return Err(Refusal::NotAFile { path });
         }
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = crate::fs::euid();
         if meta.uid() != euid {
             return Err(Refusal::NotOurs {
                 path,

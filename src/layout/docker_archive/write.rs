@@ -1,13 +1,5 @@
-//! `--docker-executable`: an image re-packed as the tarball `docker save` writes and `docker load`,
-//! `podman load` and `skopeo … docker-archive:` read (moby `image/tarexport`, containers/image
-//! `docker/internal/tarfile`):
-//!
-//! ```text
-//! <diff_id hex>/layer.tar   each layer, uncompressed (its name is its diff_id)
-//! <config hex>.json         the image config, byte for byte
-//! manifest.json             [{"Config": …, "RepoTags": […], "Layers": […]}]
-//! repositories              {"name": {"tag": "<top layer dir>"}}, for older loaders
-//! ```
+//! Writing a `docker save` tarball (`--docker-executable`), which `docker load`, `podman load` and
+//! `skopeo … docker-archive:` read.
 //!
 //! A tar header needs the entry's size before its data, and a layer's uncompressed size is not in
 //! any descriptor. So each layer is decompressed once into an unnamed temporary file in `tmp_dir`
@@ -19,20 +11,13 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
-use serde::Serialize;
 use tar::{EntryType, Header};
 
-use super::compress::{self, copy, CopyError, HashingReader, COPY_BUFFER};
-use super::{decompress, Error, Layer};
+use crate::extract::compress::{self, copy, CopyError, HashingReader, COPY_BUFFER};
+use crate::extract::{decompress, Error, Layer};
 use crate::oci::{Digest, ImageConfig};
 
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct ManifestEntry<'a> {
-    config: String,
-    repo_tags: &'a [String],
-    layers: Vec<String>,
-}
+use super::{ManifestEntry, MANIFEST_JSON};
 
 /// Writes a `docker save`-format tarball of the image (`config`'s bytes, `layers` in order) to
 /// `out`, tagged `repo_tags` (`name:tag`, as the caller wants `docker images` to show them). Each
@@ -47,6 +32,32 @@ pub fn write_docker_archive<R: Read, W: Write>(
 ) -> Result<(), Error> {
     let cfg: ImageConfig = serde_json::from_slice(config).map_err(Error::Config)?;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(COPY_BUFFER, out));
+    let (paths, top) = append_layers(&mut tar, &cfg, layers, tmp_dir)?;
+    let config_name = format!("{}.json", Digest::sha256_of(config).hex());
+    append_file(&mut tar, &config_name, config)?;
+    let manifest = serde_json::to_vec(&[ManifestEntry {
+        config: config_name,
+        repo_tags: Some(repo_tags.to_vec()),
+        layers: paths,
+    }])
+    .map_err(Error::Config)?;
+    append_file(&mut tar, MANIFEST_JSON, &manifest)?;
+    if let Some(top) = top {
+        append_repositories(&mut tar, repo_tags, &top)?;
+    }
+    tar.into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(Error::Write)
+}
+
+/// Appends each layer as `<diff_id hex>/layer.tar` (once, however often the image lists it);
+/// returns the layers' entry names in order and the top layer's directory.
+fn append_layers<R: Read, W: Write>(
+    tar: &mut tar::Builder<W>,
+    cfg: &ImageConfig,
+    layers: impl IntoIterator<Item = Result<Layer<R>, Error>>,
+    tmp_dir: &Path,
+) -> Result<(Vec<String>, Option<String>), Error> {
     let mut buf = vec![0; COPY_BUFFER];
     let mut paths = Vec::new();
     let mut dirs = HashSet::new();
@@ -58,7 +69,7 @@ pub fn write_docker_archive<R: Read, W: Write>(
         let dir = diff_id.hex().to_string();
         if dirs.insert(dir.clone()) {
             append(
-                &mut tar,
+                tar,
                 EntryType::Directory,
                 &format!("{dir}/"),
                 0,
@@ -70,13 +81,8 @@ pub fn write_docker_archive<R: Read, W: Write>(
                 source,
             })?;
             let data = BufReader::with_capacity(COPY_BUFFER, staged);
-            append(
-                &mut tar,
-                EntryType::Regular,
-                &format!("{dir}/layer.tar"),
-                size,
-                data,
-            )?;
+            let path = format!("{dir}/layer.tar");
+            append(tar, EntryType::Regular, &path, size, data)?;
         }
         paths.push(format!("{dir}/layer.tar"));
         top = Some(dir);
@@ -87,46 +93,24 @@ pub fn write_docker_archive<R: Read, W: Write>(
             layers: paths.len(),
         });
     }
-    let config_name = format!("{}.json", Digest::sha256_of(config).hex());
-    append(
-        &mut tar,
-        EntryType::Regular,
-        &config_name,
-        config.len() as u64,
-        config,
-    )?;
-    let manifest = serde_json::to_vec(&[ManifestEntry {
-        config: config_name,
-        repo_tags,
-        layers: paths,
-    }])
-    .map_err(Error::Config)?;
-    append(
-        &mut tar,
-        EntryType::Regular,
-        "manifest.json",
-        manifest.len() as u64,
-        &manifest[..],
-    )?;
-    if let Some(top) = top {
-        let mut repositories: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
-        for (repo, tag) in repo_tags.iter().filter_map(|t| split_tag(t)) {
-            repositories.entry(repo).or_default().insert(tag, &top);
-        }
-        if !repositories.is_empty() {
-            let json = serde_json::to_vec(&repositories).map_err(Error::Config)?;
-            append(
-                &mut tar,
-                EntryType::Regular,
-                "repositories",
-                json.len() as u64,
-                &json[..],
-            )?;
-        }
+    Ok((paths, top))
+}
+
+/// `repositories`, for loaders older than `manifest.json`: each tag names the top layer.
+fn append_repositories<W: Write>(
+    tar: &mut tar::Builder<W>,
+    repo_tags: &[String],
+    top: &str,
+) -> Result<(), Error> {
+    let mut repositories: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+    for (repo, tag) in repo_tags.iter().filter_map(|t| split_tag(t)) {
+        repositories.entry(repo).or_default().insert(tag, top);
     }
-    tar.into_inner()
-        .and_then(|mut w| w.flush())
-        .map_err(Error::Write)
+    if repositories.is_empty() {
+        return Ok(());
+    }
+    let json = serde_json::to_vec(&repositories).map_err(Error::Config)?;
+    append_file(tar, "repositories", &json)
 }
 
 /// Decompresses a layer into an unnamed temporary file, verifying it; returns the file, the
@@ -182,6 +166,11 @@ fn stage<R: Read>(
     Ok((staged, diff_id, size))
 }
 
+/// A regular file of `bytes`.
+fn append_file<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8]) -> Result<(), Error> {
+    append(tar, EntryType::Regular, path, bytes.len() as u64, bytes)
+}
+
 fn append<W: Write>(
     tar: &mut tar::Builder<W>,
     kind: EntryType,
@@ -203,7 +192,6 @@ fn append<W: Write>(
     tar.append_data(&mut header, path, data)
         .map_err(Error::Write)
 }
-
 /// `name:tag` → (`name`, `tag`); a missing tag is `latest`; digest references have no place in
 /// `repositories`.
 fn split_tag(reference: &str) -> Option<(&str, &str)> {

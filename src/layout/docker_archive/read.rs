@@ -1,6 +1,4 @@
-//! Legacy `docker save` archives (docker-archive): `manifest.json` =
-//! `[{"Config":"<hex>.json","RepoTags":["repo:tag"],"Layers":["<id>/layer.tar",…]}]`, the config
-//! file and one uncompressed tar per layer. They carry no registry manifest, so one is synthesised:
+//! Reading legacy `docker save` archives. They carry no registry manifest, so one is synthesised:
 //! an OCI image manifest whose config is the config file's bytes and whose layers are the layer
 //! tars as they are, `application/vnd.oci.image.layer.v1.tar` with digest = `rootfs.diff_ids[i]`
 //! (a diff_id *is* the sha256 of the uncompressed layer). No layer is hashed up front — reads
@@ -19,31 +17,19 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use serde::Deserialize;
-
+use crate::bounded;
+use crate::layout::image::{BlobSource, LocalImage};
+use crate::layout::refname::{self, Candidate};
+use crate::layout::tar_index::TarFile;
+use crate::layout::verify::VerifyingReader;
+use crate::layout::Error;
 use crate::oci::digest::Hasher;
 use crate::oci::{
     Descriptor, Digest, ImageConfig, Manifest, OCI_CONFIG, OCI_LAYER_GZIP, OCI_LAYER_TAR,
     OCI_LAYER_ZSTD, OCI_MANIFEST,
 };
 
-use super::refname::{self, Candidate};
-use super::source::{BlobSource, LocalImage, MemoryBlobs};
-use super::tar_index::TarFile;
-use super::verify::VerifyingReader;
-use super::Error;
-use crate::bounded;
-
-/// One image of `manifest.json`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ManifestEntry {
-    config: String,
-    #[serde(default)]
-    repo_tags: Option<Vec<String>>,
-    #[serde(default)]
-    layers: Vec<String>,
-}
+use super::{ManifestEntry, MANIFEST_JSON};
 
 /// Parses `manifest.json`.
 fn parse_manifest_json(bytes: &[u8]) -> Result<Vec<ManifestEntry>, String> {
@@ -76,30 +62,14 @@ fn synthesize(config: Descriptor, layers: Vec<Descriptor>) -> Result<Vec<u8>, se
     })
 }
 
+/// Opens the image `name` (a RepoTag; `None` when the archive holds one image) of the archive
+/// `tar`, with a synthesised manifest.
 pub(crate) fn open(tar: TarFile, name: Option<&str>) -> Result<LocalImage, Error> {
     let invalid = |reason: String| Error::InvalidArchive {
         path: tar.path().to_path_buf(),
         reason,
     };
-    let entries =
-        parse_manifest_json(&tar.read_small("manifest.json", bounded::STATE)?).map_err(&invalid)?;
-    let candidates = entries
-        .into_iter()
-        .map(|e| {
-            let names = e.repo_tags.clone().unwrap_or_default();
-            let label = match names.first() {
-                Some(n) => n.clone(),
-                None => format!("untagged image {}", e.config),
-            };
-            Candidate {
-                names,
-                label,
-                item: e,
-            }
-        })
-        .collect();
-    let (image_name, entry) = refname::choose(candidates, name, tar.path())?;
-
+    let (image_name, entry) = choose(&tar, name)?;
     let config_bytes = tar.read_small(&entry.config, bounded::CONFIG)?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| invalid(format!("invalid image config {}: {e}", entry.config)))?;
@@ -117,19 +87,7 @@ pub(crate) fn open(tar: TarFile, name: Option<&str>) -> Result<LocalImage, Error
         Digest::sha256_of(&config_bytes),
         config_bytes.len() as u64,
     );
-
-    let mut layers = Vec::with_capacity(entry.layers.len());
-    let mut ranges = HashMap::new();
-    for (layer, diff_id) in entry.layers.iter().zip(diff_ids) {
-        let (offset, size) = tar.require(layer)?;
-        let (media_type, digest) = match layer_compression(&tar, offset, size)? {
-            None => (OCI_LAYER_TAR, diff_id.clone()),
-            Some(media_type) => (media_type, hash_range(&tar, offset, size)?),
-        };
-        ranges.insert(digest.clone(), (layer.clone(), offset, size));
-        layers.push(descriptor(media_type, digest, size));
-    }
-
+    let (layers, ranges) = locate_layers(&tar, &entry.layers, diff_ids)?;
     let manifest_bytes = synthesize(config_desc.clone(), layers)
         .map_err(|e| invalid(format!("cannot serialise the manifest: {e}")))?;
     let manifest = descriptor(
@@ -150,6 +108,53 @@ pub(crate) fn open(tar: TarFile, name: Option<&str>) -> Result<LocalImage, Error
             rest: LayerBlobs { tar, ranges },
         }),
     })
+}
+
+/// The entry of `manifest.json` named `name` (or the only one), and the name it goes by.
+fn choose(tar: &TarFile, name: Option<&str>) -> Result<(Option<String>, ManifestEntry), Error> {
+    let entries =
+        parse_manifest_json(&tar.read_small(MANIFEST_JSON, bounded::STATE)?).map_err(|reason| {
+            Error::InvalidArchive {
+                path: tar.path().to_path_buf(),
+                reason,
+            }
+        })?;
+    let candidates = entries
+        .into_iter()
+        .map(|e| {
+            let names = e.repo_tags.clone().unwrap_or_default();
+            let label = match names.first() {
+                Some(n) => n.clone(),
+                None => format!("untagged image {}", e.config),
+            };
+            Candidate {
+                names,
+                label,
+                item: e,
+            }
+        })
+        .collect();
+    refname::choose(candidates, name, tar.path())
+}
+
+/// Each layer's descriptor in the synthesised manifest, and where its bytes lie in the tar.
+fn locate_layers(
+    tar: &TarFile,
+    names: &[String],
+    diff_ids: &[Digest],
+) -> Result<(Vec<Descriptor>, Ranges), Error> {
+    let mut layers = Vec::with_capacity(names.len());
+    let mut ranges = HashMap::new();
+    for (layer, diff_id) in names.iter().zip(diff_ids) {
+        let (offset, size) = tar.require(layer)?;
+        let (media_type, digest) = match layer_compression(tar, offset, size)? {
+            None => (OCI_LAYER_TAR, diff_id.clone()),
+            Some(media_type) => (media_type, hash_range(tar, offset, size)?),
+        };
+        ranges.insert(digest.clone(), (layer.clone(), offset, size));
+        layers.push(descriptor(media_type, digest, size));
+    }
+    Ok((layers, ranges))
 }
 
 /// The media type of a layer stored compressed in the archive, `None` for a plain tar.
@@ -188,13 +193,14 @@ fn hash_range(tar: &TarFile, offset: u64, size: u64) -> Result<Digest, Error> {
     Ok(hasher.finish())
 }
 
+/// digest → (entry name, offset, size)
+type Ranges = HashMap<Digest, (String, u64, u64)>;
+
 /// The layer tars of a docker-archive, by the digest the synthesised manifest gives them.
 struct LayerBlobs {
     tar: TarFile,
-    /// digest → (entry name, offset, size)
-    ranges: HashMap<Digest, (String, u64, u64)>,
+    ranges: Ranges,
 }
-
 impl BlobSource for LayerBlobs {
     fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
         let (name, offset, size) = self.ranges.get(d).ok_or_else(|| Error::MissingBlob {
@@ -220,6 +226,35 @@ impl BlobSource for LayerBlobs {
 
     fn size(&self, d: &Digest) -> Option<u64> {
         self.ranges.get(d).map(|(_, _, size)| *size)
+    }
+}
+
+/// Blobs served from memory (a synthesised manifest, a config) in front of another source.
+struct MemoryBlobs<S> {
+    memory: HashMap<Digest, Arc<[u8]>>,
+    rest: S,
+}
+
+impl<S: BlobSource> BlobSource for MemoryBlobs<S> {
+    fn open(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
+        match self.memory.get(d) {
+            Some(bytes) => Ok(Box::new(io::Cursor::new(Arc::clone(bytes)))),
+            None => self.rest.open(d),
+        }
+    }
+
+    fn open_for_upload(&self, d: &Digest) -> Result<Box<dyn Read + Send>, Error> {
+        match self.memory.get(d) {
+            Some(bytes) => Ok(Box::new(io::Cursor::new(Arc::clone(bytes)))),
+            None => self.rest.open_for_upload(d),
+        }
+    }
+
+    fn size(&self, d: &Digest) -> Option<u64> {
+        match self.memory.get(d) {
+            Some(bytes) => Some(bytes.len() as u64),
+            None => self.rest.size(d),
+        }
     }
 }
 
