@@ -293,10 +293,26 @@ async fn browser_flow(
     let callback = tokio::time::timeout(o.timeout, wait_for_callback(listener))
         .await
         .map_err(|_| Error::Timeout)??;
-    let code = code_from_redirect(&callback, &attempt.state)?;
+    redeem(
+        client, provider, o, &callback, &redirect, attempt, "browser",
+    )
+    .await
+}
+
+/// Trades the code of a redirect that belongs to `attempt` for tokens.
+async fn redeem(
+    client: &reqwest::Client,
+    provider: &Provider,
+    o: &Options,
+    callback: &Url,
+    redirect: &str,
+    attempt: Attempt,
+    method: &'static str,
+) -> Result<Grant> {
+    let code = code_from_redirect(callback, &attempt.state)?;
     Ok(Grant {
-        method: "browser",
-        tokens: exchange(client, provider, o, &code, &redirect, &attempt.verifier).await?,
+        method,
+        tokens: exchange(client, provider, o, &code, redirect, &attempt.verifier).await?,
         nonce: Some(attempt.nonce),
     })
 }
@@ -319,12 +335,7 @@ async fn paste_flow(
     let callback = Url::parse(pasted.trim()).map_err(|_| {
         Error::Login("that is not the redirect URL; copy the whole address from the browser".into())
     })?;
-    let code = code_from_redirect(&callback, &attempt.state)?;
-    Ok(Grant {
-        method: "paste",
-        tokens: exchange(client, provider, o, &code, &redirect, &attempt.verifier).await?,
-        nonce: Some(attempt.nonce),
-    })
+    redeem(client, provider, o, &callback, &redirect, attempt, "paste").await
 }
 
 /// Keeps the verified ID token in the token cache, so `print-identity-token` needs no refresh.
@@ -424,13 +435,7 @@ async fn device_flow(
     let da: DeviceAuthorization = serde_json::from_slice(&body).map_err(|_| Error::Provider {
         url: endpoint.to_string(),
         status: status.as_u16(),
-        message: crate::text::escape(
-            &String::from_utf8_lossy(&body)
-                .chars()
-                .take(200)
-                .collect::<String>(),
-        )
-        .into_owned(),
+        message: super::quoted(&body),
     })?;
     ui.show_device_code(
         &da.verification_uri,

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use crate::config::Config;
 
 #[cfg(feature = "net")]
-pub(crate) use provider::{connect_error, get_json, read_answer};
+pub(crate) use provider::{connect_error, get_json, quoted, read_answer};
 #[cfg(feature = "net")]
 pub(crate) use provider::{pkce_challenge, random_token, token_request, Provider, TokenResponse};
 

@@ -80,9 +80,7 @@ pub(crate) async fn read_answer(
 
 /// The start of an error answer, escaped, for a message.
 async fn error_text(resp: reqwest::Response) -> String {
-    let body = bounded::response_prefix(resp, bounded::ERROR_BODY).await;
-    let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-    crate::text::escape(&text).into_owned()
+    quoted(&bounded::response_prefix(resp, bounded::ERROR_BODY).await)
 }
 
 pub(crate) fn connect_error(url: &str, e: &reqwest::Error) -> Error {
@@ -153,6 +151,12 @@ pub struct TokenResponse {
     pub error_description: Option<String>,
 }
 
+/// The start of an answer that is not what was expected, escaped, for a message.
+pub(crate) fn quoted(body: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(body).chars().take(200).collect();
+    crate::text::escape(&text).into_owned()
+}
+
 /// POSTs a form to the token endpoint; an OAuth error answer comes back as `Ok` with `error` set.
 pub async fn token_request(
     client: &reqwest::Client,
@@ -172,13 +176,7 @@ pub async fn token_request(
         _ => Err(Error::Provider {
             url: url.to_string(),
             status: status.as_u16(),
-            message: crate::text::escape(
-                &String::from_utf8_lossy(&body)
-                    .chars()
-                    .take(200)
-                    .collect::<String>(),
-            )
-            .into_owned(),
+            message: quoted(&body),
         }),
     }
 }
