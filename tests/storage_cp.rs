@@ -397,6 +397,31 @@ fn no_clobber_keeps_existing_targets() {
 }
 
 #[test]
+fn a_prefix_without_r_says_add_r_and_writes_nothing() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    aws_put(&s3, "g/a.txt", b"a\n");
+    let dest = env.path().join("out");
+    std::fs::create_dir(&dest).unwrap();
+    for prefix in ["g/", ""] {
+        let e = fails(&storage(&env, &["cp", &url(&s3, prefix), s(&dest)]));
+        assert!(e.contains("is a prefix, not an object: add -r"), "{e}");
+        assert!(
+            files_under(&dest).is_empty(),
+            "wrote {:?}",
+            files_under(&dest)
+        );
+    }
+    // The usage line names the two kinds of argument once each.
+    let help = storage(&env, &["cp", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("cp [OPTIONS] <SOURCE>... <DESTINATION>"),
+        "{help}"
+    );
+}
+
+#[test]
 fn recursive_copies_keep_relative_paths() {
     let s3 = S3Server::start();
     let env = env_for(&s3);

@@ -27,6 +27,8 @@ pub enum Error {
     Location(String),
     #[error("copying several sources needs a directory (or an s3://BUCKET/PREFIX/) as DESTINATION, not {0}")]
     NotADirectory(String),
+    #[error("{} is a prefix, not an object: add -r to copy everything below it", crate::text::Escaped(.0))]
+    PrefixNeedsRecursive(String),
     #[error("{0}: copy between S3 and local files only (one side must be s3://…)")]
     Unsupported(String),
     #[error("{failed} of {total} copies failed (first: {first})")]

@@ -58,6 +58,11 @@ pub(super) async fn plan(client: &s3::Client, opts: &Options) -> Result<Vec<Job>
             (Location::S3 { bucket, key }, Location::Local(dir)) if opts.recursive => {
                 downloads_below(client, &bucket, &key, dir, &mut jobs).await?;
             }
+            (Location::S3 { key, .. }, Location::Local(_))
+                if key.is_empty() || key.ends_with('/') =>
+            {
+                return Err(Error::PrefixNeedsRecursive(src.clone()));
+            }
             (Location::S3 { bucket, key }, Location::Local(dir)) => {
                 let into_dir = dir.is_dir() || opts.destination.ends_with('/') || many;
                 jobs.push(download_one(bucket, key, dir, into_dir)?);

@@ -17,9 +17,12 @@ use super::source::ClusterArgs;
     after_help = "Examples:\n  gdcloud storage cp s3://bucket/g/oracle_db.tar .\n  gdcloud storage cp -r s3://bucket/images/ ./images\n  gdcloud storage cp -n big.tar s3://bucket/uploads/\n\nDownloads resume when run again after an interruption; a file takes its name only when complete and checked."
 )]
 pub struct Args {
-    /// Sources (s3://BUCKET/KEY or local paths), then the destination.
-    #[arg(required = true, num_args = 2.., value_name = "SOURCE… DESTINATION")]
-    paths: Vec<String>,
+    /// What to copy: s3://BUCKET/KEY (or a prefix, with -r) or local paths.
+    #[arg(required = true, num_args = 1.., value_name = "SOURCE")]
+    sources: Vec<String>,
+    /// Where to: s3://BUCKET/[PREFIX] or a local file or directory.
+    #[arg(value_name = "DESTINATION")]
+    destination: String,
     /// Copy prefixes and directories recursively, keeping relative paths.
     #[arg(short = 'r', long)]
     recursive: bool,
@@ -44,15 +47,14 @@ pub struct Args {
     cluster: ClusterArgs,
 }
 
-pub async fn run(global: &GlobalArgs, out: &Output, mut args: Args) -> Result<ExitCode> {
+pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
     let config = global.config()?;
     let settings = storage_config::settings(&config, &args.cluster.options())
         .await
         .context("cp")?;
-    let destination = args.paths.pop().expect("clap requires two paths");
     let opts = Options {
-        sources: args.paths.clone(),
-        destination: destination.clone(),
+        sources: args.sources.clone(),
+        destination: args.destination.clone(),
         recursive: args.recursive,
         no_clobber: args.no_clobber,
         continue_on_error: args.continue_on_error,
