@@ -1086,3 +1086,27 @@ fn ls_plain_recursive_and_json() {
     let msg = fails(&storage(&env, &["ls", "s3://no-such-bucket-gdtest"]));
     assert_contains(&msg, &["no-such-bucket-gdtest"]);
 }
+
+#[test]
+fn ls_of_bare_s3_lists_the_buckets() {
+    let s3 = S3Server::start();
+    let env = env_for(&s3);
+    s3.create_bucket("gdtest-second");
+    let text = ok(&storage(&env, &["ls", "s3://"]));
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert!(names.contains(&s3.bucket.as_str()), "{text}");
+    assert!(names.contains(&"gdtest-second"), "{text}");
+    let json: Value =
+        serde_json::from_str(&ok(&storage(&env, &["ls", "--format", "json", "s3://"]))).unwrap();
+    let buckets: Vec<&str> = json
+        .as_array()
+        .expect("a JSON list")
+        .iter()
+        .filter(|b| b["bucket"] == true)
+        .filter_map(|b| b["key"].as_str())
+        .collect();
+    assert!(buckets.contains(&"gdtest-second"), "{json}");
+}

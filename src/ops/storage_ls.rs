@@ -1,5 +1,5 @@
 //! `gdcloud storage ls`: the objects and common prefixes below an `s3://BUCKET[/PREFIX]`, one level
-//! or (`-r`) all of them, like `aws s3 ls`.
+//! or (`-r`) all of them, like `aws s3 ls`; the buckets themselves for a bare `s3://`.
 
 use serde::Serialize;
 
@@ -14,6 +14,13 @@ pub struct Listed {
     pub last_modified: Option<String>,
     /// A common prefix (a "directory"), not an object.
     pub prefix: bool,
+    /// A bucket (a bare `s3://` lists them); `last_modified` is its creation time.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bucket: bool,
+}
+
+fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 /// The common prefixes, then the objects, below `url` (`s3://BUCKET[/PREFIX]`): one level, or all
@@ -25,10 +32,23 @@ pub async fn ls(
     insecure: bool,
     log_http: bool,
 ) -> Result<Vec<Listed>, Error> {
+    let client = connect(settings, insecure, log_http)?;
+    if url == "s3://" || url == "s3:" {
+        let buckets = client.list_buckets().await?;
+        return Ok(buckets
+            .into_iter()
+            .map(|b| Listed {
+                key: b.name,
+                size: None,
+                last_modified: b.created.map(rfc3339),
+                prefix: false,
+                bucket: true,
+            })
+            .collect());
+    }
     let Location::S3 { bucket, key } = parse_location(url)? else {
         return Err(Error::Location(url.to_string()));
     };
-    let client = connect(settings, insecure, log_http)?;
     let page = client
         .list_all(&bucket, &key, (!recursive).then_some("/"))
         .await?;
@@ -39,16 +59,16 @@ pub async fn ls(
             size: None,
             last_modified: None,
             prefix: true,
+            bucket: false,
         });
     }
     for o in page.objects {
         out.push(Listed {
             key: o.key,
             size: Some(o.size),
-            last_modified: o
-                .last_modified
-                .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+            last_modified: o.last_modified.map(rfc3339),
             prefix: false,
+            bucket: false,
         });
     }
     Ok(out)

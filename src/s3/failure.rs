@@ -60,6 +60,7 @@ impl Client {
         };
         let what = match key {
             Some(k) => format!("s3://{bucket}/{}", crate::text::Escaped(k)),
+            None if bucket.is_empty() => "the bucket list".to_string(),
             None => format!("bucket {bucket}"),
         };
         let code_or = |fallback: &str| {

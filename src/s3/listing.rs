@@ -13,10 +13,11 @@ use std::collections::HashSet;
 use sha2::{Digest, Sha256};
 
 use reqwest::Method;
+use url::Url;
 
 use super::client::Target;
 use super::error::{Error, Result};
-use super::object::{parse_list, ListPage, ListQuery, ObjectEntry};
+use super::object::{parse_buckets, parse_list, BucketEntry, ListPage, ListQuery, ObjectEntry};
 use super::Client;
 
 /// The most objects and common prefixes one listing holds.
@@ -86,6 +87,28 @@ impl Client {
 }
 
 impl Client {
+    /// The buckets these keys may see (ListBuckets; at most [`crate::bounded::LISTING`] bytes).
+    pub async fn list_buckets(&self) -> Result<Vec<BucketEntry>> {
+        self.small(
+            || "listing the buckets".to_string(),
+            self.list_buckets_once(),
+        )
+        .await
+    }
+
+    async fn list_buckets_once(&self) -> Result<Vec<BucketEntry>> {
+        let url = Url::parse(&format!("{}/", self.base)).map_err(|_| Error::Name {
+            name: self.base.clone(),
+            reason: "does not form a valid URL",
+        })?;
+        let resp = self.send(Method::GET, &url, &[], None).await?;
+        let resp = self
+            .success(&Method::GET, &url, Target::Bucket(""), resp)
+            .await?;
+        let body = Self::small_text(&url, resp).await?;
+        parse_buckets(&body).map_err(|reason| Self::protocol(&url, reason))
+    }
+
     /// One page of ListObjectsV2 (at most [`crate::bounded::LISTING`] bytes).
     pub async fn list_objects_v2(&self, bucket: &str, q: &ListQuery<'_>) -> Result<ListPage> {
         let what = || format!("listing s3://{bucket}/{}", crate::text::Escaped(q.prefix));

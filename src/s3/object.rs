@@ -128,6 +128,30 @@ pub fn complete_body(parts: &[CompletedPart]) -> String {
 }
 
 /// A ListObjectsV2 answer.
+/// A bucket of a ListBuckets answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketEntry {
+    pub name: String,
+    pub created: Option<SystemTime>,
+}
+
+/// A `ListAllMyBucketsResult` document: the buckets, in the server's order.
+pub fn parse_buckets(body: &str) -> std::result::Result<Vec<BucketEntry>, String> {
+    if !body.contains("<ListAllMyBucketsResult") {
+        return Err("not a ListAllMyBucketsResult document".into());
+    }
+    xml::elements(body, "Bucket")
+        .into_iter()
+        .map(|b| {
+            let name = xml::text(b, "Name").ok_or("a bucket without <Name>")?;
+            Ok(BucketEntry {
+                name: name.into_owned(),
+                created: xml::text(b, "CreationDate").and_then(|t| iso_time(&t)),
+            })
+        })
+        .collect()
+}
+
 pub fn parse_list(body: &str) -> std::result::Result<ListPage, String> {
     if !body.contains("<ListBucketResult") {
         return Err("not a ListBucketResult document".into());
@@ -165,6 +189,23 @@ pub fn parse_list(body: &str) -> std::result::Result<ListPage, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_lists_parse() {
+        let doc = r#"<?xml version="1.0"?><ListAllMyBucketsResult><Owner><ID>o</ID></Owner><Buckets>
+<Bucket><Name>a&amp;b</Name><CreationDate>2026-12-03T10:00:00.000Z</CreationDate></Bucket>
+<Bucket><Name>c</Name></Bucket></Buckets></ListAllMyBucketsResult>"#;
+        let b = parse_buckets(doc).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].name, "a&b");
+        assert!(b[0].created.is_some());
+        assert_eq!(b[1].created, None);
+        assert!(parse_buckets("<ListBucketResult/>").is_err());
+        assert!(parse_buckets(
+            "<ListAllMyBucketsResult><Bucket></Bucket></ListAllMyBucketsResult>"
+        )
+        .is_err());
+    }
 
     #[test]
     fn list_pages_parse() {

@@ -13,10 +13,10 @@ use super::source::ClusterArgs;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  gdcloud storage ls s3://bucket/g/\n  gdcloud storage ls -r s3://bucket --format json"
+    after_help = "Examples:\n  gdcloud storage ls s3://\n  gdcloud storage ls s3://bucket/g/\n  gdcloud storage ls -r s3://bucket --format json"
 )]
 pub struct Args {
-    /// s3://BUCKET[/PREFIX]
+    /// s3://BUCKET[/PREFIX], or s3:// for the buckets
     url: String,
     /// List every object below the prefix, not just one level.
     #[arg(short = 'r', long)]
@@ -47,7 +47,13 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     for l in &listed {
-        if l.prefix {
+        if l.bucket {
+            out.line(&format!(
+                "{:>20} {}",
+                l.last_modified.as_deref().unwrap_or("-"),
+                Escaped(&l.key)
+            ))?;
+        } else if l.prefix {
             out.line(&format!("{:>29} PRE {}", "", Escaped(&l.key)))?;
         } else {
             out.line(&format!(
