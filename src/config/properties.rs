@@ -96,9 +96,12 @@ pub fn check_value(known: &Known, value: &str) -> Result<()> {
         return Err(Error::InvalidValue(known.name.to_string()));
     }
     if known.name == crate::credentials::STORE_PROPERTY {
-        crate::credentials::StoreKind::parse(Some(value)).map_err(|e| Error::BadValue {
+        crate::credentials::StoreKind::parse(Some(value)).map_err(|_| Error::BadValue {
             property: known.name,
-            reason: e.to_string(),
+            reason: format!(
+                "{value:?} is not a store: use auto, {} or file",
+                crate::credentials::keyring::NAME
+            ),
         })?;
     }
     Ok(())
