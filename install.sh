@@ -19,7 +19,7 @@ done
 
 bindir="$prefix/bin"
 manifest="$prefix/share/gdcloud-kit/installed-files"
-binaries=(docker-credential-gdcloud gdcloud-auth gdcloud-artifacts gdcloud-storage)
+binaries=(docker-credential-gdcloud gdcloud-auth gdcloud-artifacts gdcloud-storage gdcloud-config)
 
 if [ "$uninstall" = 1 ]; then
   if [ ! -f "$manifest" ]; then

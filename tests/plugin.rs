@@ -777,3 +777,50 @@ fn closed_stdout_metadata_and_completion_is_success() {
         &["completion", "fish"],
     ]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Every plugin
+// ---------------------------------------------------------------------------------------------
+
+/// Each plugin `install.sh` installs answers the host's metadata question the same way.
+#[test]
+fn every_plugin_reports_metadata() {
+    let env = TestEnv::new();
+    for (plugin, commands) in [
+        (AUTH, &["configure-docker", "login"][..]),
+        ("gdcloud-artifacts", &["pull", "push", "tree"][..]),
+        ("gdcloud-storage", &["configure", "cp"][..]),
+        (
+            "gdcloud-config",
+            &["set", "get", "unset", "list", "configurations"][..],
+        ),
+    ] {
+        let exe = bin_dir().join(plugin);
+        assert!(
+            exe.exists(),
+            "{plugin} is not built: run `cargo build --workspace --bins` first"
+        );
+        let o = env.run(
+            &exe.display().to_string(),
+            &["gdcloud-plugin-metadata"],
+            b"",
+        );
+        let v: Value = serde_json::from_str(&ok(&o)).unwrap_or_else(|e| panic!("{plugin}: {e}"));
+        assert_eq!(
+            v["SchemaVersion"],
+            gdcloud::plugin::SCHEMA_VERSION,
+            "{plugin}"
+        );
+        assert_eq!(v["Version"], gdcloud::VERSION, "{plugin}");
+        let names: Vec<&str> = v["Commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["Name"].as_str().unwrap())
+            .collect();
+        for c in commands {
+            assert!(names.contains(c), "{plugin}: no {c} in {names:?}");
+        }
+        assert!(stderr(&o).is_empty(), "{plugin}: {}", stderr(&o));
+    }
+}

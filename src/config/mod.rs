@@ -6,6 +6,8 @@
 //! plus `gdcloud`. A property `section/key` is overridden by the variable `GDCLOUD_<SECTION>_<KEY>`.
 
 pub mod ini;
+pub mod named;
+pub mod properties;
 
 use std::fs;
 use std::io;
@@ -29,6 +31,19 @@ pub enum Error {
     InvalidProperty(String),
     #[error("invalid value for {0}: a value must fit on one line")]
     InvalidValue(String),
+    #[error("invalid value for {property}: {reason}")]
+    BadValue {
+        property: &'static str,
+        reason: String,
+    },
+    #[error("unknown property {name}: did you mean {closest}? (`gdcloud-config list --all` lists every property)")]
+    UnknownProperty { name: String, closest: &'static str },
+    #[error("configuration {0} does not exist: create it with `gdcloud-config configurations create {0}`")]
+    NoSuchConfiguration(String),
+    #[error("configuration {0} already exists: activate it with `gdcloud-config configurations activate {0}`")]
+    ConfigurationExists(String),
+    #[error("configuration {0} is active and cannot be deleted: activate another first (`gdcloud-config configurations activate NAME`)")]
+    DeleteActive(String),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -91,7 +106,7 @@ pub fn config_dir() -> Result<PathBuf> {
         .ok_or(Error::NoConfigDir)
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -113,16 +128,7 @@ impl Config {
     }
 
     pub fn load_from(dir: PathBuf, flag: Option<&str>) -> Result<Config> {
-        let name = match flag.filter(|f| !f.is_empty()) {
-            Some(f) => f.to_string(),
-            None => match std::env::var("GDCLOUD_ACTIVE_CONFIG_NAME") {
-                Ok(n) if !n.is_empty() => n,
-                _ => read_active(&dir)?.unwrap_or_else(|| DEFAULT_NAME.to_string()),
-            },
-        };
-        if !valid_name(&name) {
-            return Err(Error::InvalidName(name));
-        }
+        let name = named::selected(&dir, flag)?;
         let path = file_for(&dir, &name);
         let doc = match fs::read_to_string(&path) {
             Ok(text) => Document::parse(&text),
@@ -149,6 +155,22 @@ impl Config {
     /// The file holding this configuration's properties.
     pub fn path(&self) -> PathBuf {
         file_for(&self.dir, &self.name)
+    }
+
+    /// Whether this configuration was created (its file exists); `default` always exists, as gcloud
+    /// creates it on first use.
+    pub fn exists(&self) -> bool {
+        named::exists(&self.dir, &self.name)
+    }
+
+    /// The value the file holds for `property`, ignoring environment overrides.
+    pub fn file_value(&self, property: &Property) -> Option<&str> {
+        self.doc.get(&property.section, &property.key)
+    }
+
+    /// Every `(section, key, value)` the file holds, in file order.
+    pub fn file_entries(&self) -> Vec<(&str, &str, &str)> {
+        self.doc.entries()
     }
 
     /// The property's value: its environment override when set (even empty: that unsets it, as in
@@ -217,11 +239,11 @@ impl Config {
     }
 }
 
-fn file_for(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn file_for(dir: &Path, name: &str) -> PathBuf {
     dir.join("configurations").join(format!("config_{name}"))
 }
 
-fn read_active(dir: &Path) -> Result<Option<String>> {
+pub(crate) fn read_active(dir: &Path) -> Result<Option<String>> {
     let path = dir.join("active_config");
     match fs::read_to_string(&path) {
         Ok(s) => Ok(Some(s.trim().to_string()).filter(|s| !s.is_empty())),

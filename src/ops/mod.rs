@@ -1,6 +1,7 @@
 //! One module per user operation: the API the plugins call. An op takes options and returns data;
 //! the plugin decides how to render it (text or JSON).
 
+pub mod config;
 #[cfg(feature = "net")]
 pub mod configure_docker;
 #[cfg(feature = "net")]
