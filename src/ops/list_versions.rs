@@ -84,11 +84,11 @@ pub fn is_signature_tag(tag: &str) -> bool {
 }
 
 pub async fn run(opts: &Options) -> Result<Listing, Error> {
-    let reference = Reference::parse(&opts.repository, opts.default_registry.as_deref())?;
+    let reference = Reference::parse_argument(&opts.repository, opts.default_registry.as_deref())?;
     if reference.tag.is_some() || reference.digest.is_some() {
         return Err(Error::TagGiven(opts.repository.clone()));
     }
-    let client = Client::connect(&reference.registry, &opts.client).await?;
+    let client = Client::connect_for(&reference, &opts.client).await?;
     let use_harbor = match opts.api {
         Api::Registry => false,
         Api::Harbor => {
