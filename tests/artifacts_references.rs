@@ -2,7 +2,8 @@
 //! `~/x`, or anything that exists on disk) is never taken for a registry reference, so a typo in a
 //! bundle path says the directory is missing instead of "cannot reach https://./v2/";
 //! `https://HOST/…` (the runbook's `HARBOR_URL` carries the scheme) is the registry HOST;
-//! `http://HOST/…` speaks plain HTTP to HOST, and says so on stderr.
+//! `http://HOST/…` speaks plain HTTP to HOST, and says so on stderr. Also `list-versions --latest`
+//! when tags share the newest time: a version wins over `latest`, and the tie is reported.
 //!
 //! The real binary runs in a private environment (`tests/util/env.rs`) against a real Distribution
 //! registry (`tests/util/registry.rs`) on a loopback port.
@@ -168,4 +169,31 @@ fn http_scheme_never_falls_back_to_https() {
     );
     assert!(err.contains("ERROR"), "{err}");
     assert!(err.contains(&format!("http://{}/", reg.host)), "{err}");
+}
+
+// ------------------------------------------------------------------------------ --latest ties
+
+#[test]
+fn latest_prefers_a_version_over_latest_on_a_tie_and_says_so() {
+    require_tool("skopeo");
+    let reg = registry(false);
+    let mut env = TestEnv::new();
+    login(&mut env, &reg);
+    // One image under two tags: the same config, the same `created`.
+    seed_image(&reg, "proj/tie", "19c");
+    seed_image(&reg, "proj/tie", "latest");
+    let repo = format!("{}/proj/tie", reg.host);
+    let o = artifacts(&env, &["list-versions", "--latest", &repo]);
+    assert_eq!(ok(&o), "19c\n");
+    let err = stderr(&o);
+    assert!(
+        err.contains("WARNING") && err.contains("19c, latest") && err.contains("newest time"),
+        "{err}"
+    );
+    let text = ok(&artifacts(&env, &["list-versions", &repo]));
+    let tags: Vec<&str> = text
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(tags, ["19c", "latest"], "{text}");
 }

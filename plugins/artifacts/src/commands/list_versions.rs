@@ -70,6 +70,14 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         .await
         .with_context(|| format!("list-versions {}", args.repository))?;
     if args.latest {
+        let tied = list_versions::tied_for_latest(&listing);
+        if !tied.is_empty() {
+            out.warn(&format!(
+                "tags {} share the newest time (one image under several tags); printing {}: a version wins over latest and other names",
+                tied.join(", "),
+                tied[0]
+            ));
+        }
         listing.versions.truncate(1);
     }
     if out.format == Format::Json {
