@@ -115,9 +115,41 @@ pub fn looks_like_host(component: &str) -> bool {
 /// Whether `reference` starts with a registry host (`host.domain/…`, `host:port/…`, `localhost/…`),
 /// so that no default registry is needed for it.
 pub fn names_host(reference: &str) -> bool {
-    let r = reference.strip_prefix("docker://").unwrap_or(reference);
+    if written_as_path(reference) {
+        return false;
+    }
+    let (r, _) = strip_scheme(reference);
     r.split_once('/')
         .is_some_and(|(first, _)| looks_like_host(first))
+}
+
+/// Whether `arg` is spelled as a filesystem path (`./x`, `../x`, `/x`, `~/x`, `.`, `..`): such an
+/// argument is never a registry reference, so `tree ./bundel` (a typo) says the directory is
+/// missing instead of trying to reach a registry named `.` (issue 10).
+pub fn written_as_path(arg: &str) -> bool {
+    let a = arg.trim();
+    a.starts_with("./")
+        || a.starts_with("../")
+        || a.starts_with('/')
+        || a.starts_with('~')
+        || a == "."
+        || a == ".."
+}
+
+/// A reference without its leading scheme, and whether that scheme asked for plain HTTP.
+/// `https://` and skopeo's `docker://` are dropped (the runbook's `HARBOR_URL` carries the
+/// scheme); `http://` is kept as a request for plain HTTP to that host.
+pub fn strip_scheme(reference: &str) -> (&str, bool) {
+    let r = reference.trim();
+    for (scheme, plain) in [("docker://", false), ("https://", false), ("http://", true)] {
+        if let Some(head) = r
+            .get(..scheme.len())
+            .filter(|h| h.eq_ignore_ascii_case(scheme))
+        {
+            return (&r[head.len()..], plain);
+        }
+    }
+    (r, false)
 }
 
 #[cfg(test)]
@@ -189,5 +221,33 @@ mod tests {
         assert!(names_host("127.0.0.1:5000/p/r"));
         assert!(!names_host("project/repo:1"));
         assert!(!names_host("repo"));
+        assert!(names_host("https://harbor.example.com/p/r:1"));
+        assert!(names_host("HTTP://10.0.0.1:5000/p/r"));
+        assert!(!names_host("./bundel/p"));
+        assert!(!names_host("../x.y/p"));
+    }
+
+    #[test]
+    fn paths_and_schemes() {
+        for p in [
+            "./bundel", "../b", "/abs/dir", "~/b", "~", ".", "..", " ./x ",
+        ] {
+            assert!(written_as_path(p), "{p:?}");
+        }
+        for r in [
+            "proj/app:1",
+            "h.io/p/r",
+            "https://h.io/p/r",
+            "bundle",
+            ".hidden/x",
+        ] {
+            assert!(!written_as_path(r), "{r:?}");
+        }
+        assert_eq!(strip_scheme("https://h.io/p/r:1"), ("h.io/p/r:1", false));
+        assert_eq!(strip_scheme("HTTPS://h.io/p"), ("h.io/p", false));
+        assert_eq!(strip_scheme("http://h.io:80/p"), ("h.io:80/p", true));
+        assert_eq!(strip_scheme("docker://h.io/p"), ("h.io/p", false));
+        assert_eq!(strip_scheme("h.io/p"), ("h.io/p", false));
+        assert_eq!(strip_scheme("ht"), ("ht", false));
     }
 }

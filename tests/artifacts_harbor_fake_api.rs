@@ -559,7 +559,8 @@ fn harbor_fake_api_registry_mode_uses_tags_list() {
     let out = list_as_admin(&env, &repo, &["--api", "registry", "--format", "json"]);
     let v: Value = serde_json::from_str(&ok(&out)).expect("JSON on stdout");
     assert_eq!(v["source"], "registry");
-    // Ordered by image creation; `1.2` and `latest` share one image, ties by tag name, highest first.
+    // Ordered by image creation; `1.2` and `latest` share one image: on a tie a version comes
+    // before `latest` (issue 10: `--latest` must print something to pin).
     let got: Vec<(&str, &str)> = v["versions"]
         .as_array()
         .unwrap()
@@ -570,8 +571,8 @@ fn harbor_fake_api_registry_mode_uses_tags_list() {
         got,
         [
             ("1.0", "2024-04-03T00:00:00Z"),
-            ("latest", "2024-04-02T00:00:00Z"),
             ("1.2", "2024-04-02T00:00:00Z"),
+            ("latest", "2024-04-02T00:00:00Z"),
             ("1.1", "2024-04-01T00:00:00Z"),
         ]
     );

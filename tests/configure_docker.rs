@@ -724,6 +724,24 @@ fn no_auths_warning_for_other_hosts() {
     assert!(!stderr(&o).contains("WARNING"), "stderr: {}", stderr(&o));
 }
 
+#[test]
+fn no_auths_warning_for_the_empty_entry_docker_login_leaves_with_a_helper() {
+    // `docker login` through a credential helper leaves `"HOST": {}` in auths: nothing in it
+    // bypasses the helper, so no warning; a real login beside it still warns.
+    let env = TestEnv::new();
+    let file = write_docker_config(
+        &env,
+        r#"{"auths":{"h.example:5000":{},"k.example":{"auth":"azpr"}}}"#,
+    );
+    let o = configure(&env, &["--registries", "h.example:5000,k.example"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert!(!err.contains(r#"auths["h.example:5000"]"#), "stderr: {err}");
+    assert!(err.contains(r#"auths["k.example"]"#), "stderr: {err}");
+    assert_eq!(err.matches("WARNING").count(), 1, "stderr: {err}");
+    assert_eq!(read_json(&file)["auths"]["h.example:5000"], json!({}));
+}
+
 const STALE_AUTHS: &str = r#"{
   "auths": {
     "a.example": {"auth": "YTph"},
@@ -1215,7 +1233,7 @@ fn json_report_describes_files_changes_and_warnings() {
     let env = TestEnv::new();
     let file = write_docker_config(
         &env,
-        r#"{"credHelpers":{"old.example":"gcloud"},"auths":{"https://stale.example/":{}}}"#,
+        r#"{"credHelpers":{"old.example":"gcloud"},"auths":{"https://stale.example/":{"auth":"eDp5"}}}"#,
     );
     let mut c = env.cmd(AUTH);
     c.args([

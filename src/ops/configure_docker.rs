@@ -149,6 +149,19 @@ pub fn registries(config: &Config, flag: &[String]) -> Result<Vec<String>, Error
     Ok(hosts)
 }
 
+/// Whether a Docker `auths` entry holds a login Docker would use instead of the helper. `docker
+/// login` with a credential helper leaves the entry `{}` behind (the secret is in the helper):
+/// such an entry bypasses nothing, and warning about it would send users after a non-problem.
+fn holds_login(entry: &Value) -> bool {
+    let has = |k: &str| {
+        entry
+            .get(k)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+    };
+    has("auth") || has("identitytoken") || (has("username") && has("password"))
+}
+
 /// Plans the edit of one file: which changes it needs, and the warnings it raises.
 fn plan(
     file: &mut JsonFile,
@@ -182,7 +195,7 @@ fn plan(
         }
     }
     let auths = file.object("auths")?.cloned().unwrap_or_default();
-    for auth_key in auths.keys() {
+    for (auth_key, entry) in &auths {
         let Ok(normalized) = host::normalize(auth_key) else {
             continue;
         };
@@ -192,7 +205,7 @@ fn plan(
                     host: host.clone(),
                     key: auth_key.clone(),
                 });
-            } else {
+            } else if holds_login(entry) {
                 warnings.push(Warning::ShadowingAuth {
                     path: file.path().to_path_buf(),
                     host: host.clone(),

@@ -95,7 +95,11 @@ pub async fn default_registry_for(
     if let Some(r) = config.get(REGISTRY_PROPERTY) {
         return Ok(Some(r));
     }
-    if crate::host::names_host(reference) {
+    // A path (spelled as one, or existing) needs no registry: the op says what is wrong with it.
+    if crate::host::names_host(reference)
+        || crate::host::written_as_path(reference)
+        || std::path::Path::new(reference.trim()).exists()
+    {
         return Ok(None);
     }
     match registry_from(cluster).await {

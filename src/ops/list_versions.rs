@@ -84,11 +84,11 @@ pub fn is_signature_tag(tag: &str) -> bool {
 }
 
 pub async fn run(opts: &Options) -> Result<Listing, Error> {
-    let reference = Reference::parse(&opts.repository, opts.default_registry.as_deref())?;
+    let reference = Reference::parse_argument(&opts.repository, opts.default_registry.as_deref())?;
     if reference.tag.is_some() || reference.digest.is_some() {
         return Err(Error::TagGiven(opts.repository.clone()));
     }
-    let client = Client::connect(&reference.registry, &opts.client).await?;
+    let client = Client::connect_for(&reference, &opts.client).await?;
     let use_harbor = match opts.api {
         Api::Registry => false,
         Api::Harbor => {
@@ -165,12 +165,51 @@ async fn registry_versions(
         .collect()
         .await;
     let mut versions = results.into_iter().collect::<Result<Vec<_>, _>>()?;
-    // Newest first; undated last; ties by tag name, highest first, so the order is stable.
+    // Newest first; undated last. Tags of one image share its time: a version comes before
+    // `latest` and other names, so `--latest` prints something to pin (issue 10); then by tag
+    // name, highest first, so the order is stable.
     versions.sort_by(|a, b| {
         crate::rfc3339::newest_first(a.time.as_deref(), b.time.as_deref())
+            .then_with(|| looks_like_version(&b.tag).cmp(&looks_like_version(&a.tag)))
             .then_with(|| b.tag.cmp(&a.tag))
     });
     Ok(versions)
+}
+
+/// Whether `tag` reads as a version (`19c`, `1.2.3`, `v2`), not a moving name (`latest`,
+/// `stable`, `main`).
+pub fn looks_like_version(tag: &str) -> bool {
+    let digits = tag
+        .strip_prefix(['v', 'V'])
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(tag);
+    digits.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// The tags that share the newest time with the first version, the first included; empty when
+/// the newest time is unknown or held by one tag alone. `--latest` says so on stderr.
+pub fn tied_for_latest(listing: &Listing) -> Vec<String> {
+    let Some(first) = listing.versions.first() else {
+        return Vec::new();
+    };
+    let Some(newest) = first.time.as_deref() else {
+        return Vec::new();
+    };
+    let tied: Vec<String> = listing
+        .versions
+        .iter()
+        .take_while(|v| {
+            v.time
+                .as_deref()
+                .is_some_and(|t| crate::rfc3339::newest_first(Some(t), Some(newest)).is_eq())
+        })
+        .map(|v| v.tag.clone())
+        .collect();
+    if tied.len() > 1 {
+        tied
+    } else {
+        Vec::new()
+    }
 }
 
 /// The `created` time of an image; for an index, of its first linux/amd64 (else first) image.
@@ -226,5 +265,42 @@ mod tests {
         assert!(!is_signature_tag("v1.sig"));
         assert!(!is_signature_tag(&format!("sha256-{hex}")));
         assert!(!is_signature_tag("1.0"));
+    }
+
+    fn listing(versions: &[(&str, Option<&str>)]) -> Listing {
+        Listing {
+            repository: "h.io/p/r".into(),
+            source: "registry",
+            versions: versions
+                .iter()
+                .map(|(tag, time)| Version {
+                    tag: tag.to_string(),
+                    digest: "sha256:x".into(),
+                    time: time.map(str::to_string),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn versions_and_names() {
+        for v in ["19c", "1.2.3", "v2", "V10", "2026.01"] {
+            assert!(looks_like_version(v), "{v}");
+        }
+        for n in ["latest", "stable", "main", "v", "vnext", ""] {
+            assert!(!looks_like_version(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn ties_for_latest() {
+        let t = Some("2026-01-02T00:00:00Z");
+        let same = Some("2026-01-02T01:00:00+01:00");
+        let old = Some("2026-01-01T00:00:00Z");
+        let l = listing(&[("19c", t), ("latest", same), ("18c", old)]);
+        assert_eq!(tied_for_latest(&l), ["19c", "latest"]);
+        assert!(tied_for_latest(&listing(&[("19c", t), ("18c", old)])).is_empty());
+        assert!(tied_for_latest(&listing(&[("a", None), ("b", None)])).is_empty());
+        assert!(tied_for_latest(&listing(&[])).is_empty());
     }
 }

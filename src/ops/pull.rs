@@ -110,11 +110,11 @@ fn is_foreign(desc: &Descriptor) -> bool {
 }
 
 pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
-    let reference = Reference::parse(&opts.source, opts.default_registry.as_deref())?;
+    let reference = Reference::parse_argument(&opts.source, opts.default_registry.as_deref())?;
     // Refuse a non-empty DESTINATION before any network traffic; create it only once the source
     // is known to exist.
     Layout::check_for_pull(&opts.destination, &reference.to_string())?;
-    let client = Client::connect(&reference.registry, &opts.client).await?;
+    let client = Client::connect_for(&reference, &opts.client).await?;
     let repo = reference.repository.as_str();
     let top = client
         .get_manifest(repo, &reference.manifest_reference())

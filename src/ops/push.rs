@@ -122,7 +122,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
             .map(|n| n.rsplit(':').next().unwrap_or(&n).to_string())
     });
     let repo = dest.repository.clone();
-    let client = Client::connect(&dest.registry, &opts.client).await?;
+    let client = Client::connect_for(&dest, &opts.client).await?;
     let mount_from = mount_from(&image, &dest);
     let mut chosen = select(&image, &path, opts)?;
     let blobs = plan_blobs(&chosen, opts)?;
@@ -166,7 +166,7 @@ fn open(opts: &Options) -> Result<(PathBuf, LocalImage, Reference), Error> {
     if !path.exists() {
         return Err(Error::NoSource(path));
     }
-    let dest = Reference::parse(&opts.destination, opts.default_registry.as_deref())?;
+    let dest = Reference::parse_argument(&opts.destination, opts.default_registry.as_deref())?;
     let image = match open_source(&path, name.as_deref()) {
         Err(crate::layout::Error::Ambiguous { .. }) if name.is_none() && dest.tag.is_some() => {
             name = dest.tag.clone();

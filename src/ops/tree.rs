@@ -28,6 +28,10 @@ pub enum Error {
     Parse(#[from] oci::ParseError),
     #[error("{0} holds no OCI image layout (no oci-layout file in it or below it)")]
     NoLayout(PathBuf),
+    #[error("directory {0} does not exist; check the path (a registry image is written HOST/PROJECT/REPO:TAG)")]
+    NoDirectory(PathBuf),
+    #[error("{0} is a file, not a directory; give the directory of an OCI layout or bundle")]
+    NotDirectory(PathBuf),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -171,6 +175,13 @@ pub async fn run(opts: &Options) -> Result<Vec<Image>, Error> {
     if path.is_dir() {
         return local(path).await;
     }
+    // A path is never a registry reference: a typo in `./bundle` is a missing directory.
+    if path.exists() {
+        return Err(Error::NotDirectory(path.to_path_buf()));
+    }
+    if crate::host::written_as_path(&opts.target) {
+        return Err(Error::NoDirectory(path.to_path_buf()));
+    }
     remote(opts).await
 }
 
@@ -232,8 +243,8 @@ async fn local(dir: &Path) -> Result<Vec<Image>, Error> {
 }
 
 async fn remote(opts: &Options) -> Result<Vec<Image>, Error> {
-    let reference = Reference::parse(&opts.target, opts.default_registry.as_deref())?;
-    let client = Client::connect(&reference.registry, &opts.client).await?;
+    let reference = Reference::parse_argument(&opts.target, opts.default_registry.as_deref())?;
+    let client = Client::connect_for(&reference, &opts.client).await?;
     let repo = reference.repository.as_str();
     let top = client
         .get_manifest(repo, &reference.manifest_reference())

@@ -170,7 +170,29 @@ impl RegistryArgs {
             tls: self.tls.options(global),
             credentials,
             debug: global.verbosity == VerbosityArg::Debug,
+            plain_http: false,
         })
+    }
+}
+
+/// The warning for a reference written `http://HOST/…`, which the registry client honours by
+/// speaking plain HTTP to HOST: images and credentials then cross the network unencrypted, and
+/// the user should know that was their choice.
+pub fn plain_http_warning(reference: &str) -> Option<String> {
+    if crate::host::written_as_path(reference) {
+        return None;
+    }
+    let (rest, plain) = crate::host::strip_scheme(reference);
+    let host = rest.split('/').next().filter(|h| !h.is_empty())?;
+    plain.then(|| {
+        format!("{reference} asks for plain HTTP: {host} is reached without TLS, so images and credentials cross the network unencrypted; write https:// or HOST/… to use TLS")
+    })
+}
+
+/// Prints [`plain_http_warning`] for `reference` on stderr, if it applies.
+pub fn warn_plain_http(out: &Output, reference: &str) {
+    if let Some(w) = plain_http_warning(reference) {
+        out.warn(&w);
     }
 }
 
@@ -312,6 +334,17 @@ mod tests {
     struct Outer {
         #[source]
         source: std::io::Error,
+    }
+
+    #[test]
+    fn plain_http_is_warned_about() {
+        let w = plain_http_warning("http://h.io:5000/p/r:1").unwrap();
+        assert!(w.contains("h.io:5000") && w.contains("plain HTTP"), "{w}");
+        assert!(plain_http_warning("HTTP://h.io/p/r").is_some());
+        assert_eq!(plain_http_warning("https://h.io/p/r"), None);
+        assert_eq!(plain_http_warning("h.io/p/r"), None);
+        assert_eq!(plain_http_warning("./http://x"), None);
+        assert_eq!(plain_http_warning("http://"), None);
     }
 
     #[test]

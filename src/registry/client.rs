@@ -36,6 +36,8 @@ pub struct ClientOptions {
     pub credentials: Option<Credentials>,
     /// `--verbosity debug`: say on stderr where credentials are sent (and where not).
     pub debug: bool,
+    /// Plain HTTP only, never HTTPS: the reference was written `http://HOST/…`.
+    pub plain_http: bool,
 }
 
 /// What a request needs access to, as a token scope.
@@ -135,7 +137,9 @@ impl Client {
             None => auth::lookup(registry)?,
         };
         let mut schemes = vec!["https"];
-        if tls.insecure || is_loopback(registry) {
+        if opts.plain_http {
+            schemes = vec!["http"];
+        } else if tls.insecure || is_loopback(registry) {
             schemes.push("http");
         }
         let mut first_err: Option<Error> = None;
@@ -148,7 +152,13 @@ impl Client {
             let client = Client {
                 http: http.clone(),
                 direct: direct.clone(),
-                policy: CredentialPolicy::new(base.clone(), tls.insecure, opts.debug),
+                // `http://HOST` is the user's own choice of plain HTTP for that host, as
+                // `--insecure` is: a token realm on the same host may be plain HTTP too.
+                policy: CredentialPolicy::new(
+                    base.clone(),
+                    tls.insecure || opts.plain_http,
+                    opts.debug,
+                ),
                 registry: registry.to_string(),
                 base,
                 creds: creds.clone(),
@@ -172,6 +182,14 @@ impl Client {
             }
         }
         Err(first_err.expect("at least one scheme tried"))
+    }
+
+    /// Connects to the registry `reference` names, over plain HTTP only when it was written
+    /// `http://HOST/…`.
+    pub async fn connect_for(reference: &super::Reference, opts: &ClientOptions) -> Result<Client> {
+        let mut opts = opts.clone();
+        opts.plain_http |= reference.plain_http;
+        Client::connect(&reference.registry, &opts).await
     }
 
     pub(crate) fn registry(&self) -> &str {

@@ -16,6 +16,8 @@ pub enum ReferenceError {
     Tag { reference: String, tag: String },
     #[error("invalid repository {repo:?} in {reference:?}: use lower-case [a-z0-9], separated by . _ __ - or /")]
     Repository { reference: String, repo: String },
+    #[error("{0:?} is a local path, not a registry reference: write HOST/PROJECT/REPO[:TAG], or check the path")]
+    Path(String),
     #[error("{0}")]
     Digest(#[from] crate::oci::digest::DigestError),
 }
@@ -26,6 +28,8 @@ pub struct Reference {
     pub repository: String,
     pub tag: Option<String>,
     pub digest: Option<Digest>,
+    /// Written as `http://HOST/…`: the user asked for plain HTTP to that host.
+    pub plain_http: bool,
 }
 
 /// Whether `tag` is a tag by the distribution spec's grammar (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`).
@@ -52,9 +56,12 @@ fn valid_repository(repo: &str) -> bool {
 
 impl Reference {
     /// Parses `input`; `default_registry` serves references without a host.
+    /// A path-spelled `input` (`./x`, `/x`, `~/x`) is refused, never read as a host.
     pub fn parse(input: &str, default_registry: Option<&str>) -> Result<Reference, ReferenceError> {
-        let s = input.trim();
-        let s = s.strip_prefix("docker://").unwrap_or(s);
+        if crate::host::written_as_path(input) {
+            return Err(ReferenceError::Path(input.to_string()));
+        }
+        let (s, plain_http) = crate::host::strip_scheme(input);
         if s.is_empty() || s.contains(char::is_whitespace) {
             return Err(ReferenceError::Invalid(input.to_string()));
         }
@@ -100,7 +107,20 @@ impl Reference {
             repository: repository.to_string(),
             tag,
             digest,
+            plain_http,
         })
+    }
+
+    /// [`Reference::parse`] of a command-line argument, which is also refused when it names an
+    /// existing file or directory: a path is never taken for a registry reference.
+    pub fn parse_argument(
+        input: &str,
+        default_registry: Option<&str>,
+    ) -> Result<Reference, ReferenceError> {
+        if std::path::Path::new(input.trim()).exists() {
+            return Err(ReferenceError::Path(input.to_string()));
+        }
+        Reference::parse(input, default_registry)
     }
 
     /// What goes in `/v2/<name>/manifests/<reference>`: the digest when pinned, else the tag, else
@@ -184,5 +204,45 @@ mod tests {
         assert!(Reference::parse("h.io/p/app@sha256:xyz", None).is_err());
         assert!(Reference::parse("h.io/p/../app", None).is_err());
         assert!(Reference::parse("", None).is_err());
+        for path in ["./bundel", "../x.io/p/r", "/srv/bundle", "~/bundle", "."] {
+            assert_eq!(
+                Reference::parse(path, Some("h.io")),
+                Err(ReferenceError::Path(path.into())),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn schemes() {
+        let r = Reference::parse("https://Harbor.Org/proj/app:19c", None).unwrap();
+        assert_eq!(r.registry, "harbor.org");
+        assert_eq!(r.repository, "proj/app");
+        assert_eq!(r.tag.as_deref(), Some("19c"));
+        assert!(!r.plain_http);
+        assert_eq!(r.to_string(), "harbor.org/proj/app:19c");
+        let r = Reference::parse("http://10.1.2.3:5000/proj/app", Some("h.io")).unwrap();
+        assert_eq!(r.registry, "10.1.2.3:5000");
+        assert_eq!(r.repository, "proj/app");
+        assert!(r.plain_http);
+        assert!(!Reference::parse("h.io/p/r", None).unwrap().plain_http);
+        assert!(matches!(
+            Reference::parse("ftp://h.io/p/r", None),
+            Err(ReferenceError::Repository { .. } | ReferenceError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn existing_paths_are_not_references() {
+        // `cargo test` runs in the package root, where `src` is a directory and `src/lib.rs` a file.
+        for existing in ["src", "src/lib.rs"] {
+            assert!(std::path::Path::new(existing).exists());
+            assert!(Reference::parse(existing, Some("h.io")).is_ok());
+            assert_eq!(
+                Reference::parse_argument(existing, Some("h.io")),
+                Err(ReferenceError::Path(existing.into()))
+            );
+        }
+        assert!(Reference::parse_argument("proj/none-such:1", Some("h.io")).is_ok());
     }
 }

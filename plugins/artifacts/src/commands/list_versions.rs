@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::discovery;
 use gdcloud::ops::list_versions::{self, Api, Options};
-use gdcloud::plugin::cli::{GlobalArgs, KubeArgs, RegistryArgs};
+use gdcloud::plugin::cli::{self, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::{Format, Output};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -46,6 +46,7 @@ pub struct Args {
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
     let config = global.config()?;
+    cli::warn_plain_http(out, &args.repository);
     let opts = Options {
         repository: args.repository.clone(),
         default_registry: discovery::default_registry_for(
@@ -69,6 +70,14 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         .await
         .with_context(|| format!("list-versions {}", args.repository))?;
     if args.latest {
+        let tied = list_versions::tied_for_latest(&listing);
+        if !tied.is_empty() {
+            out.warn(&format!(
+                "tags {} share the newest time (one image under several tags); printing {}: a version wins over latest and other names",
+                tied.join(", "),
+                tied[0]
+            ));
+        }
         listing.versions.truncate(1);
     }
     if out.format == Format::Json {

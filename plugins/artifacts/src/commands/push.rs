@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::discovery;
 use gdcloud::ops::push::{self, LayerCompression, Options};
-use gdcloud::plugin::cli::{parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
+use gdcloud::plugin::cli::{self, parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::progress::Bars;
 use gdcloud::plugin::{Format, Output};
 
@@ -55,6 +55,7 @@ enum Compression {
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
     let config = global.config()?;
+    cli::warn_plain_http(out, &args.destination);
     let opts = Options {
         source: args.source.clone(),
         destination: args.destination.clone(),

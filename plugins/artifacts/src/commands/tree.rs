@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::discovery;
 use gdcloud::ops::tree::{self, Node, Options};
-use gdcloud::plugin::cli::{GlobalArgs, KubeArgs, RegistryArgs};
+use gdcloud::plugin::cli::{self, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::Escaped;
 use gdcloud::plugin::{Format, Output};
 
@@ -72,6 +72,7 @@ fn draw(node: &Node, prefix: &str, last: bool, lines: &mut Vec<String>) {
 
 pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
     let config = global.config()?;
+    cli::warn_plain_http(out, &args.oci_bundle);
     let opts = Options {
         target: args.oci_bundle.clone(),
         default_registry: if std::path::Path::new(&args.oci_bundle).is_dir() {
