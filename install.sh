@@ -85,7 +85,7 @@ for b in "${binaries[@]}"; do
   install_data "$gen/$b.bash" "$share/bash-completion/completions/$b"
   install_data "$gen/_$b" "$share/zsh/site-functions/_$b"
   install_data "$gen/$b.fish" "$share/fish/vendor_completions.d/$b.fish"
-  "$bindir/$b" man "$gen/man-$b" 2>/dev/null
+  "$bindir/$b" man "$gen/man-$b" >/dev/null
   for page in "$gen/man-$b"/*.1; do
     install_data "$page" "$share/man/man1/$(basename "$page")"
   done

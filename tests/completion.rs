@@ -291,7 +291,7 @@ fn man_pages_name_every_flag_of_every_command() {
     }
     for bin in PLUGINS {
         let dir = env.path().join(format!("man-{bin}"));
-        ok(&env.run(bin, &["man", dir.to_str().unwrap()], b""));
+        let printed = ok(&env.run(bin, &["man", dir.to_str().unwrap()], b""));
         let top = dir.join(format!("{bin}.1"));
         let subs = subcommands(&env, bin);
         assert!(subs.iter().any(|s| s == "version"), "{bin}: {subs:?}");
@@ -317,6 +317,9 @@ fn man_pages_name_every_flag_of_every_command() {
         found.sort();
         expected.sort();
         assert_eq!(found, expected, "{bin}: one page per visible command");
+        let mut printed: Vec<PathBuf> = printed.lines().map(PathBuf::from).collect();
+        printed.sort();
+        assert_eq!(printed, expected, "{bin}: prints the pages it wrote");
         let top_text = fs::read_to_string(&top).unwrap();
         assert!(
             !top_text.contains("gdcloud\\-plugin\\-metadata"),

@@ -319,7 +319,8 @@ pub enum Builtin {
     },
     /// Print this program's name and version (`--format json`: {"version", "binary"}).
     Version,
-    /// Write man pages (this program's and one per command) into DIR; what install.sh installs.
+    /// Write man pages (this program's and one per command) into DIR and print their paths;
+    /// what install.sh installs.
     #[command(hide = true)]
     Man {
         #[arg(value_name = "DIR")]
@@ -353,8 +354,9 @@ impl Builtin {
                 }
             }
             Builtin::Man { dir } => {
+                let out = global.output();
                 for page in write_man_pages(C::command(), &dir)? {
-                    eprintln!("wrote {}", page.display());
+                    out.line(&page.display().to_string())?;
                 }
             }
             Builtin::Metadata => print_metadata(&metadata(&C::command(), about))?,
