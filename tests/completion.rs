@@ -1,7 +1,7 @@
 //! Shell completion, man pages and `version` of every plugin binary, tested through the shells and
 //! tools a user has: the bash script is sourced into a real bash and its registered completion
 //! function is called the way readline calls it (COMP_WORDS, COMP_CWORD, COMP_LINE, COMP_POINT), the
-//! fish script answers `complete -C`, the zsh script loads under `compinit`, and the man pages are
+//! fish script answers `complete -C`, an interactive zsh (zpty) completes with the zsh script, and the man pages are
 //! rendered by groff. A shell or tool that is not installed skips its part with a note
 //! (tests/run.sh installs bash, zsh, fish and groff).
 
@@ -211,6 +211,54 @@ autoload -Uz "_$2" && functions "_$2" >/dev/null || exit 92"#;
         assert!(stderr(&o).is_empty(), "zsh {bin}: {}", stderr(&o));
         let n = Command::new("zsh").arg("-n").arg(&file).output().unwrap();
         assert!(n.status.success(), "zsh -n {bin}: {}", stderr(&n));
+    }
+}
+
+/// Types `line` and TAB into an interactive zsh (under zpty) whose `compinit` found our scripts in
+/// `fpath`, and returns what the terminal showed once `want` appeared (or after 5 s).
+const ZSH_TAB: &str = r#"zmodload zsh/zpty || exit 90
+zpty z 'zsh -f -i' || exit 91
+zpty -w z "PS1='> '; fpath=(${(q)1} \$fpath); autoload -Uz compinit; compinit -u -d ${(q)1}/.zcompdump"
+zpty -w -n z "$2"$'\t'
+out=""
+for i in {1..50}; do
+  while zpty -r -t z chunk; do out+=$chunk; done
+  [[ "$out" == *"$3"* ]] && break
+  sleep 0.1
+done
+zpty -d z
+print -r -- "$out""#;
+
+#[test]
+fn zsh_completes_flags_below_the_top_level() {
+    if !have("zsh") {
+        eprintln!("zsh not found: skipping (tests/run.sh installs it)");
+        return;
+    }
+    let env = TestEnv::new();
+    let dir = env.path().join("zfunc");
+    fs::create_dir_all(&dir).unwrap();
+    for bin in PLUGINS {
+        fs::copy(script(&env, bin, "zsh"), dir.join(format!("_{bin}"))).unwrap();
+    }
+    for (line, want) in [
+        ("gdcloud-artifacts pull --sin", "--single-manifest-repo"),
+        ("gdcloud-storage cp --rec", "--recursive"),
+        ("gdcloud-auth configure-docker --reg", "--registries"),
+    ] {
+        let mut c = Command::new("zsh");
+        c.args(["-f", "-c", ZSH_TAB, "zsh"])
+            .arg(&dir)
+            .args([line, want])
+            .env("HOME", &env.home)
+            .env("TERM", "dumb");
+        let o = run_timed(c, b"", std::time::Duration::from_secs(30));
+        assert!(o.status.success(), "zsh: {}", stderr(&o));
+        assert!(
+            stdout(&o).contains(want),
+            "zsh: `{line}<TAB>` showed {:?}",
+            stdout(&o)
+        );
     }
 }
 
