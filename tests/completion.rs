@@ -1,9 +1,9 @@
 //! Shell completion, man pages and `version` of every plugin binary, tested through the shells and
 //! tools a user has: the bash script is sourced into a real bash and its registered completion
-//! function is called the way readline calls it (COMP_WORDS, COMP_CWORD, COMP_LINE, COMP_POINT), the
-//! fish script answers `complete -C`, an interactive zsh (zpty) completes with the zsh script, and the man pages are
-//! rendered by groff. A shell or tool that is not installed skips its part with a note
-//! (tests/run.sh installs bash, zsh, fish and groff).
+//! function is called the way readline calls it (COMP_WORDS, COMP_CWORD, COMP_LINE, COMP_POINT),
+//! the fish script answers `complete -C`, an interactive zsh (under zpty) completes with the zsh
+//! script, and the man pages are rendered by groff. A shell or tool that is not installed skips
+//! its part with a note (tests/run.sh installs bash, zsh, fish and groff).
 
 mod util;
 use util::env::*;
