@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds gdcloud-kit from this checkout and installs its binaries into ${PREFIX:-$HOME/.local}/bin,
-# with each plugin's shell completions (bash, zsh, fish) and man pages under ${PREFIX:-$HOME/.local}/share.
+# each plugin's completions (bash, zsh, fish) and man pages into ${PREFIX:-$HOME/.local}/share.
 #   ./install.sh [--prefix DIR]      build (cargo build --release --locked) and install
 #   ./install.sh --uninstall         remove what a previous install put there
 # Needs only a Rust toolchain and the crate registry. Safe to run again: unchanged binaries are kept.

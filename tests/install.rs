@@ -1,9 +1,9 @@
-//! `install.sh` end to end, into a private HOME: binaries, each plugin's completions and man pages
-//! where bash-completion, zsh, fish and man look, a second run that changes nothing, a run that
-//! drops what is no longer shipped, and `--uninstall` that removes all of it. One test, one install:
-//! the debug binaries are large. A stand-in `cargo` on PATH answers `build` (done) and
-//! `metadata` (a target directory whose `release/` links to this build's binaries), so the test runs
-//! the real script without a release build.
+//! `install.sh` end to end, into a private HOME: binaries, each plugin's completions and man
+//! pages where bash-completion, zsh, fish and man look, a second run that changes nothing, a run
+//! that drops what is no longer shipped, and `--uninstall` that removes all of it. One test, one
+//! install: the debug binaries are large. A stand-in `cargo` on PATH answers `build` (done) and
+//! `metadata` (a target directory whose `release/` links to this build's binaries), so the test
+//! runs the real script without a release build.
 
 mod util;
 use util::env::*;

@@ -275,7 +275,7 @@ pub fn write_man_pages(
     dir: &std::path::Path,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    // Building names each subcommand `<bin>-<sub>` (its display name), which the pages are titled by.
+    // Building names each subcommand `<bin>-<sub>` (its display name), the title of its page.
     cmd.build();
     let mut written = Vec::new();
     man_page(&cmd, dir, &mut written)?;
