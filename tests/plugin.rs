@@ -241,7 +241,7 @@ fn metadata_with_global_flags_is_still_one_object() {
 #[test]
 fn completion_scripts_for_each_shell() {
     let env = TestEnv::new();
-    for shell in ["bash", "zsh", "fish"] {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
         let o = env.run(AUTH, &["completion", shell], b"");
         let script = ok(&o);
         assert!(!script.trim().is_empty(), "{shell}: empty script");
@@ -274,7 +274,7 @@ fn bash_completion_script_parses() {
 #[test]
 fn completion_unknown_shell_fails() {
     let env = TestEnv::new();
-    for shell in ["tcsh", "powershell", ""] {
+    for shell in ["tcsh", "pwsh", ""] {
         let o = env.run(AUTH, &["completion", shell], b"");
         assert!(!o.status.success(), "completion {shell:?} succeeded");
         assert!(stdout(&o).is_empty(), "{shell:?}: stdout {}", stdout(&o));

@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# Packages the integration tests drive (real registry, real clients, real keyring, fish for `env --shell fish`).
+# Packages the integration tests drive (real registry, real clients, real keyring, fish for `env --shell fish`,
+# bash (with bash-completion), zsh and fish for the completion scripts, groff and man for the man pages).
 packages=(docker-registry apache2-utils skopeo umoci podman buildah uidmap oci-image-tool
-          gnome-keyring libsecret-tools dbus dbus-x11 openssl ca-certificates curl fish)
+          gnome-keyring libsecret-tools dbus dbus-x11 openssl ca-certificates curl fish
+          zsh bash bash-completion groff-base man-db)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -39,6 +39,8 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+    #[value(name = "powershell")]
+    PowerShell,
 }
 
 /// Flags gdcloud accepts on every command.
@@ -242,20 +244,90 @@ pub fn print_metadata(metadata: &super::Metadata) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Writes the completion script for `shell` to stdout.
+/// Writes the completion script for `shell` to stdout, for the command `cmd` names (its
+/// `bin_name`, what the user types: `gdcloud-artifacts`).
 pub fn completion(shell: Shell, cmd: &mut clap::Command) -> std::io::Result<()> {
-    let name = cmd.get_name().to_string();
-    let shell = match shell {
-        Shell::Bash => clap_complete::Shell::Bash,
-        Shell::Zsh => clap_complete::Shell::Zsh,
-        Shell::Fish => clap_complete::Shell::Fish,
+    let script = completion_script(shell, cmd);
+    let mut out = std::io::stdout().lock();
+    out.write_all(script.as_bytes())?;
+    out.flush()
+}
+
+/// The completion script for `shell`. Bash is generated for a name without `-` and registered for
+/// the real one: clap_complete spells a hyphenated program name one way in its dispatcher
+/// (`gdcloud__artifacts__subcmd__pull`) and another in its case labels
+/// (`gdcloud__subcmd__artifacts__subcmd__pull`), so nothing below the top level ever completed
+/// (clap-rs/clap#6421). Without a `-` both spellings agree.
+pub fn completion_script(shell: Shell, cmd: &mut clap::Command) -> String {
+    let bin = cmd
+        .get_bin_name()
+        .unwrap_or_else(|| cmd.get_name())
+        .to_string();
+    let (generator, name) = match shell {
+        Shell::Bash => (clap_complete::Shell::Bash, bin.replace('-', "_")),
+        Shell::Zsh => (clap_complete::Shell::Zsh, bin.clone()),
+        Shell::Fish => (clap_complete::Shell::Fish, bin.clone()),
+        Shell::PowerShell => (clap_complete::Shell::PowerShell, bin.clone()),
     };
     // Generated into memory first: clap_complete panics on a write error, and `| head` is normal.
     let mut script = Vec::new();
-    clap_complete::generate(shell, cmd, name, &mut script);
-    let mut out = std::io::stdout().lock();
-    out.write_all(&script)?;
-    out.flush()
+    clap_complete::generate(generator, cmd, &name, &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    if name == bin {
+        return script;
+    }
+    // Only the `complete -F _fn … NAME` registrations name the program; register the real name.
+    let suffix = format!(" {name}");
+    script
+        .lines()
+        .map(|line| match line.trim_start().starts_with("complete -F ") {
+            true => match line.strip_suffix(&suffix) {
+                Some(head) => format!("{head} {bin}\n"),
+                None => format!("{line}\n"),
+            },
+            false => format!("{line}\n"),
+        })
+        .collect()
+}
+
+/// Writes `<bin>.1` for the whole command and `<bin>-<sub>.1` for each visible subcommand into
+/// `dir`, from the same clap definitions `--help` prints, so the pages never drift from the flags.
+pub fn write_man_pages(
+    mut cmd: clap::Command,
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    // Building names each subcommand `<bin>-<sub>` (its display name), the title of its page.
+    cmd.build();
+    let mut written = Vec::new();
+    man_page(&cmd, dir, &mut written)?;
+    Ok(written)
+}
+
+fn man_page(
+    cmd: &clap::Command,
+    dir: &std::path::Path,
+    written: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(cmd.clone());
+    let mut roff = Vec::new();
+    man.render(&mut roff)?;
+    let path = dir.join(man.get_filename());
+    crate::atomic::write(&path, &roff, 0o644)?;
+    written.push(path);
+    for sub in cmd.get_subcommands() {
+        if !sub.is_hide_set() && sub.get_name() != "help" {
+            man_page(sub, dir, written)?;
+        }
+    }
+    Ok(())
+}
+
+/// What `version` prints with `--format json`.
+#[derive(Debug, serde::Serialize)]
+struct VersionInfo<'a> {
+    version: &'a str,
+    binary: &'a str,
 }
 
 /// The subcommands every plugin has, flattened into each plugin's own command enum
@@ -267,6 +339,15 @@ pub enum Builtin {
         #[arg(value_enum)]
         shell: Shell,
     },
+    /// Print this program's name and version (`--format json`: {"version", "binary"}).
+    Version,
+    /// Write man pages (this program's and one per command) into DIR and print their paths;
+    /// what install.sh installs.
+    #[command(hide = true)]
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Print plugin metadata for the gdcloud host (JSON).
     #[command(name = super::METADATA_COMMAND, hide = true)]
     Metadata,
@@ -274,9 +355,32 @@ pub enum Builtin {
 
 impl Builtin {
     /// Runs it for the plugin whose whole command line is `C`, described by `about`.
-    pub fn run<C: clap::CommandFactory>(self, about: &'static str) -> std::io::Result<ExitCode> {
+    pub fn run<C: clap::CommandFactory>(
+        self,
+        about: &'static str,
+        global: &GlobalArgs,
+    ) -> std::io::Result<ExitCode> {
         match self {
             Builtin::Completion { shell } => completion(shell, &mut C::command())?,
+            Builtin::Version => {
+                let cmd = C::command();
+                let binary = cmd.get_bin_name().unwrap_or_else(|| cmd.get_name());
+                let out = global.output();
+                if out.format == Format::Json {
+                    out.json(&VersionInfo {
+                        version: crate::VERSION,
+                        binary,
+                    })?;
+                } else {
+                    out.line(&format!("{binary} {}", crate::VERSION))?;
+                }
+            }
+            Builtin::Man { dir } => {
+                let out = global.output();
+                for page in write_man_pages(C::command(), &dir)? {
+                    out.line(&page.display().to_string())?;
+                }
+            }
             Builtin::Metadata => print_metadata(&metadata(&C::command(), about))?,
         }
         Ok(ExitCode::SUCCESS)

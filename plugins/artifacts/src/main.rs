@@ -61,7 +61,7 @@ fn run() -> Result<ExitCode> {
         Command::ListVersions(args) => {
             cli::runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args))
         }
-        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
+        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT, &cli.global)?),
     }
 }
 

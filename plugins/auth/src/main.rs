@@ -57,7 +57,7 @@ fn run() -> Result<ExitCode> {
         Command::Revoke(args) => {
             cli::runtime()?.block_on(commands::revoke::run(&cli.global, &out, args))
         }
-        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
+        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT, &cli.global)?),
     }
 }
 

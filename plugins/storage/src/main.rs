@@ -53,7 +53,7 @@ fn run() -> Result<ExitCode> {
         Command::Ls(args) => cli::runtime()?.block_on(commands::ls::run(&cli.global, &out, args)),
         Command::Env(args) => cli::runtime()?.block_on(commands::env::run(&cli.global, &out, args)),
         Command::Exec(args) => cli::runtime()?.block_on(commands::exec::run(&cli.global, args)),
-        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
+        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT, &cli.global)?),
     }
 }
 
