@@ -12,13 +12,19 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BINARIES: [&str; 4] = [
+const BINARIES: [&str; 5] = [
     "docker-credential-gdcloud",
     "gdcloud-auth",
     "gdcloud-artifacts",
     "gdcloud-storage",
+    "gdcloud-config",
 ];
-const PLUGINS: [&str; 3] = ["gdcloud-auth", "gdcloud-artifacts", "gdcloud-storage"];
+const PLUGINS: [&str; 4] = [
+    "gdcloud-auth",
+    "gdcloud-artifacts",
+    "gdcloud-storage",
+    "gdcloud-config",
+];
 
 /// A directory holding the stand-in `cargo`, whose target directory's `release/` is this build.
 fn fake_cargo(env: &TestEnv) -> PathBuf {

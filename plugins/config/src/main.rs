@@ -55,7 +55,7 @@ fn run() -> Result<ExitCode> {
         Command::Unset(args) => commands::properties::unset(global, &out, args),
         Command::List(args) => commands::properties::list(global, &out, args),
         Command::Configurations(c) => commands::configurations::run(global, &out, c),
-        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT)?),
+        Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT, &cli.global)?),
     }
 }
 
