@@ -4,7 +4,7 @@
 //! the exit code. Plugins declare their own flags and flatten these; everything here turns flags
 //! into the options structs of `ops`, so a plugin never names a core type beyond `ops`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -200,11 +200,15 @@ pub fn warn_plain_http(out: &Output, reference: &str) {
 
 /// The password piped in for `--password-stdin`, without its line end; never empty.
 fn password_from_stdin() -> anyhow::Result<Secret> {
-    let mut password = String::new();
-    std::io::stdin()
-        .take(crate::bounded::TOKEN)
-        .read_to_string(&mut password)
-        .map_err(|e| anyhow::anyhow!("read the password from stdin: {e}"))?;
+    // Bounded like every read of outside data: more than a token's size is refused, not cut.
+    let bytes = crate::bounded::read(
+        std::io::stdin().lock(),
+        crate::bounded::TOKEN,
+        "the password on stdin",
+    )
+    .map_err(|e| anyhow::anyhow!("read the password from stdin: {e}"))?;
+    let password = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("--password-stdin read a password that is not UTF-8"))?;
     let password = password.trim_end_matches(['\n', '\r']).to_string();
     if password.is_empty() {
         anyhow::bail!("--password-stdin read an empty password; pipe the password in, e.g. `echo \"$PW\" | gdcloud artifacts … --password-stdin`");
