@@ -28,19 +28,6 @@ fn artifacts(env: &TestEnv, args: &[&str]) -> Output {
     run_timed(c, b"", COMMAND_TIMEOUT)
 }
 
-/// Asserts failure with nothing on stdout; returns stderr.
-#[track_caller]
-fn failed(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "the command should have failed:\nstdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    assert!(o.stdout.is_empty(), "stdout: {}", stdout(o));
-    stderr(o)
-}
-
 fn registry(tls: bool) -> Registry {
     Registry::start(RegistryOptions::new(RegistryAuth::Htpasswd, tls))
 }

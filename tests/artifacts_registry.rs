@@ -66,32 +66,6 @@ fn artifacts(env: &TestEnv, args: &[&str]) -> Output {
     artifacts_with_stdin(env, args, b"")
 }
 
-/// Asserts a failure reported the plugin way: nothing on stdout, exactly one `ERROR: …` line on
-/// stderr; returns that line.
-#[track_caller]
-fn error_line(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "the command should have failed:\nstdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    assert!(
-        o.stdout.is_empty(),
-        "stdout carries only results, but a failed command printed: {}",
-        stdout(o)
-    );
-    let err = stderr(o);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "exactly one error line on stderr, got:\n{err}"
-    );
-    assert!(lines[0].starts_with("ERROR: "), "{err}");
-    lines[0].to_string()
-}
-
 /// Asserts success and parses stdout as JSON.
 #[track_caller]
 fn ok_json(o: &Output) -> Value {

@@ -52,23 +52,6 @@ fn artifacts(env: &TestEnv, reg: &Registry, args: &[&str]) -> Output {
     run_timed(c, reg.password.as_bytes(), COMMAND_TIMEOUT)
 }
 
-/// Asserts a failure with exactly one `ERROR: …` line on stderr and nothing on stdout.
-#[track_caller]
-fn error_line(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "the command should have failed:\nstdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    assert!(o.stdout.is_empty(), "stdout: {}", stdout(o));
-    let err = stderr(o);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "exactly one error line, got:\n{err}");
-    assert!(lines[0].starts_with("ERROR: "), "{err}");
-    lines[0].to_string()
-}
-
 fn registry() -> Registry {
     Registry::start(RegistryOptions::new(RegistryAuth::Htpasswd, false))
 }

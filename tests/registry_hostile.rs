@@ -40,23 +40,6 @@ fn artifacts(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Output {
     run_timed(artifacts_cmd(env, args), stdin, COMMAND_TIMEOUT)
 }
 
-/// The one `ERROR: …` line of a failed command (stdout empty).
-#[track_caller]
-fn error_line(o: &Output) -> String {
-    assert!(
-        !o.status.success(),
-        "should have failed:\n{}\n{}",
-        stdout(o),
-        stderr(o)
-    );
-    assert!(o.stdout.is_empty(), "stdout of a failure: {}", stdout(o));
-    let err = stderr(o);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "exactly one error line, got:\n{err}");
-    assert!(lines[0].starts_with("ERROR: "), "{err}");
-    lines[0].to_string()
-}
-
 /// A hostile registry asking for Basic auth on `/v2/`; `route` answers the rest (None: 404).
 fn basic_registry(route: impl Fn(&Seen) -> Option<Reply> + Send + Sync + 'static) -> Hostile {
     Hostile::start(move |s| {

@@ -226,6 +226,37 @@ pub fn ok(o: &Output) -> String {
     stdout(o)
 }
 
+/// Asserts failure with nothing on stdout (stdout carries only results) and returns stderr.
+#[track_caller]
+pub fn failed(o: &Output) -> String {
+    assert!(
+        !o.status.success(),
+        "the command should have failed:\nstdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    assert!(
+        o.stdout.is_empty(),
+        "stdout carries only results, but a failed command printed: {}",
+        stdout(o)
+    );
+    stderr(o)
+}
+
+/// Asserts [`failed`] with exactly one non-empty line on stderr, `ERROR: …`, and returns it.
+#[track_caller]
+pub fn error_line(o: &Output) -> String {
+    let err = failed(o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one error line on stderr, got:\n{err}"
+    );
+    assert!(lines[0].starts_with("ERROR: "), "{err}");
+    lines[0].to_string()
+}
+
 /// Installs `source` as an executable at `dest` (mode 0755) through `install(1)`.
 ///
 /// A file this test binary wrote itself can fail to run with ETXTBSY ("Text file busy"): a test on
