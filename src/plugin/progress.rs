@@ -6,25 +6,20 @@ use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::progress::{BlobProgress, Progress};
+use crate::progress::{BlobProgress, Hidden, Progress};
 
-#[derive(Clone)]
+/// Bars drawn on stderr; when progress is off, [`new`] hands out [`Hidden`] instead.
 pub struct Bars {
-    multi: Option<MultiProgress>,
+    multi: MultiProgress,
     total: ProgressBar,
 }
 
-impl Default for Bars {
-    fn default() -> Self {
-        Bars::hidden()
-    }
-}
-
-impl std::fmt::Debug for Bars {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bars")
-            .field("visible", &self.multi.is_some())
-            .finish()
+/// Bars on stderr when `enabled` (see [`super::Output::progress_enabled`]), else nothing at all.
+pub fn new(enabled: bool, total_label: &str) -> Box<dyn Progress> {
+    if enabled {
+        Box::new(Bars::stderr(total_label))
+    } else {
+        Box::new(Hidden)
     }
 }
 
@@ -43,27 +38,7 @@ impl Bars {
             "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
         ));
         total.set_prefix(total_label.to_string());
-        Bars {
-            multi: Some(multi),
-            total,
-        }
-    }
-
-    /// No output at all.
-    pub fn hidden() -> Bars {
-        Bars {
-            multi: None,
-            total: ProgressBar::hidden(),
-        }
-    }
-
-    /// Visible when `enabled` (see [`super::Output::progress_enabled`]).
-    pub fn new(enabled: bool, total_label: &str) -> Bars {
-        if enabled {
-            Bars::stderr(total_label)
-        } else {
-            Bars::hidden()
-        }
+        Bars { multi, total }
     }
 }
 
@@ -73,17 +48,11 @@ impl Progress for Bars {
     }
 
     fn blob(&self, name: &str, size: u64) -> Arc<dyn BlobProgress> {
-        let bar = match &self.multi {
-            Some(m) => {
-                let b = m.add(ProgressBar::new(size));
-                b.set_style(bytes_style(
-                    "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
-                ));
-                b.set_prefix(name.to_string());
-                b
-            }
-            None => ProgressBar::hidden(),
-        };
+        let bar = self.multi.add(ProgressBar::new(size));
+        bar.set_style(bytes_style(
+            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        ));
+        bar.set_prefix(name.to_string());
         Arc::new(Bar {
             bar,
             total: self.total.clone(),
@@ -92,9 +61,7 @@ impl Progress for Bars {
 
     fn finish(&self) {
         self.total.finish_and_clear();
-        if let Some(m) = &self.multi {
-            let _ = m.clear();
-        }
+        let _ = self.multi.clear();
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use gdcloud::ops::discovery;
 use gdcloud::ops::pull::{self, Options};
 use gdcloud::plugin::cli::{self, parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
-use gdcloud::plugin::progress::Bars;
+use gdcloud::plugin::progress;
 use gdcloud::plugin::{Format, Output};
 
 #[derive(Debug, clap::Args)]
@@ -53,8 +53,8 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         concurrency: args.concurrency.into(),
         client: args.registry.client_options(global)?,
     };
-    let progress = Bars::new(out.progress_enabled(), "pull");
-    let report = pull::run(&opts, &progress)
+    let bars = progress::new(out.progress_enabled(), "pull");
+    let report = pull::run(&opts, &*bars)
         .await
         .with_context(|| format!("pull {} {}", args.source, args.destination.display()))?;
     if out.format == Format::Json {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use gdcloud::ops::discovery;
 use gdcloud::ops::push::{self, LayerCompression, Options};
 use gdcloud::plugin::cli::{self, parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
-use gdcloud::plugin::progress::Bars;
+use gdcloud::plugin::progress;
 use gdcloud::plugin::{Format, Output};
 
 #[derive(Debug, clap::Args)]
@@ -76,8 +76,8 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         },
         client: args.registry.client_options(global)?,
     };
-    let progress = Bars::new(out.progress_enabled(), "push");
-    let report = push::run(&opts, &progress)
+    let bars = progress::new(out.progress_enabled(), "push");
+    let report = push::run(&opts, &*bars)
         .await
         .with_context(|| format!("push {} {}", args.source.display(), args.destination))?;
     if out.format == Format::Json {

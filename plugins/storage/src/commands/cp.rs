@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use gdcloud::ops::storage_config;
 use gdcloud::ops::storage_cp::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::progress::Bars;
+use gdcloud::plugin::progress;
 use gdcloud::plugin::Escaped;
 use gdcloud::plugin::{Format, Output};
 
@@ -64,8 +64,8 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         insecure: args.insecure,
         log_http: global.log_http,
     };
-    let progress = Bars::new(out.progress_enabled(), "cp");
-    let report = storage_cp::run(&opts, &progress).await.context("cp")?;
+    let bars = progress::new(out.progress_enabled(), "cp");
+    let report = storage_cp::run(&opts, &*bars).await.context("cp")?;
     if out.format == Format::Json {
         out.json(&report)?;
     } else {
