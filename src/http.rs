@@ -219,7 +219,7 @@ pub fn client_without_redirects(opts: &TlsOptions) -> Result<reqwest::Client, Er
         .map_err(|e| Error::Build(e.to_string()))
 }
 
-fn builder(opts: &TlsOptions) -> Result<reqwest::ClientBuilder, Error> {
+pub(crate) fn builder(opts: &TlsOptions) -> Result<reqwest::ClientBuilder, Error> {
     let tls = tls_config(opts)?;
     Ok(reqwest::Client::builder()
         .user_agent(concat!("gdcloud-kit/", env!("CARGO_PKG_VERSION")))

@@ -5,6 +5,10 @@
 
 use super::{Error, Property, Result};
 
+/// `storage/s3_addressing_style` (spelled here too: the S3 code is not in the credential helper's
+/// build, this table is).
+const ADDRESSING_PROPERTY: &str = "storage/s3_addressing_style";
+
 /// One property we read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Known {
@@ -63,10 +67,18 @@ pub const KNOWN: &[Known] = &[
         "S3 access key ID of the bucket key.",
     ),
     known(
+        "storage/s3_addressing_style",
+        "Where the bucket goes in S3 URLs: path (default, endpoint/BUCKET/KEY), virtual (BUCKET.endpoint/KEY) or auto.",
+    ),
+    known(
         "storage/s3_custom_ca_certs_file",
         "CA certificate (PEM) trusted for the S3 endpoint.",
     ),
     known("storage/s3_endpoint", "S3 endpoint URL."),
+    known(
+        "storage/s3_region",
+        "Region S3 requests are signed for (default us-east-1; learned from the endpoint when it names another).",
+    ),
     Known {
         name: "storage/s3_secret_access_key",
         description: "S3 secret access key of the bucket key (masked by `list`).",
@@ -94,6 +106,12 @@ pub fn resolve(name: &str) -> Result<&'static Known> {
 pub fn check_value(known: &Known, value: &str) -> Result<()> {
     if value.contains(['\n', '\r']) {
         return Err(Error::InvalidValue(known.name.to_string()));
+    }
+    if known.name == ADDRESSING_PROPERTY && !matches!(value, "path" | "virtual" | "auto") {
+        return Err(Error::BadValue {
+            property: known.name,
+            reason: format!("{value:?} is not an addressing style: use path, virtual or auto"),
+        });
     }
     if known.name == crate::credentials::STORE_PROPERTY {
         crate::credentials::StoreKind::parse(Some(value)).map_err(|_| Error::BadValue {
@@ -184,7 +202,14 @@ mod tests {
             crate::ops::storage_config::SECRET_KEY_PROPERTY,
             crate::ops::storage_config::ENDPOINT_PROPERTY,
             crate::ops::storage_config::CA_PROPERTY,
+            crate::ops::storage_config::REGION_PROPERTY,
+            crate::ops::storage_config::ADDRESSING_PROPERTY,
         ]);
+        #[cfg(feature = "net")]
+        assert_eq!(
+            ADDRESSING_PROPERTY,
+            crate::ops::storage_config::ADDRESSING_PROPERTY
+        );
         for c in constants {
             assert!(resolve(c).is_ok(), "{c} is read but not in KNOWN");
         }
@@ -232,5 +257,9 @@ mod tests {
         let endpoint = resolve("storage/s3_endpoint").unwrap();
         assert!(check_value(endpoint, "https://x\nfoo = bar").is_err());
         assert!(check_value(endpoint, "https://x").is_ok());
+        let style = resolve("storage/s3_addressing_style").unwrap();
+        assert!(check_value(style, "virtual").is_ok());
+        let e = check_value(style, "vhost").unwrap_err().to_string();
+        assert!(e.contains("path, virtual or auto"), "{e}");
     }
 }

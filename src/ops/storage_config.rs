@@ -15,6 +15,10 @@ pub const ACCESS_KEY_PROPERTY: &str = "storage/s3_access_key_id";
 pub const SECRET_KEY_PROPERTY: &str = "storage/s3_secret_access_key";
 pub const ENDPOINT_PROPERTY: &str = "storage/s3_endpoint";
 pub const CA_PROPERTY: &str = "storage/s3_custom_ca_certs_file";
+/// The region requests are signed for (default `us-east-1`; the client learns the server's).
+pub const REGION_PROPERTY: &str = "storage/s3_region";
+/// `path` (default), `virtual` or `auto`: where the bucket goes in a request's URL.
+pub const ADDRESSING_PROPERTY: &str = "storage/s3_addressing_style";
 
 pub const DEFAULT_NAMESPACE: &str = "object-storage-access-keys";
 const SECRET_PREFIX: &str = "object-storage-key-";
@@ -69,6 +73,14 @@ pub struct S3Settings {
     pub secret_access_key: Secret,
     pub endpoint: String,
     pub ca_file: Option<PathBuf>,
+    /// [`REGION_PROPERTY`], when set.
+    pub region: Option<String>,
+    /// [`ADDRESSING_PROPERTY`], when set.
+    pub addressing: Option<String>,
+    /// Where `endpoint` came from, for messages about it: the property and its configuration, the
+    /// environment variable, the flag, or the cluster.
+    #[serde(skip)]
+    pub endpoint_origin: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +183,11 @@ pub async fn from_cluster(opts: &Options) -> Result<(S3Settings, String, String)
     let name = secret.metadata.name.clone().unwrap_or_default();
     let access = kube::secret_text(&secret, "access-key-id").map_err(Error::BadSecret)?;
     let secret_key = kube::secret_text(&secret, "secret-access-key").map_err(Error::BadSecret)?;
+    let endpoint_origin = if opts.endpoint.is_some() {
+        "--endpoint".to_string()
+    } else {
+        "the cluster's dnsSuffix (configmap dnssuffix in gpc-system)".to_string()
+    };
     let endpoint = match &opts.endpoint {
         Some(e) => check_endpoint(e)?,
         None => {
@@ -196,6 +213,9 @@ pub async fn from_cluster(opts: &Options) -> Result<(S3Settings, String, String)
             secret_access_key: Secret::new(secret_key),
             endpoint,
             ca_file,
+            region: None,
+            addressing: None,
+            endpoint_origin,
         },
         name,
         namespace,
@@ -232,11 +252,15 @@ pub async fn configure(config: &mut Config, opts: &Options) -> Result<Report, Er
 /// configuration (`configure` wrote it), with the endpoint and CA given overriding it.
 pub async fn settings(config: &Config, opts: &Options) -> Result<S3Settings, Error> {
     if opts.secret.is_some() {
-        return Ok(from_cluster(opts).await?.0);
+        let mut s = from_cluster(opts).await?.0;
+        s.region = config.get(REGION_PROPERTY);
+        s.addressing = config.get(ADDRESSING_PROPERTY);
+        return Ok(s);
     }
     let mut s = from_config(config)?;
     if let Some(e) = &opts.endpoint {
         s.endpoint = e.clone();
+        s.endpoint_origin = "--endpoint".to_string();
     }
     if let Some(c) = &opts.ca_cert_path {
         s.ca_file = Some(c.clone());
@@ -257,8 +281,21 @@ pub fn from_config(config: &Config) -> Result<S3Settings, Error> {
             secret_access_key: Secret::new(s),
             endpoint: e,
             ca_file: get(CA_PROPERTY).map(PathBuf::from),
+            region: get(REGION_PROPERTY),
+            addressing: get(ADDRESSING_PROPERTY),
+            endpoint_origin: origin(config, ENDPOINT_PROPERTY),
         }),
         _ => Err(Error::NotConfigured(config.name().to_string())),
+    }
+}
+
+/// Where a property's value comes from: its environment variable when set, else the property in
+/// the configuration.
+fn origin(config: &Config, property: &str) -> String {
+    let var = crate::config::Property::parse(property).map(|p| p.env_var());
+    match var {
+        Ok(v) if std::env::var_os(&v).is_some() => v,
+        _ => format!("{property} in configuration {}", config.name()),
     }
 }
 
@@ -274,6 +311,10 @@ pub fn environment(s: &S3Settings) -> Vec<(&'static str, String)> {
     ];
     if let Some(ca) = &s.ca_file {
         vars.push(("AWS_CA_BUNDLE", ca.display().to_string()));
+    }
+    if let Some(r) = &s.region {
+        vars.push(("AWS_REGION", r.clone()));
+        vars.push(("AWS_DEFAULT_REGION", r.clone()));
     }
     vars
 }

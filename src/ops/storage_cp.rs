@@ -31,6 +31,17 @@ pub enum Error {
     PrefixNeedsRecursive(String),
     #[error("{0}: copy between S3 and local files only (one side must be s3://…)")]
     Unsupported(String),
+    #[error("{error} (endpoint from {origin})")]
+    Endpoint {
+        error: Box<s3::Error>,
+        /// Where the endpoint came from ([`S3Settings::endpoint_origin`]).
+        origin: String,
+    },
+    #[error("{property}: {reason}")]
+    Setting {
+        property: &'static str,
+        reason: String,
+    },
     #[error("{failed} of {total} copies failed (first: {first})")]
     SomeFailed {
         failed: usize,
@@ -83,6 +94,10 @@ pub struct Report {
     pub skipped: Vec<Item>,
     pub failed: Vec<Failure>,
     pub bytes: u64,
+    /// The region the endpoint named, when it was not the configured one (the requests were
+    /// signed for it instead).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned_region: Option<String>,
 }
 
 /// A SOURCE or DESTINATION argument.
@@ -120,20 +135,43 @@ pub(crate) fn connect(
         ca_files: settings.ca_file.iter().cloned().collect(),
         log_http,
     };
-    Ok(s3::Client::new(
+    let addressing =
+        s3::Addressing::parse(settings.addressing.as_deref()).map_err(|reason| Error::Setting {
+            property: super::storage_config::ADDRESSING_PROPERTY,
+            reason,
+        })?;
+    s3::Client::new(
         &settings.endpoint,
         &settings.access_key_id,
         settings.secret_access_key.clone(),
-        None,
+        settings.region.as_deref(),
         &tls,
-    )?)
+    )
+    .and_then(|c| c.with_addressing(addressing, &tls))
+    .map_err(|e| with_origin(e.into(), settings))
+}
+
+/// `e`, naming where the endpoint came from when it is about the endpoint (invalid, unreachable,
+/// untrusted): the value to fix is there.
+pub(crate) fn with_origin(e: Error, settings: &S3Settings) -> Error {
+    let about_endpoint =
+        |e: &s3::Error| matches!(e, s3::Error::Endpoint { .. } | s3::Error::Connect { .. });
+    match e {
+        Error::Transfer(transfer::Error::S3(inner)) if about_endpoint(&inner) => Error::Endpoint {
+            error: inner,
+            origin: settings.endpoint_origin.clone(),
+        },
+        other => other,
+    }
 }
 
 /// Copies every source to the destination, one job after the other (each job's parts in
 /// parallel); with `continue_on_error`, failures are reported instead of ending the run.
 pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
     let client = connect(&opts.settings, opts.insecure, opts.log_http)?;
-    let jobs = plan::plan(&client, opts).await?;
+    let jobs = plan::plan(&client, opts)
+        .await
+        .map_err(|e| with_origin(e, &opts.settings))?;
     let engine = transfer::Options {
         concurrency: opts.concurrency,
         part_size: opts.part_size,
@@ -158,10 +196,11 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
                 source: job.source(),
                 error: e.to_string(),
             }),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(with_origin(e.into(), &opts.settings)),
         }
     }
     progress.finish();
+    report.learned_region = client.learned_region();
     if !report.failed.is_empty() && !opts.continue_on_error {
         let first = report.failed[0].error.clone();
         return Err(Error::SomeFailed {

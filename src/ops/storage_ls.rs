@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::storage_config::S3Settings;
-use super::storage_cp::{connect, parse_location, Error, Location};
+use super::storage_cp::{connect, parse_location, with_origin, Error, Location};
 
 /// One line of `ls`.
 #[derive(Debug, Clone, Serialize)]
@@ -19,6 +19,14 @@ pub struct Listed {
     pub bucket: bool,
 }
 
+/// What `ls` found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Listing {
+    pub entries: Vec<Listed>,
+    /// The region the endpoint named, when it was not the configured one.
+    pub learned_region: Option<String>,
+}
+
 fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -31,8 +39,22 @@ pub async fn ls(
     recursive: bool,
     insecure: bool,
     log_http: bool,
-) -> Result<Vec<Listed>, Error> {
+) -> Result<Listing, Error> {
     let client = connect(settings, insecure, log_http)?;
+    let entries = list(&client, url, recursive)
+        .await
+        .map_err(|e| with_origin(e, settings))?;
+    Ok(Listing {
+        entries,
+        learned_region: client.learned_region(),
+    })
+}
+
+async fn list(
+    client: &crate::s3::Client,
+    url: &str,
+    recursive: bool,
+) -> Result<Vec<Listed>, Error> {
     if url == "s3://" || url == "s3:" {
         let buckets = client.list_buckets().await?;
         return Ok(buckets

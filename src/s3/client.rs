@@ -11,21 +11,23 @@
 //! (one part, for multipart). It runs on the project's reqwest/rustls client ([`crate::http`]) so
 //! custom CAs, `--insecure` and `--log-http` behave as for registries.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Response;
 use url::Url;
 
+use super::addressing::{self, Addressing};
 use super::deadline;
 use super::error::{connect_error, Error, Result};
 use super::object::{check_bucket, key_path};
+use super::region;
 use super::sigv4::{self, Signer};
 use crate::bounded;
 use crate::http::{self, TlsOptions};
 use crate::secret::Secret;
 
-/// The region signed for when none is configured (what S3-compatible servers expect).
-pub const DEFAULT_REGION: &str = "us-east-1";
+pub use super::region::DEFAULT_REGION;
 
 /// An S3 endpoint with one pair of keys.
 #[derive(Debug, Clone)]
@@ -33,7 +35,13 @@ pub struct Client {
     pub(super) http: reqwest::Client,
     /// The endpoint without a trailing `/`, e.g. `https://s3.example:9000`.
     pub(super) base: String,
+    /// The same, parsed.
+    base_url: Url,
+    /// Where the bucket goes in URLs.
+    addressing: Addressing,
     pub(super) signer: Signer,
+    /// The region signed for: configured, or learned from the server ([`region`]).
+    pub(super) region: Arc<region::State>,
     pub(super) log_http: bool,
     /// The overall deadline of each small request ([`deadline::request_timeout`]).
     pub(super) deadline: Duration,
@@ -54,7 +62,7 @@ pub(super) fn header<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
 
 impl Client {
     /// A client for `endpoint` (`http(s)://host[:port][/path]`), signing with the keys for `region`
-    /// ([`DEFAULT_REGION`] when `None`). Nothing is sent yet.
+    /// ([`DEFAULT_REGION`] when `None`) until the server names another. Nothing is sent yet.
     pub fn new(
         endpoint: &str,
         access_key: &str,
@@ -82,6 +90,8 @@ impl Client {
         Ok(Client {
             http: http::client(tls)?,
             base: url.as_str().trim_end_matches('/').to_string(),
+            base_url: url,
+            addressing: Addressing::Path,
             signer: Signer {
                 access_key: access_key.to_string(),
                 secret_key,
@@ -90,12 +100,37 @@ impl Client {
                     .unwrap_or(DEFAULT_REGION)
                     .to_string(),
             },
+            region: Arc::new(region::State::new(region)),
             log_http: tls.log_http,
             deadline: deadline::request_timeout(),
         })
     }
 
-    /// The path-style URL of a bucket or an object, its query sorted as SigV4 signs it.
+    /// This client with the bucket in the host where `addressing` says so; names under
+    /// `localhost` then resolve to the loopback addresses ([`addressing::LoopbackNames`]).
+    pub fn with_addressing(mut self, addressing: Addressing, tls: &TlsOptions) -> Result<Client> {
+        if addressing != Addressing::Path {
+            self.http = http::builder(tls)?
+                .dns_resolver(std::sync::Arc::new(addressing::LoopbackNames))
+                .build()
+                .map_err(|e| http::Error::Build(e.to_string()))?;
+        }
+        self.addressing = addressing;
+        Ok(self)
+    }
+
+    /// The region requests are signed for now.
+    pub fn region(&self) -> String {
+        self.region.current()
+    }
+
+    /// The region the server named, when it was not the configured one: the command says so.
+    pub fn learned_region(&self) -> Option<String> {
+        self.region.learned()
+    }
+
+    /// The URL of a bucket or an object (bucket in the path or in the host, as the addressing
+    /// style says), its query sorted as SigV4 signs it.
     pub(super) fn url(
         &self,
         bucket: &str,
@@ -103,7 +138,23 @@ impl Client {
         query: &[(&str, &str)],
     ) -> Result<Url> {
         check_bucket(bucket)?;
-        let mut s = format!("{}/{}", self.base, sigv4::encode(bucket));
+        let mut s = if self.addressing.in_host(&self.base_url, bucket) {
+            let bad = || Error::Name {
+                name: bucket.to_string(),
+                reason: "cannot be a host name: set storage/s3_addressing_style to path",
+            };
+            if !addressing::dns_label(bucket, false) {
+                return Err(bad());
+            }
+            let host = addressing::with_bucket_host(&self.base_url, bucket).ok_or_else(bad)?;
+            let mut h = host.as_str().trim_end_matches('/').to_string();
+            if key.is_none() {
+                h.push('/');
+            }
+            h
+        } else {
+            format!("{}/{}", self.base, sigv4::encode(bucket))
+        };
         if let Some(k) = key {
             s.push('/');
             s.push_str(&key_path(k)?);
@@ -192,6 +243,25 @@ pub(super) mod tests {
         assert!(c.url("b", Some("a/../c"), &[]).is_err());
         assert!(c.url("b", Some(""), &[]).is_err());
         assert!(c.url("a/b", Some("k"), &[]).is_err());
+        let v = Client::new(
+            "http://localhost:9000/",
+            "AK",
+            Secret::new("s"),
+            None,
+            &TlsOptions::default(),
+        )
+        .unwrap()
+        .with_addressing(Addressing::Virtual, &TlsOptions::default())
+        .unwrap();
+        assert_eq!(
+            v.url("bk1", Some("dir/a b"), &[]).unwrap().as_str(),
+            "http://bk1.localhost:9000/dir/a%20b"
+        );
+        assert_eq!(
+            v.url("bk1", None, &[("list-type", "2")]).unwrap().as_str(),
+            "http://bk1.localhost:9000/?list-type=2"
+        );
+        assert!(v.url("Upper_Case", Some("k"), &[]).is_err());
         assert!(Client::new(
             "ftp://h",
             "a",

@@ -20,6 +20,13 @@ pub enum Error {
         what: String,
         code: String,
     },
+    #[error("{endpoint} refused {what}: it was signed for region {signed}, and the endpoint expects {}: set storage/s3_region (`gdcloud config set storage/s3_region REGION`, or GDCLOUD_STORAGE_S3_REGION)", wanted.as_deref().unwrap_or("another region"))]
+    Region {
+        endpoint: String,
+        what: String,
+        signed: String,
+        wanted: Option<String>,
+    },
     #[error("{what}: the bytes {endpoint} received do not match the MD5 sent with them (BadDigest): they were changed on the way (a proxy, the network, or the file changed while it was read); run the copy again")]
     BadDigest { endpoint: String, what: String },
     #[error("{endpoint} rejected the request time ({code}): set this machine's clock right (NTP)")]

@@ -6,7 +6,7 @@ use url::Url;
 
 use super::client::Target;
 use super::error::{Error, Result};
-use super::{xml, Client};
+use super::{region, xml, Client};
 use crate::bounded;
 use crate::http;
 
@@ -84,6 +84,24 @@ impl Client {
                 bucket: bucket.into(),
                 endpoint: self.base.clone(),
             },
+            ("AuthorizationHeaderMalformed" | "PermanentRedirect", _)
+                if code == "AuthorizationHeaderMalformed"
+                    || region::named(None, body).is_some() =>
+            {
+                Error::Region {
+                    endpoint: self.base.clone(),
+                    what,
+                    signed: self.region.current(),
+                    wanted: region::named(None, body),
+                }
+            }
+            // A HEAD refusal has no body; a 400 there is the signing region (AWS, Garage).
+            ("", 400) if *method == Method::HEAD => Error::Region {
+                endpoint: self.base.clone(),
+                what,
+                signed: self.region.current(),
+                wanted: None,
+            },
             ("RequestTimeTooSkewed", _) => Error::ClockSkew {
                 endpoint: self.base.clone(),
                 code,
@@ -93,8 +111,7 @@ impl Client {
                 | "SignatureDoesNotMatch"
                 | "InvalidAccessKeyId"
                 | "InvalidToken"
-                | "ExpiredToken"
-                | "AuthorizationHeaderMalformed",
+                | "ExpiredToken",
                 _,
             )
             | ("", 401 | 403) => Error::Refused {
@@ -176,6 +193,21 @@ mod tests {
             classify(Target::Upload("b", "k", "u"), 404, &doc("NoSuchUpload")),
             Error::NoSuchUpload { .. }
         ));
+        // A region refusal names the regions, not the keys.
+        let region = classify(
+            obj,
+            400,
+            "<Error><Code>AuthorizationHeaderMalformed</Code><Region>garage</Region></Error>",
+        );
+        let msg = region.to_string();
+        assert!(matches!(region, Error::Region { .. }), "{region:?}");
+        assert!(
+            msg.contains("us-east-1")
+                && msg.contains("expects garage")
+                && msg.contains("storage/s3_region")
+                && !msg.contains("keys"),
+            "{msg}"
+        );
         let other = classify(obj, 500, &doc("InternalError")).to_string();
         assert!(other.contains("(InternalError): msg & more"), "{other}");
     }

@@ -8,6 +8,7 @@
 //! GETs, resumable downloads and multipart uploads with abort, on the reqwest/rustls stack the rest
 //! of the project already builds (custom CAs, `--insecure`, `--log-http`), not a second HTTP stack.
 
+pub mod addressing;
 pub mod client;
 pub mod deadline;
 pub mod error;
@@ -16,11 +17,13 @@ mod listing;
 mod multipart;
 pub mod object;
 mod objects;
+pub mod region;
 mod request;
 pub mod sigv4;
 pub(crate) mod transfer;
 mod xml;
 
+pub use addressing::Addressing;
 pub use client::{Client, DEFAULT_REGION};
 pub use deadline::RateFloor;
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ use super::client::{header, Target};
 use super::deadline;
 use super::error::{connect_error, Error, Result};
 use super::object::{parse_content_range, parse_http_date, ObjectInfo};
+use super::region;
 use super::request::Upload;
 use super::Client;
 use crate::http;
@@ -49,7 +50,11 @@ impl Client {
     /// Size, ETag and modification time of an object.
     async fn head_object_once(&self, bucket: &str, key: &str) -> Result<ObjectInfo> {
         let url = self.url(bucket, Some(key), &[])?;
-        let resp = self.send(Method::HEAD, &url, &[], None).await?;
+        let mut resp = self.send(Method::HEAD, &url, &[], None).await?;
+        // A HEAD refusal has no body to name the region: ask the bucket's location, then again.
+        if region::may_name_region(resp.status().as_u16()) && self.settle_region(bucket).await? {
+            resp = self.send(Method::HEAD, &url, &[], None).await?;
+        }
         let resp = self
             .success(&Method::HEAD, &url, Target::Object(bucket, key), resp)
             .await?;

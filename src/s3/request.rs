@@ -11,6 +11,7 @@ use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
 use super::error::{connect_error, Result};
+use super::region;
 use super::sigv4::{self, EMPTY_SHA256, UNSIGNED_PAYLOAD};
 use super::Client;
 use crate::http;
@@ -45,7 +46,8 @@ impl Client {
         payload_hash: &str,
     ) -> HeaderMap {
         let pairs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let signed = self.signer.sign(
+        let signed = self.signer.sign_in(
+            &self.region.current(),
             method.as_str(),
             url,
             &pairs,
@@ -72,7 +74,8 @@ impl Client {
     }
 
     /// One request with a small (or no) body, re-signed and retried on transport errors and
-    /// 408/429/5xx. `extra` headers are lower-case and signed.
+    /// 408/429/5xx, and once more signed for the region the server names when it refused ours
+    /// ([`region`]). `extra` headers are lower-case and signed.
     pub(super) async fn send(
         &self,
         method: Method,
@@ -84,6 +87,7 @@ impl Client {
             .as_deref()
             .map_or_else(|| EMPTY_SHA256.to_string(), sigv4::payload_hash);
         let mut attempt = 0;
+        let mut region_retried = false;
         loop {
             let headers = self.signed_headers(&method, url, extra, &hash);
             self.log(&method, url, None, &headers);
@@ -102,7 +106,17 @@ impl Client {
                         attempt += 1;
                         continue;
                     }
-                    return Ok(resp);
+                    if resp.status().is_success() {
+                        self.region.confirm();
+                    }
+                    if region_retried || !region::may_name_region(resp.status().as_u16()) {
+                        return Ok(resp);
+                    }
+                    let (resp, named) = Self::named_region(&method, resp).await;
+                    match named {
+                        Some(r) if self.region.learn(&r) => region_retried = true,
+                        _ => return Ok(resp),
+                    }
                 }
                 Err(e) => {
                     if crate::http::is_permanent(&e) || attempt + 1 >= ATTEMPTS {
@@ -113,6 +127,40 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// The region a refused answer names, and the answer itself (rebuilt when its error body was
+    /// read for it, so that the caller still sees the whole error).
+    async fn named_region(method: &Method, resp: Response) -> (Response, Option<String>) {
+        if let Some(r) = region::named(super::client::header(&resp, "x-amz-bucket-region"), "") {
+            return (resp, Some(r));
+        }
+        if method == Method::HEAD {
+            return (resp, None);
+        }
+        let (status, version, headers) = (resp.status(), resp.version(), resp.headers().clone());
+        let body = crate::bounded::response_prefix(resp, crate::bounded::ERROR_BODY).await;
+        let named = region::named(None, &String::from_utf8_lossy(&body));
+        let mut rebuilt = ::http::Response::new(body);
+        *rebuilt.status_mut() = status;
+        *rebuilt.version_mut() = version;
+        *rebuilt.headers_mut() = headers;
+        (Response::from(rebuilt), named)
+    }
+
+    /// Learns the region from the bucket's location when nothing has confirmed the current one
+    /// yet: call it before a single-PUT upload ([`Client::put_object`]), whose streamed body
+    /// cannot be sent twice; the client does after a HEAD refused without a body to say why.
+    /// Whether the region changed.
+    pub async fn settle_region(&self, bucket: &str) -> Result<bool> {
+        if self.region.confirmed() {
+            return Ok(false);
+        }
+        let before = self.region.current();
+        let url = self.url(bucket, None, &[("location", "")])?;
+        // Any answer will do: a refusal that names a region was learned from in `send`.
+        drop(self.send(Method::GET, &url, &[], None).await?);
+        Ok(self.region.current() != before)
     }
 
     /// One request with a streamed body, signed as `UNSIGNED-PAYLOAD`, with the body's MD5 as
@@ -150,6 +198,9 @@ impl Client {
             .await
             .map_err(|e| connect_error(url.as_str(), &e))?;
         self.log(&method, url, Some(resp.status().as_u16()), resp.headers());
+        if resp.status().is_success() {
+            self.region.confirm();
+        }
         Ok(resp)
     }
 }

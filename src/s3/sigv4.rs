@@ -185,9 +185,35 @@ impl Signer {
         self.sign_at(method, url, headers, payload_hash, &amz_date(now))
     }
 
+    /// [`Signer::sign`] for `region` instead of the signer's own: the region a server named
+    /// ([`super::region`]).
+    pub fn sign_in(
+        &self,
+        region: &str,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, &str)],
+        payload_hash: &str,
+        now: SystemTime,
+    ) -> Signed {
+        self.sign_region(region, method, url, headers, payload_hash, &amz_date(now))
+    }
+
     /// [`Signer::sign`] with the time already as `YYYYMMDDTHHMMSSZ`.
     pub fn sign_at(
         &self,
+        method: &str,
+        url: &Url,
+        headers: &[(&str, &str)],
+        payload_hash: &str,
+        amz_date: &str,
+    ) -> Signed {
+        self.sign_region(&self.region, method, url, headers, payload_hash, amz_date)
+    }
+
+    fn sign_region(
+        &self,
+        region: &str,
         method: &str,
         url: &Url,
         headers: &[(&str, &str)],
@@ -207,13 +233,13 @@ impl Signer {
             )
         }));
         let (request, signed_headers) = canonical_request(method, url, &all, payload_hash);
-        let sts = string_to_sign(amz_date, &self.region, &request);
-        let sig = signature(&self.secret_key, amz_date, &self.region, &sts);
+        let sts = string_to_sign(amz_date, region, &request);
+        let sig = signature(&self.secret_key, amz_date, region, &sts);
         Signed {
             authorization: format!(
                 "{ALGORITHM} Credential={}/{},SignedHeaders={signed_headers},Signature={sig}",
                 self.access_key,
-                scope(amz_date, &self.region)
+                scope(amz_date, region)
             ),
             amz_date: amz_date.to_string(),
             content_sha256: payload_hash.to_string(),

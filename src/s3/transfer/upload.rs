@@ -69,6 +69,9 @@ struct Source<'a> {
 impl Source<'_> {
     async fn put_whole(&self) -> Result<(), Error> {
         let md5 = md5_of(self.path, 0, self.size).await?;
+        // The body is sent once: the signing region is settled first (multipart uploads learn
+        // it from their first, bodiless, request).
+        self.client.settle_region(self.bucket).await?;
         self.client
             .put_object(self.bucket, self.key, self.body(0, self.size, md5))
             .await?;

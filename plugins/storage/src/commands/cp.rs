@@ -78,6 +78,9 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
             ))?;
         }
     }
+    if let Some(r) = &report.learned_region {
+        out.status(&region_note(r));
+    }
     if !report.skipped.is_empty() {
         out.status(&format!(
             "{} left alone (already there, -n)",
@@ -101,4 +104,14 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         report.bytes
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The status line that says which region the requests were signed for, when the endpoint named
+/// another than the configured one.
+pub fn region_note(region: &str) -> String {
+    format!(
+        "Signed for region {} (the endpoint asked for it); `gdcloud config set storage/s3_region {}` saves the extra request",
+        Escaped(region),
+        Escaped(region)
+    )
 }

@@ -42,6 +42,10 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     )
     .await
     .with_context(|| format!("ls {}", args.url))?;
+    if let Some(r) = &listed.learned_region {
+        out.status(&super::cp::region_note(r));
+    }
+    let listed = listed.entries;
     if out.format == Format::Json {
         out.json(&listed)?;
         return Ok(ExitCode::SUCCESS);
