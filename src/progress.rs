@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-/// Progress of one operation: a running total and one bar per transferred object.
+/// Progress of one operation: a running total and one bar per transferred object, and the notices
+/// worth a line on the way.
 pub trait Progress: Send + Sync {
     /// Adds `bytes` to the expected total.
     fn expect(&self, bytes: u64);
@@ -12,6 +13,9 @@ pub trait Progress: Send + Sync {
     fn blob(&self, name: &str, size: u64) -> Arc<dyn BlobProgress>;
     /// The operation ended: clear what was drawn.
     fn finish(&self);
+    /// A line for the user while the operation runs (it waits for something, say): shown on
+    /// stderr by the plugins, dropped by [`Hidden`].
+    fn notice(&self, _line: &str) {}
 }
 
 /// Progress of one object; every count also moves the operation's total.

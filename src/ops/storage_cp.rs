@@ -50,6 +50,13 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Ctrl-C stopped the run (the message says what was kept and how to resume).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, Error::Transfer(transfer::Error::Interrupted { .. }))
+    }
+}
+
 impl From<s3::Error> for Error {
     fn from(e: s3::Error) -> Self {
         Error::Transfer(e.into())
@@ -77,6 +84,9 @@ pub struct Item {
     pub source: String,
     pub destination: String,
     pub bytes: u64,
+    /// A resumed download: the parts an interrupted run had already fetched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<transfer::Reused>,
 }
 
 /// One copy that failed, with its message (`-c`).
@@ -173,6 +183,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
         .await
         .map_err(|e| with_origin(e, &opts.settings))?;
     let engine = transfer::Options {
+        interrupt: transfer::Interrupt::on_ctrl_c(),
         concurrency: opts.concurrency,
         part_size: opts.part_size,
         no_clobber: opts.no_clobber,
@@ -180,18 +191,29 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
     let mut report = Report::default();
     let total = jobs.len();
     for mut job in jobs {
+        if engine.interrupt.is_set() {
+            return Err(transfer::Error::Interrupted {
+                what: format!(
+                    "{} was not copied; run the same command again",
+                    job.source()
+                ),
+            }
+            .into());
+        }
         let result = copy(&client, &mut job, &engine, progress).await;
-        let item = |bytes| Item {
+        let item = |moved: transfer::Moved| Item {
             source: job.source(),
             destination: job.destination(),
-            bytes,
+            bytes: moved.bytes,
+            resumed: moved.reused,
         };
         match result {
-            Ok(Some(n)) => {
-                report.bytes += n;
-                report.copied.push(item(n));
+            Ok(Some(moved)) => {
+                report.bytes += moved.bytes;
+                report.copied.push(item(moved));
             }
-            Ok(None) => report.skipped.push(item(0)),
+            Ok(None) => report.skipped.push(item(transfer::Moved::default())),
+            Err(e @ transfer::Error::Interrupted { .. }) => return Err(e.into()),
             Err(e) if opts.continue_on_error => report.failed.push(Failure {
                 source: job.source(),
                 error: e.to_string(),
@@ -218,7 +240,7 @@ async fn copy(
     job: &mut Job,
     engine: &transfer::Options,
     progress: &dyn Progress,
-) -> Result<Option<u64>, transfer::Error> {
+) -> Result<Option<transfer::Moved>, transfer::Error> {
     match job {
         Job::Download {
             bucket,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::progress::{BlobProgress, Hidden, Progress};
+use crate::progress::Hidden;
+/// The traits the ops report through, for plugins that pass on or add to what is drawn.
+pub use crate::progress::{BlobProgress, Progress};
 
 /// Bars drawn on stderr; when progress is off, [`new`] hands out [`Hidden`] instead.
 pub struct Bars {
@@ -62,6 +64,11 @@ impl Progress for Bars {
     fn finish(&self) {
         self.total.finish_and_clear();
         let _ = self.multi.clear();
+    }
+
+    fn notice(&self, line: &str) {
+        // Above the bars, which are redrawn below it.
+        let _ = self.multi.println(line);
     }
 }
 

@@ -243,6 +243,30 @@ impl Dir {
         }
     }
 
+    /// Whether the entry `name` is `file` (same device and inode): it was not renamed away or
+    /// replaced since `file` was opened.
+    pub fn is_entry(&self, name: &OsStr, file: &File) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(c) = cstr(name) else { return false };
+        let Ok(meta) = file.metadata() else {
+            return false;
+        };
+        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: valid descriptor, C string and buffer; `st` is read only when fstatat succeeded.
+        unsafe {
+            libc::fstatat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                st.as_mut_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            ) == 0
+                && {
+                    let st = st.assume_init();
+                    st.st_dev == meta.dev() && st.st_ino == meta.ino()
+                }
+        }
+    }
+
     /// Removes the entry `name` (a symlink itself, never its target); a missing one is fine.
     pub fn remove(&self, name: &OsStr) {
         if let Ok(c) = cstr(name) {

@@ -14,7 +14,7 @@ use super::dest::{self, Dir};
 use super::parts::{self, part_size_for, PART_ATTEMPTS};
 use super::sidecar::Ledger;
 use super::verify::verify_blocking;
-use super::{io_err, Error, Options};
+use super::{io_err, lock, Error, Moved, Options, Reused};
 use crate::progress::{BlobProgress, Progress};
 use crate::s3::{self, ObjectInfo};
 
@@ -22,7 +22,7 @@ use crate::s3::{self, ObjectInfo};
 ///
 /// Everything written goes through [`dest::Dir`], relative to the open destination directory:
 /// see there why no path is trusted. `root` is the directory the user named; `target` is inside
-/// it.
+/// it. The temp file stays locked ([`lock`]) until the target has its name.
 pub(crate) async fn download(
     client: &s3::Client,
     bucket: &str,
@@ -31,7 +31,7 @@ pub(crate) async fn download(
     target: &Path,
     opts: &Options,
     progress: &dyn Progress,
-) -> Result<Option<u64>, Error> {
+) -> Result<Option<Moved>, Error> {
     // A look only, to skip the transfer: the rename in `finish` enforces -n.
     if opts.no_clobber && target.symlink_metadata().is_ok() {
         return Ok(None);
@@ -39,13 +39,21 @@ pub(crate) async fn download(
     let info = client.head_object(bucket, key).await?;
     let landing = Landing::open(root, target, key)?;
     let part_size = part_size_for(info.size, opts.concurrency, opts.part_size.max(1 << 20));
-    let (ledger, file) = Ledger::open(
+    let label = super::shown(target).into_owned();
+    let file = lock::lock_partial(&landing.dir, &landing.partial_name, &label, progress).await?;
+    let ledger = Ledger::open(
         &landing.dir,
-        &landing.partial_name,
+        &file,
+        &landing.partial,
         &landing.sidecar_name,
         &info,
         part_size,
     )?;
+    let reused = (ledger.done() > 0).then(|| Reused {
+        parts: ledger.done(),
+        of: ledger.parts(),
+        bytes: ledger.done_bytes(),
+    });
     file.set_len(info.size)
         .map_err(io_err("size", &landing.partial))?;
     let bar = super::bar(progress, &landing.name.to_string_lossy(), info.size);
@@ -58,10 +66,26 @@ pub(crate) async fn download(
         partial: &landing.partial,
         bar: bar.as_ref(),
     };
-    let transferred = object.fetch(ledger, opts.concurrency).await?;
+    let transferred = tokio::select! {
+        r = object.fetch(ledger, opts.concurrency) => r?,
+        () = opts.interrupt.wait() => {
+            return Err(Error::Interrupted {
+                what: format!(
+                    "what was downloaded of {label} is kept in {}; run the same command again to resume",
+                    super::shown(&landing.partial)
+                ),
+            })
+        }
+    };
     bar.done();
-    if landing.finish(file, &info, target, opts.no_clobber).await? {
-        Ok(Some(transferred))
+    if landing
+        .finish(&file, &info, target, opts.no_clobber)
+        .await?
+    {
+        Ok(Some(Moved {
+            bytes: transferred,
+            reused,
+        }))
     } else {
         Ok(None)
     }
@@ -105,14 +129,17 @@ impl Landing {
 
     /// Verifies the complete temp file and gives it its final name; `false` when `-n` found the
     /// name taken meanwhile. A file that fails the check is removed.
+    /// The lock on `file` is held until the sidecar is gone.
     async fn finish(
         &self,
-        file: File,
+        file: &File,
         info: &ObjectInfo,
         target: &Path,
         no_clobber: bool,
     ) -> Result<bool, Error> {
-        if let Err(e) = verify_blocking(file, &self.partial, info.size, &info.etag).await {
+        // A second descriptor of the same open file: closing it keeps the lock.
+        let copy = file.try_clone().map_err(io_err("verify", &self.partial))?;
+        if let Err(e) = verify_blocking(copy, &self.partial, info.size, &info.etag).await {
             self.discard();
             return Err(e);
         }

@@ -20,12 +20,15 @@ use crate::text::Escaped;
 
 mod dest;
 mod download;
+mod interrupt;
+mod lock;
 mod parts;
 mod sidecar;
 mod upload;
 mod verify;
 
 pub(crate) use download::download;
+pub(crate) use interrupt::Interrupt;
 pub(crate) use upload::upload;
 
 /// What can go wrong moving one object.
@@ -51,6 +54,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("interrupted: {what}")]
+    Interrupted { what: String },
+    #[error("{target}: another `gdcloud storage cp` is still writing it (waited {secs} s; {} sets the wait in seconds): run the copy again when that one has finished", lock::LOCK_WAIT_VAR)]
+    Busy { target: String, secs: u64 },
     #[error("{}: {what} does not match the object ({detail}); the partial download was removed, run the command again", shown(.path))]
     Verify {
         path: PathBuf,
@@ -80,9 +87,11 @@ pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::
     }
 }
 
-/// How one object moves: the `cp` flags the engine obeys.
-#[derive(Debug, Clone, Copy)]
+/// How one object moves: the `cp` flags the engine obeys, and Ctrl-C.
+#[derive(Debug, Clone)]
 pub(crate) struct Options {
+    /// Stops the transfer in flight, keeping what can be resumed.
+    pub interrupt: Interrupt,
     /// Parts in flight at once.
     pub concurrency: usize,
     /// The largest part (`--part-size-mib`), in bytes.
@@ -118,6 +127,23 @@ pub(crate) fn confined(dest: &Path, key: &str, rel: &str) -> Result<PathBuf, Err
         return Err(hostile("it holds a NUL byte"));
     }
     Ok(out)
+}
+
+/// What a finished transfer moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Moved {
+    /// Bytes transferred by this run.
+    pub bytes: u64,
+    /// For a resumed download: what an earlier run had already fetched.
+    pub reused: Option<Reused>,
+}
+
+/// The parts a resumed download found already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Reused {
+    pub parts: usize,
+    pub of: usize,
+    pub bytes: u64,
 }
 
 /// The last component of an object key.

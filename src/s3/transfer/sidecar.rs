@@ -5,11 +5,12 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::dest::Dir;
-use super::Error;
+use super::{io_err, Error};
 use crate::s3::ObjectInfo;
 
 /// Which parts of a download are done, beside the temp file, so a re-run resumes.
@@ -43,37 +44,30 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
-    /// Takes up an earlier download of the same object version (its temp file `partial` and its
-    /// sidecar, when both are regular files of ours and agree with `info`), else removes what is
-    /// there and starts afresh in parts of `part_size`. Returns the ledger and the temp file.
+    /// Takes up an earlier download of the same object version into the locked temp file `file`
+    /// (when its sidecar is a regular file of ours and agrees with `info`), else empties the temp
+    /// file, replaces the sidecar and starts afresh in parts of `part_size`.
     pub(super) fn open(
         dir: &Dir,
-        partial: &OsStr,
+        file: &File,
+        partial: &Path,
         sidecar: &OsStr,
         info: &ObjectInfo,
         part_size: u64,
-    ) -> Result<(Ledger, File), Error> {
-        // Only regular files of ours are taken up again; anything else under these names is
-        // refused.
-        let old_sidecar = dir.open_own(sidecar)?;
-        let old_partial = dir.open_own(partial)?;
-        if let (Some(sidecar), Some(file)) = (old_sidecar, old_partial) {
-            let state = crate::bounded::read(&sidecar, crate::bounded::STATE, "")
+    ) -> Result<Ledger, Error> {
+        // Only a regular file of ours is taken up again; anything else under the name is refused.
+        if let Some(old) = dir.open_own(sidecar)? {
+            let state = crate::bounded::read(&old, crate::bounded::STATE, "")
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Sidecar>(&b).ok())
                 .filter(|s| s.fits(info));
             if let Some(state) = state {
-                let ledger = Ledger {
-                    state,
-                    file: sidecar,
-                };
-                return Ok((ledger, file));
+                return Ok(Ledger { state, file: old });
             }
         }
-        dir.remove(partial);
+        file.set_len(0).map_err(io_err("truncate", partial))?;
         dir.remove(sidecar);
-        let file = dir.create_new(partial)?;
-        let ledger = Ledger {
+        Ok(Ledger {
             state: Sidecar {
                 etag: info.etag.clone(),
                 size: info.size,
@@ -81,8 +75,21 @@ impl Ledger {
                 done: vec![false; parts_of(info.size, part_size)],
             },
             file: dir.create_new(sidecar)?,
-        };
-        Ok((ledger, file))
+        })
+    }
+
+    /// The bytes of the parts done.
+    pub(super) fn done_bytes(&self) -> u64 {
+        let ps = self.state.part_size;
+        (0..self.parts())
+            .filter(|i| self.state.done[*i])
+            .map(|i| ((i as u64 + 1) * ps).min(self.state.size) - i as u64 * ps)
+            .sum()
+    }
+
+    /// The parts already there when the download started.
+    pub(super) fn done(&self) -> usize {
+        self.state.done.iter().filter(|d| **d).count()
     }
 
     /// The part size the download runs with (the one it started with, when resumed).

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures_util::{stream, Stream, StreamExt};
 
 use super::parts::{self, upload_part_size, MIN_UPLOAD_PART, PART_ATTEMPTS};
-use super::{io_err, Error, Options};
+use super::{io_err, Error, Moved, Options};
 use crate::progress::{BlobProgress, Progress};
 use crate::s3::{self, CompletedPart};
 
@@ -21,7 +21,7 @@ pub(crate) async fn upload(
     key: &str,
     opts: &Options,
     progress: &dyn Progress,
-) -> Result<Option<u64>, Error> {
+) -> Result<Option<Moved>, Error> {
     let meta = std::fs::metadata(path).map_err(io_err("read", path))?;
     if meta.is_dir() {
         return Err(Error::NeedsRecursive {
@@ -48,12 +48,25 @@ pub(crate) async fn upload(
     // Up to the part-size cap, one PUT: its ETag is the plain MD5 a later download can check,
     // and servers that hash an upload serially (s3s-fs; many appliances) take it fastest.
     if size <= opts.part_size.max(MIN_UPLOAD_PART) {
-        file.put_whole().await?;
+        tokio::select! {
+            r = file.put_whole() => r?,
+            () = opts.interrupt.wait() => {
+                return Err(Error::Interrupted {
+                    what: format!(
+                        "s3://{bucket}/{} was not stored; run the same command again to upload it",
+                        crate::text::Escaped(key)
+                    ),
+                })
+            }
+        }
     } else {
         file.put_multipart(opts).await?;
     }
     bar.done();
-    Ok(Some(size))
+    Ok(Some(Moved {
+        bytes: size,
+        reused: None,
+    }))
 }
 
 /// One file being uploaded.
@@ -99,11 +112,20 @@ impl Source<'_> {
         let part_size = upload_part_size(self.size, opts.concurrency, opts.part_size);
         let upload_id = self.client.create_multipart(self.bucket, self.key).await?;
         let parts = self.size.div_ceil(part_size);
-        let results: Vec<Result<CompletedPart, Error>> = stream::iter(0..parts)
+        let all = stream::iter(0..parts)
             .map(|i| self.put_part(&upload_id, i, part_size))
             .buffer_unordered(opts.concurrency.max(1))
-            .collect()
-            .await;
+            .collect::<Vec<Result<CompletedPart, Error>>>();
+        let results = tokio::select! {
+            r = all => r,
+            () = opts.interrupt.wait() => vec![Err(Error::Interrupted {
+                what: format!(
+                    "the multipart upload of s3://{}/{} was aborted; run the same command again to upload it (uploads start over)",
+                    self.bucket,
+                    crate::text::Escaped(self.key)
+                ),
+            })],
+        };
         let mut done = Vec::new();
         let mut failure = None;
         for r in results {

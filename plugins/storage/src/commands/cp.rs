@@ -6,9 +6,10 @@ use anyhow::{Context, Result};
 use gdcloud::ops::storage_config;
 use gdcloud::ops::storage_cp::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::progress;
+use gdcloud::plugin::progress::{self, BlobProgress, Progress};
 use gdcloud::plugin::Escaped;
 use gdcloud::plugin::{Format, Output};
+use std::sync::Arc;
 
 use super::source::ClusterArgs;
 
@@ -65,7 +66,20 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         log_http: global.log_http,
     };
     let bars = progress::new(out.progress_enabled(), "cp");
-    let report = storage_cp::run(&opts, &*bars).await.context("cp")?;
+    let shown = Noticing {
+        bars: &*bars,
+        out,
+        drawn: out.progress_enabled(),
+    };
+    let report = match storage_cp::run(&opts, &shown).await {
+        Ok(r) => r,
+        Err(e) if e.is_interrupted() => {
+            // 130, as a shell reports a run ended by SIGINT; the message says how to resume.
+            eprintln!("cp: {e}");
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("cp")),
+    };
     if out.format == Format::Json {
         out.json(&report)?;
     } else {
@@ -76,6 +90,17 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
                 Escaped(&item.source),
                 Escaped(&item.destination)
             ))?;
+        }
+    }
+    for item in &report.copied {
+        if let Some(r) = &item.resumed {
+            out.status(&format!(
+                "{}: resumed: {} of {} parts ({}) already there",
+                Escaped(&item.destination),
+                r.parts,
+                r.of,
+                size(r.bytes)
+            ));
         }
     }
     if let Some(r) = &report.learned_region {
@@ -104,6 +129,41 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         report.bytes
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Notices go above the bars when bars are drawn, else to stderr as status lines.
+struct Noticing<'a> {
+    bars: &'a dyn Progress,
+    out: &'a Output,
+    drawn: bool,
+}
+
+impl Progress for Noticing<'_> {
+    fn expect(&self, bytes: u64) {
+        self.bars.expect(bytes);
+    }
+    fn blob(&self, name: &str, size: u64) -> Arc<dyn BlobProgress> {
+        self.bars.blob(name, size)
+    }
+    fn finish(&self) {
+        self.bars.finish();
+    }
+    fn notice(&self, line: &str) {
+        if self.drawn {
+            self.bars.notice(line);
+        } else {
+            self.out.status(line);
+        }
+    }
+}
+
+/// `n` bytes for people: whole MiB from 1 MiB on.
+fn size(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
 }
 
 /// The status line that says which region the requests were signed for, when the endpoint named
