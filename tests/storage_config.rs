@@ -1,6 +1,6 @@
 //! Integration tests of `gdcloud-storage configure`, `env` and `exec` against a real
 //! kube-apiserver (bucket key Secrets, the `dnssuffix` ConfigMap, RBAC 403s and token 401s) and a
-//! real S3 server (s3s-fs, which checks SigV4 signatures) driven by the real aws CLI. They check
+//! real S3 server (Garage, which checks SigV4 signatures) driven by the real aws CLI. They check
 //! what the issue promises: the properties land in the chosen configuration file (0600), the
 //! secret key is never printed, ambiguous or broken secrets and refused requests give clear errors
 //! and write nothing, `env` prints working exports (and refuses a terminal), and `exec` hands the

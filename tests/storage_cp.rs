@@ -1,10 +1,10 @@
-//! Integration tests of `gdcloud-storage cp` and `ls` against a real S3 server (s3s-fs, which
-//! checks SigV4 signatures), with the aws CLI as the independent peer that puts and inspects
-//! objects, our TCP proxy to cut downloads half-way and to record which byte ranges were asked
-//! for, a stunnel TLS front for the CA options, and a small scripted server (tiny_http) that lists
-//! hostile keys s3s-fs cannot store (it lists its directory tree, so `..` or a leading `/` never
-//! appears in its listings). They check what the command promises: round trips (small and
-//! multipart, sha256 equal on both sides and on the server's disk), naming into directories and
+//! Integration tests of `gdcloud-storage cp` and `ls` against a real S3 server (Garage, which
+//! checks SigV4 signatures and `Content-MD5`), with the aws CLI and curl as the independent peers
+//! that put and inspect objects, our TCP proxy to cut downloads half-way and to record which byte
+//! ranges were asked for, and a stunnel TLS front for the CA options. Hostile keys (`..`, a
+//! leading `/`) are real Garage objects, which it stores literally. They check what the command
+//! promises: round trips (small and multipart, sha256 equal on both sides and on the server),
+//! naming into directories and
 //! prefixes, `-n`, `-r` both ways, resumable downloads that never leave a partial file under the
 //! final name and fetch only what is missing, keys that would escape the destination, `-c` with a
 //! summary and a failing exit, TLS with and without the CA, refused keys, missing objects, and
@@ -177,7 +177,7 @@ fn small_file_round_trip_and_naming() {
     ok(&out);
     assert_no_progress(&out);
     assert_eq!(
-        std::fs::read(s3.object_path(&s3.bucket, "dir/small-copy.txt")).unwrap(),
+        s3.object(&s3.bucket, "dir/small-copy.txt").unwrap(),
         content,
         "object on the server differs from the file"
     );
@@ -185,10 +185,10 @@ fn small_file_round_trip_and_naming() {
     // Upload to a prefix: prefix + basename.
     ok(&storage(&env, &["cp", s(&src), &url(&s3, "pre/")]));
     assert_eq!(
-        std::fs::read(s3.object_path(&s3.bucket, "pre/small.txt")).unwrap_or_default(),
+        s3.object(&s3.bucket, "pre/small.txt").unwrap_or_default(),
         content,
         "`cp FILE s3://b/pre/` should store s3://b/pre/small.txt; server has: {:?}",
-        files_under(&s3.root.join(&s3.bucket))
+        s3.keys(&s3.bucket)
     );
 
     // Download to a file path.
@@ -273,8 +273,8 @@ fn large_file_multipart_round_trip() {
     ok(&out);
     assert_no_progress(&out);
     eprintln!("upload of 40 MiB took {:?}", t0.elapsed());
-    let on_server = s3.object_path(&s3.bucket, "big/big.bin");
-    assert_eq!(sha256_file(&on_server), want, "object on the server");
+    let on_server = s3.object(&s3.bucket, "big/big.bin").unwrap();
+    assert_eq!(sha256_hex(&on_server), want, "object on the server");
     // Multipart: S3's ETag for a completed multipart upload ends in `-<parts>` (6 parts of 8 MiB).
     let head = s3
         .aws(false)
@@ -293,13 +293,8 @@ fn large_file_multipart_round_trip() {
         head.contains("-6\\\"") || head.contains("-6\""),
         "expected a multipart ETag with 6 parts: {head}"
     );
-    let leftovers: Vec<_> = std::fs::read_dir(&s3.root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".upload_id-"))
-        .collect();
-    assert!(leftovers.is_empty(), "parts left behind: {leftovers:?}");
+    let leftovers = s3.uploads(&s3.bucket);
+    assert!(leftovers.is_empty(), "uploads left behind: {leftovers:?}");
 
     // Download through the proxy, to see the ranged GETs.
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
@@ -381,7 +376,7 @@ fn no_clobber_keeps_existing_targets() {
     std::fs::write(&src, b"new content\n").unwrap();
     ok(&storage(&env, &["cp", "-n", s(&src), &url(&s3, "k.txt")]));
     assert_eq!(
-        std::fs::read(s3.object_path(&s3.bucket, "k.txt")).unwrap(),
+        s3.object(&s3.bucket, "k.txt").unwrap(),
         b"from the server\n",
         "-n upload overwrote the object"
     );
@@ -390,10 +385,7 @@ fn no_clobber_keeps_existing_targets() {
     ok(&storage(&env, &["cp", &url(&s3, "k.txt"), s(&target)]));
     assert_eq!(std::fs::read(&target).unwrap(), b"from the server\n");
     ok(&storage(&env, &["cp", s(&src), &url(&s3, "k.txt")]));
-    assert_eq!(
-        std::fs::read(s3.object_path(&s3.bucket, "k.txt")).unwrap(),
-        b"new content\n"
-    );
+    assert_eq!(s3.object(&s3.bucket, "k.txt").unwrap(), b"new content\n");
 }
 
 #[test]
@@ -441,8 +433,11 @@ fn recursive_copies_keep_relative_paths() {
     // Upload: every file lands under up/ with its relative path (either up/<rel>, as `aws s3 cp
     // --recursive` does, or up/tree/<rel>, as gsutil does).
     ok(&storage(&env, &["cp", "-r", s(&tree), &url(&s3, "up/")]));
-    let bucket_dir = s3.root.join(&s3.bucket);
-    let stored = files_under(&bucket_dir.join("up"));
+    let stored: BTreeSet<String> = s3
+        .keys(&s3.bucket)
+        .iter()
+        .filter_map(|k| k.strip_prefix("up/").map(str::to_string))
+        .collect();
     let base = if stored.contains("a.txt") {
         "up/"
     } else {
@@ -451,9 +446,7 @@ fn recursive_copies_keep_relative_paths() {
     for (rel, bytes) in files {
         let key = format!("{base}{rel}");
         assert_eq!(
-            std::fs::read(s3.object_path(&s3.bucket, &key))
-                .ok()
-                .as_ref(),
+            s3.object(&s3.bucket, &key).as_ref(),
             Some(bytes),
             "{key} missing or different; stored under up/: {stored:?}"
         );
@@ -530,7 +523,7 @@ fn uploads_carry_content_md5_and_bytes_damaged_on_the_way_are_refused() {
         ],
     ));
     assert_eq!(
-        sha256_file(&s3.object_path(&s3.bucket, "md5/small.bin")),
+        sha256_hex(&s3.object(&s3.bucket, "md5/small.bin").unwrap()),
         sha256_hex(&small)
     );
 
@@ -574,7 +567,7 @@ fn uploads_carry_content_md5_and_bytes_damaged_on_the_way_are_refused() {
         assert_eq!(r.header("content-md5"), Some(want.as_str()), "part {n}");
     }
     assert_eq!(
-        sha256_file(&s3.object_path(&s3.bucket, "md5/big.bin")),
+        sha256_hex(&s3.object(&s3.bucket, "md5/big.bin").unwrap()),
         sha256_hex(&big)
     );
 }
@@ -692,8 +685,7 @@ fn interrupted_download_resumes_with_only_the_missing_ranges() {
 
 #[test]
 fn hostile_keys_never_escape_the_destination() {
-    // 1. On s3s-fs: keys with `..` stored by the aws CLI. (s3s-fs 0.14.1 itself resolves them on
-    // its disk: `../evil` lands beside the bucket directory, and its listings never show them.)
+    // 1. Keys with `..` stored by the aws CLI (Garage keeps them literally).
     let s3 = S3Server::start();
     let env = env_for(&s3);
     aws_put(&s3, "../evil", b"evil\n");
@@ -717,10 +709,11 @@ fn hostile_keys_never_escape_the_destination() {
         );
     }
 
-    // 2. A listing with hostile keys (scripted server): `cp -r` must refuse them and write
-    // nothing outside OUT. The absolute key points into this test's own temp dir, so a naive
-    // `OUT.join(key)` would be seen (and harmless).
-    let env = TestEnv::new();
+    // 2. A listing with hostile keys, stored in Garage as they are (`..` segments, and `//`
+    // after a prefix, kept literally): `cp -r` must refuse them and write nothing outside OUT. The absolute
+    // key points into this test's own temp dir, so a naive `OUT.join(key)` would be seen (and
+    // harmless).
+    let env = env_for(&s3);
     let escape_abs = env.path().join("escaped-abs.txt");
     let objects = vec![
         ("pre/ok.txt".to_string(), b"fine\n".to_vec()),
@@ -733,15 +726,19 @@ fn hostile_keys_never_escape_the_destination() {
             b"bad2\n".to_vec(),
         ),
         (format!("pre/{}", s(&escape_abs)), b"bad3\n".to_vec()),
-        (s(&escape_abs).to_string(), b"bad4\n".to_vec()),
     ];
-    let fake = HostileS3::start("hostile", objects);
-    env.set_property("storage", "s3_access_key_id", "AKIDHOSTILE");
-    env.set_property("storage", "s3_secret_access_key", "hostile-secret");
-    env.set_property("storage", "s3_endpoint", &fake.endpoint);
+    for (k, v) in &objects {
+        s3.put(&s3.bucket, k, v);
+    }
+    let stored = s3.keys(&s3.bucket);
+    for (k, _) in &objects {
+        assert!(stored.contains(k), "Garage does not list {k:?}: {stored:?}");
+    }
     let work = env.path().join("a/b");
     std::fs::create_dir_all(&work).unwrap();
-    for (src, name) in [("s3://hostile/pre/", "OUT"), ("s3://hostile", "OUT2")] {
+    let whole = format!("s3://{}", s3.bucket);
+    for (src, name) in [(url(&s3, "pre/"), "OUT"), (whole, "OUT2")] {
+        let src = src.as_str();
         let dest = work.join(name);
         let o = storage(&env, &["cp", "-r", "-c", src, s(&dest)]);
         let msg = fails(&o);
@@ -763,6 +760,22 @@ fn hostile_keys_never_escape_the_destination() {
         );
         assert_contains(&msg, &["escaped-dotdot.txt"]);
     }
+    // 3. A key that starts with `/` (Garage drops the slash when storing it): the scripted
+    // server lists it.
+    let fake = HostileS3::start(
+        "hostile",
+        vec![(s(&escape_abs).to_string(), b"bad4\n".to_vec())],
+    );
+    let env3 = TestEnv::new();
+    env3.set_property("storage", "s3_access_key_id", "AKIDHOSTILE");
+    env3.set_property("storage", "s3_secret_access_key", "hostile-secret");
+    env3.set_property("storage", "s3_endpoint", &fake.endpoint);
+    let msg = fails(&storage(
+        &env3,
+        &["cp", "-r", "s3://hostile", s(&env3.path().join("OUT3"))],
+    ));
+    assert_contains(&msg, &["absolute path"]);
+    assert!(!escape_abs.exists(), "followed an absolute key: {msg}");
     // The good key next to them was copied (-c).
     assert_eq!(
         std::fs::read(work.join("OUT/ok.txt")).ok().as_deref(),
@@ -795,9 +808,7 @@ fn continue_on_error_summarises_and_fails() {
     );
     for (name, bytes) in [("a.txt", b"a\n"), ("b.txt", b"b\n")] {
         assert_eq!(
-            std::fs::read(s3.object_path(&s3.bucket, &format!("multi/{name}")))
-                .ok()
-                .as_deref(),
+            s3.object(&s3.bucket, &format!("multi/{name}")).as_deref(),
             Some(&bytes[..]),
             "{name} not uploaded despite -c: {msg}"
         );
@@ -881,9 +892,8 @@ fn failed_multipart_upload_is_aborted() {
     if out.status.success() {
         panic!(
             "the upload finished before the file shrank (or ignored it); stored {} bytes:\n{log}",
-            std::fs::metadata(s3.object_path(&s3.bucket, "mp/shrinking.bin"))
-                .map(|m| m.len())
-                .unwrap_or(0)
+            s3.object(&s3.bucket, "mp/shrinking.bin")
+                .map_or(0, |b| b.len())
         );
     }
     assert!(
@@ -898,15 +908,9 @@ fn failed_multipart_upload_is_aborted() {
         "the failed multipart upload was not aborted (no DELETE ?uploadId=):\n{log}\n{}",
         stderr(&out)
     );
-    // s3s-fs 0.14.1 does not implement ListMultipartUploads: look at its data dir instead.
-    let leftovers: Vec<_> = std::fs::read_dir(&s3.root)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".upload_id-"))
-        .collect();
-    assert!(leftovers.is_empty(), "orphaned parts: {leftovers:?}");
-    assert!(!s3.object_path(&s3.bucket, "mp/shrinking.bin").exists());
+    let leftovers = s3.uploads(&s3.bucket);
+    assert!(leftovers.is_empty(), "orphaned uploads: {leftovers:?}");
+    assert!(s3.object(&s3.bucket, "mp/shrinking.bin").is_none());
 }
 
 #[test]
@@ -952,10 +956,7 @@ fn tls_needs_the_ca() {
     ok(&storage(&env, &["cp", &url(&s3, "tls/k.txt"), s(&t3)]));
     assert_eq!(std::fs::read(&t3).unwrap(), b"over tls\n");
     ok(&storage(&env, &["cp", s(&t3), &url(&s3, "tls/up.txt")]));
-    assert_eq!(
-        std::fs::read(s3.object_path(&s3.bucket, "tls/up.txt")).unwrap(),
-        b"over tls\n"
-    );
+    assert_eq!(s3.object(&s3.bucket, "tls/up.txt").unwrap(), b"over tls\n");
     assert_contains(&ok(&storage(&env, &["ls", &url(&s3, "tls/")])), &["up.txt"]);
 }
 
@@ -993,7 +994,7 @@ fn wrong_keys_and_missing_objects_are_named() {
         );
     }
     assert!(!target.exists());
-    assert!(!s3.object_path(&s3.bucket, "up.txt").exists());
+    assert!(s3.object(&s3.bucket, "up.txt").is_none());
 
     // A missing object is named.
     let env = env_for(&s3);

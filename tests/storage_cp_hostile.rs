@@ -2,8 +2,8 @@
 //! someone else planted symlinks or files under our temp names (the command often runs as root
 //! into shared directories), object names longer than the temp-name suffixes allow, servers that
 //! never end a listing or never answer, and keys holding terminal control sequences. Objects come
-//! from a real s3s-fs (put by the aws CLI) or, where s3s-fs cannot misbehave as needed, from the
-//! scripted server of `util::s3`.
+//! from a real Garage (put by the aws CLI) or, where a real server cannot misbehave as needed, from
+//! the scripted server of `util::hostile_s3`.
 
 mod util;
 

@@ -1,6 +1,6 @@
 //! Self-test of the real test components that `gdcloud-storage` and `gdcloud artifacts` tests
 //! build on: a real kube-apiserver + etcd (tests/util/kube.rs) with token users, RBAC and the GDC
-//! fixture objects, and a real S3 server (tests/util/s3.rs, s3s-fs) driven by the aws CLI over
+//! fixture objects, and a real S3 server (tests/util/s3.rs, Garage) driven by the aws CLI over
 //! plain HTTP and through its TLS front. When these fail, the fixtures are broken, not the product.
 
 mod util;
@@ -167,7 +167,7 @@ fn s3_server_answers_aws_cli_over_http_and_tls() {
     let s3 = S3Server::start_tls(&ca);
     let (rss, front_rss) = s3.rss_kib();
     eprintln!(
-        "s3: ready (with TLS front) in {:?}; RSS s3s-fs {} MiB, stunnel4 {} MiB",
+        "s3: ready (with TLS front) in {:?}; RSS garage {} MiB, stunnel4 {} MiB",
         s3.started_in,
         rss / 1024,
         front_rss / 1024
@@ -190,10 +190,7 @@ fn s3_server_answers_aws_cli_over_http_and_tls() {
             text(&out),
             s3.logs()
         );
-        assert_eq!(
-            std::fs::read(s3.object_path(&s3.bucket, key)).unwrap(),
-            b"hello, s3\n"
-        );
+        assert_eq!(s3.object(&s3.bucket, key).unwrap(), b"hello, s3\n");
         let ls = s3
             .aws(tls)
             .args(["s3", "ls", "--recursive", &format!("s3://{}/", s3.bucket)])
@@ -207,8 +204,7 @@ fn s3_server_answers_aws_cli_over_http_and_tls() {
         );
     }
 
-    // rclone (for benchmarks) lists through the TLS front. Not recursively: its recursive listing
-    // sends `delimiter=` (empty), which s3s-fs 0.14.1 takes as a delimiter and answers wrongly.
+    // rclone (for benchmarks) lists through the TLS front.
     for prefix in ["plain", "tls"] {
         let lsf = s3
             .rclone(true)

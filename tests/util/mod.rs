@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod env;
+pub mod garage;
 pub mod harbor_fake;
 pub mod hostile;
+pub mod hostile_s3;
 pub mod image;
 pub mod keyring;
 pub mod kube;

@@ -1,36 +1,48 @@
-//! A real S3 server per test: `s3s-fs` 0.14.1 (built and cached by `scripts/testenv/s3s-fs.sh`),
-//! which checks SigV4 signatures, serving a temp dir on a random loopback port, optionally behind
-//! a stunnel TLS front whose certificate is issued by a [`TestCa`]. It owns the processes, the
-//! data dir (a bucket is a directory) and the logs, and removes everything on drop. It also
-//! prepares the CLI peers (`aws`, `rclone`) with this server's endpoint and keys. Tests talk to a
-//! real server over real HTTP(S), not a mock, so that signing, TLS and error replies are the ones
-//! clients see in production.
+//! A real S3 server per test: one Garage 2.5 node (built and cached by
+//! `scripts/testenv/garage.sh`, run by [`super::garage`]) started with `--single-node
+//! --default-bucket`, so its key and bucket exist when it answers, on random loopback ports with
+//! its data in a temp dir, optionally behind a stunnel TLS front whose certificate is issued by a
+//! [`TestCa`]. Garage checks SigV4 signatures and the signing region (configured per server:
+//! [`S3Server::start_in_region`]), refuses a wrong `Content-MD5` and serves virtual-host style
+//! requests under its `root_domain` (`.localhost`). It owns the processes, the data and the logs,
+//! and removes everything on drop. Objects are read back with curl's own SigV4 signing
+//! ([`S3Server::object`], [`S3Server::keys`], [`S3Server::uploads`]), independent of our client,
+//! and the CLI peers (`aws`, `rclone`) are prepared with this server's endpoint and keys. Tests talk
+//! to a real server over real HTTP(S), not a mock, so that signing, TLS and error replies are the
+//! ones clients see in production.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use super::garage::{new_keys, Node, NodeConfig};
+#[allow(unused_imports)]
+pub use super::hostile_s3::{HostileS3, Script};
 pub use super::kube::TestCa;
-use super::kube::{free_port, http_get, lost_port_race, require_tool, testenv_binary, Proc};
+use super::kube::{free_port, lost_port_race, require_tool, Proc};
 
 /// The bucket every server starts with.
 pub const BUCKET: &str = "gdtest-bucket";
+/// The region [`S3Server::start`] signs for (what clients assume when told nothing).
+pub const REGION: &str = "us-east-1";
+/// Garage's `root_domain`: `BUCKET.localhost` addresses a bucket virtual-host style.
+pub const ROOT_DOMAIN: &str = ".localhost";
 const READY_DEADLINE: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: usize = 5;
 
-/// A running s3s-fs (and its TLS front, when started with [`S3Server::start_tls`]). Dropping it
-/// kills both and deletes the temp dir.
+/// A running Garage node (and its TLS front, when started with [`S3Server::start_tls`]).
+/// Dropping it kills both and deletes the temp dir.
 pub struct S3Server {
-    /// `http://127.0.0.1:PORT` (s3s-fs itself; path-style requests).
+    /// `http://127.0.0.1:PORT` (Garage's S3 API).
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
-    /// The served directory: `root/<bucket>/<key>`.
-    pub root: PathBuf,
     /// The bucket created at start ([`BUCKET`]).
     pub bucket: String,
+    /// The region Garage signs for and checks.
+    pub region: String,
     /// With TLS: `https://127.0.0.1:PORT` of the stunnel front (certificate for IP:127.0.0.1 and
     /// localhost).
     pub tls_endpoint: Option<String>,
@@ -38,82 +50,62 @@ pub struct S3Server {
     pub ca_cert: Option<PathBuf>,
     /// How long `start` took until the server (and front) answered.
     pub started_in: Duration,
-    s3s: Proc,
+    node: Node,
     tls: Option<Proc>,
     // Last, so that it is deleted after the processes are gone.
     dir: tempfile::TempDir,
 }
 
 impl S3Server {
-    /// s3s-fs over plain HTTP on a random port with fresh keys and bucket [`BUCKET`]; waits
-    /// (≤ 15 s) until it answers. Panics, with its log, if it cannot be started.
+    /// Garage over plain HTTP in region [`REGION`] with fresh keys and bucket [`BUCKET`]; waits
+    /// until a signed request for the bucket succeeds. Panics, with its log, if it cannot start.
     pub fn start() -> S3Server {
+        S3Server::start_in_region(REGION)
+    }
+
+    /// [`S3Server::start`] with Garage checking signatures for `region`.
+    pub fn start_in_region(region: &str) -> S3Server {
         let t0 = Instant::now();
-        let bin = testenv_binary("GDCLOUD_TEST_S3S_FS", "s3s-fs.sh");
         let dir = tempfile::Builder::new()
             .prefix("gdtest-s3-")
             .tempdir()
             .expect("create S3 temp dir");
-        let root = dir.path().join("data");
-        std::fs::create_dir_all(root.join(BUCKET)).expect("create bucket dir");
-        let access_key = format!("GDTEST{:012X}", super::kube::rand_u64() >> 16);
-        let secret_key = format!(
-            "gdtest-{:016x}{:016x}",
-            super::kube::rand_u64(),
-            super::kube::rand_u64()
+        let (access_key, secret_key) = new_keys();
+        let node = Node::start(
+            &dir.path().join("garage"),
+            &NodeConfig::single(region),
+            &["--single-node", "--default-bucket"],
+            &[
+                ("GARAGE_DEFAULT_ACCESS_KEY", &access_key),
+                ("GARAGE_DEFAULT_SECRET_KEY", &secret_key),
+                ("GARAGE_DEFAULT_BUCKET", BUCKET),
+            ],
         );
-        let mut last = String::new();
-        for attempt in 1..=START_ATTEMPTS {
-            let port = free_port();
-            let mut cmd = Command::new(&bin);
-            cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .args(["--access-key", &access_key, "--secret-key", &secret_key])
-                .arg(&root)
-                .env("RUST_LOG", "s3s_fs=info,s3s=info")
-                .env("NO_COLOR", "1");
-            let mut s3s = Proc::spawn(
-                "s3s-fs",
-                cmd,
-                dir.path().join(format!("s3s-fs-{attempt}.log")),
+        let mut s = S3Server {
+            endpoint: node.endpoint.clone(),
+            access_key,
+            secret_key,
+            bucket: BUCKET.to_string(),
+            region: region.to_string(),
+            tls_endpoint: None,
+            ca_cert: None,
+            started_in: Duration::ZERO,
+            node,
+            tls: None,
+            dir,
+        };
+        s.write_curl_config();
+        let deadline = Instant::now() + READY_DEADLINE;
+        while s.curl("HEAD", &format!("/{BUCKET}"), &[]).0 != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "garage did not serve bucket {BUCKET} within {READY_DEADLINE:?}:\n{}",
+                s.logs()
             );
-            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
-            let deadline = Instant::now() + READY_DEADLINE;
-            loop {
-                if let Some(status) = s3s.exited() {
-                    last = s3s.output();
-                    if lost_port_race(&last) && attempt < START_ATTEMPTS {
-                        break;
-                    }
-                    panic!(
-                        "s3s-fs exited ({status}) before answering on {addr}; its output:\n{last}"
-                    );
-                }
-                // Any HTTP answer will do (an unsigned GET / gets an S3 error document).
-                if http_get(addr, "/").is_some() {
-                    return S3Server {
-                        endpoint: format!("http://{addr}"),
-                        access_key,
-                        secret_key,
-                        root,
-                        bucket: BUCKET.to_string(),
-                        tls_endpoint: None,
-                        ca_cert: None,
-                        started_in: t0.elapsed(),
-                        s3s,
-                        tls: None,
-                        dir,
-                    };
-                }
-                if Instant::now() >= deadline {
-                    panic!(
-                        "s3s-fs did not answer on {addr} within {READY_DEADLINE:?}; its output:\n{}",
-                        s3s.output()
-                    );
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("s3s-fs could not bind a free port in {START_ATTEMPTS} attempts:\n{last}");
+        s.started_in = t0.elapsed();
+        s
     }
 
     /// [`S3Server::start`] plus a TLS front (stunnel4) on another random port, with a server
@@ -129,7 +121,7 @@ impl S3Server {
         let t0 = Instant::now();
         require_tool(
             "stunnel4",
-            "install Debian's stunnel4 (scripts/testenv/s3s-fs.sh does)",
+            "install Debian's stunnel4 (scripts/testenv/garage.sh does)",
         );
         require_tool("curl", "install curl (tests/run.sh does)");
         let d = self.dir.path().join("tls");
@@ -201,14 +193,130 @@ impl S3Server {
         panic!("stunnel4 could not bind a free port in {START_ATTEMPTS} attempts:\n{last}");
     }
 
-    /// Creates bucket `name` (a directory under [`S3Server::root`]).
+    /// Creates bucket `name` with the `garage` CLI and lets this server's key use it.
     pub fn create_bucket(&self, name: &str) {
-        std::fs::create_dir_all(self.root.join(name)).expect("create bucket dir");
+        self.node.cli_ok(&["bucket", "create", name]);
+        self.node.cli_ok(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            name,
+            "--key",
+            &self.access_key,
+        ]);
     }
 
-    /// The path an object is stored at.
-    pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
-        self.root.join(bucket).join(key)
+    /// The keys and region for curl, in a file rather than argv.
+    fn write_curl_config(&self) {
+        let conf = format!(
+            "user = \"{}:{}\"\naws-sigv4 = \"aws:amz:{}:s3\"\n",
+            self.access_key, self.secret_key, self.region
+        );
+        std::fs::write(self.dir.path().join("curl.conf"), conf).expect("write curl.conf");
+    }
+
+    /// One request signed by curl (`--aws-sigv4`, independent of our signer) to `path_query`
+    /// (already encoded); its status and body.
+    pub fn curl(&self, method: &str, path_query: &str, extra: &[&str]) -> (u16, Vec<u8>) {
+        require_tool("curl", "install curl (scripts/testenv/garage.sh does)");
+        let body = self
+            .dir
+            .path()
+            .join(format!("curl-{}.out", super::kube::rand_u64()));
+        let mut c = Command::new("curl");
+        c.arg("-K")
+            .arg(self.dir.path().join("curl.conf"))
+            .args(["-s", "--path-as-is", "--max-time", "30", "-o"])
+            .arg(&body)
+            .args([
+                "-w",
+                "%{http_code}",
+                "-H",
+                "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+            ]);
+        if method == "HEAD" {
+            c.arg("-I");
+        } else {
+            c.args(["-X", method]);
+        }
+        let out = c
+            .args(extra)
+            .arg(format!("{}{path_query}", self.endpoint))
+            .output()
+            .expect("run curl");
+        let status = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        let bytes = std::fs::read(&body).unwrap_or_default();
+        let _ = std::fs::remove_file(&body);
+        (status, bytes)
+    }
+
+    /// The bytes of object `key` as the server holds them (`None` when there is no such object).
+    pub fn object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        match self.curl("GET", &format!("/{bucket}/{}", encode_key(key)), &[]) {
+            (200, b) => Some(b),
+            (404, _) => None,
+            (s, b) => panic!(
+                "GET s3://{bucket}/{key}: HTTP {s}: {}",
+                String::from_utf8_lossy(&b)
+            ),
+        }
+    }
+
+    /// Stores `bytes` as `key` with one PUT signed by curl.
+    pub fn put(&self, bucket: &str, key: &str, bytes: &[u8]) {
+        let file = self
+            .dir
+            .path()
+            .join(format!("put-{}.bin", super::kube::rand_u64()));
+        std::fs::write(&file, bytes).expect("write the object's bytes");
+        let (status, body) = self.curl(
+            "PUT",
+            &format!("/{bucket}/{}", encode_key(key)),
+            &["-T", file.to_str().expect("UTF-8 temp path")],
+        );
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(
+            status,
+            200,
+            "PUT s3://{bucket}/{key}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    /// Every key in `bucket` (ListObjectsV2, all pages).
+    pub fn keys(&self, bucket: &str) -> BTreeSet<String> {
+        let mut keys = BTreeSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let q = match &token {
+                Some(t) => format!(
+                    "?continuation-token={}&list-type=2",
+                    encode_key(t).replace('/', "%2F")
+                ),
+                None => "?list-type=2".to_string(),
+            };
+            let (s, b) = self.curl("GET", &format!("/{bucket}{q}"), &[]);
+            let xml = String::from_utf8_lossy(&b).into_owned();
+            assert_eq!(s, 200, "list {bucket}: {xml}");
+            keys.extend(xml_values(&xml, "Key"));
+            token = xml_values(&xml, "NextContinuationToken").into_iter().next();
+            if token.is_none() {
+                return keys;
+            }
+        }
+    }
+
+    /// The keys of the multipart uploads in progress in `bucket` (neither completed nor aborted).
+    pub fn uploads(&self, bucket: &str) -> Vec<String> {
+        let (s, b) = self.curl("GET", &format!("/{bucket}?uploads="), &[]);
+        let xml = String::from_utf8_lossy(&b).into_owned();
+        assert_eq!(s, 200, "list uploads of {bucket}: {xml}");
+        xml_values(&xml, "Key")
     }
 
     /// The endpoint to use: the TLS front when `tls` (panics if there is none), else plain HTTP.
@@ -229,8 +337,8 @@ impl S3Server {
         let mut v: Vec<(String, String)> = [
             ("AWS_ACCESS_KEY_ID", self.access_key.as_str()),
             ("AWS_SECRET_ACCESS_KEY", self.secret_key.as_str()),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", self.region.as_str()),
+            ("AWS_REGION", self.region.as_str()),
             ("AWS_EC2_METADATA_DISABLED", "true"),
         ]
         .iter()
@@ -251,7 +359,7 @@ impl S3Server {
     pub fn aws(&self, tls: bool) -> Command {
         require_tool(
             "aws",
-            "install the aws CLI (scripts/testenv/s3s-fs.sh installs Debian's awscli)",
+            "install the aws CLI (scripts/testenv/garage.sh installs Debian's awscli)",
         );
         let mut c = Command::new("aws");
         for (k, _) in std::env::vars_os() {
@@ -267,13 +375,11 @@ impl S3Server {
 
     /// `rclone` configured through the environment with a remote `gdtest:` for this server
     /// (path style, these keys, the CA when `tls`) and no config file; add e.g.
-    /// `copy FILE gdtest:bucket/`. Pitfall: rclone's recursive listings (`ls`, `lsf -R`, sync)
-    /// send `delimiter=` (empty), which s3s-fs 0.14.1 treats as a real delimiter: they come back
-    /// empty or wrong with exit 0. List one level at a time (`lsf remote:bucket/prefix/`).
+    /// `copy FILE gdtest:bucket/`.
     pub fn rclone(&self, tls: bool) -> Command {
         require_tool(
             "rclone",
-            "install Debian's rclone (scripts/testenv/s3s-fs.sh does)",
+            "install Debian's rclone (scripts/testenv/garage.sh does)",
         );
         let mut c = Command::new("rclone");
         // AWS_* too: these machines export AWS_CA_BUNDLE, which rclone's AWS SDK then fails to load
@@ -290,7 +396,7 @@ impl S3Server {
             .env("RCLONE_CONFIG_GDTEST_ACCESS_KEY_ID", &self.access_key)
             .env("RCLONE_CONFIG_GDTEST_SECRET_ACCESS_KEY", &self.secret_key)
             .env("RCLONE_CONFIG_GDTEST_ENDPOINT", self.url(tls))
-            .env("RCLONE_CONFIG_GDTEST_REGION", "us-east-1")
+            .env("RCLONE_CONFIG_GDTEST_REGION", &self.region)
             .env("RCLONE_CONFIG_GDTEST_FORCE_PATH_STYLE", "true");
         if tls {
             c.arg("--ca-cert")
@@ -299,24 +405,24 @@ impl S3Server {
         c
     }
 
-    /// The output of s3s-fs and of the TLS front, for assertion messages.
+    /// Garage's output and the TLS front's, for assertion messages.
     pub fn logs(&self) -> String {
-        let mut s = format!("--- s3s-fs ---\n{}", self.s3s.tail(60));
+        let mut s = format!("--- garage ---\n{}", self.node.tail(60));
         if let Some(t) = &self.tls {
             s.push_str(&format!("\n--- stunnel4 ---\n{}", t.tail(30)));
         }
         s
     }
 
-    /// Resident memory (KiB) of s3s-fs and of the TLS front (0 without one).
+    /// Resident memory (KiB) of Garage and of the TLS front (0 without one).
     pub fn rss_kib(&self) -> (u64, u64) {
         (
-            self.s3s.rss_kib(),
+            self.node.rss_kib(),
             self.tls.as_ref().map_or(0, Proc::rss_kib),
         )
     }
 
-    /// The temp dir (data, certificates, logs).
+    /// The temp dir (Garage's data, certificates, logs).
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -327,219 +433,67 @@ impl Drop for S3Server {
         if let Some(t) = &mut self.tls {
             t.stop();
         }
-        self.s3s.stop();
+        self.node.stop();
     }
 }
 
-/// What a [`HostileS3`] does besides serving its objects.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Script {
-    /// Lists its objects in one page.
-    #[default]
-    Plain,
-    /// Every listing page carries the same continuation token (a listing without end).
-    SameToken,
-    /// Every listing page carries a new continuation token and one more object (a listing that
-    /// grows without end).
-    FreshTokens,
-    /// Answers nothing for this many seconds (HEAD and listings), then as [`Script::Plain`].
-    Silent(u64),
-}
-
-/// A scripted S3 server that lists `keys` under bucket `bucket` (ignoring delimiters), answers
-/// HEAD and (ranged) GET with each key's bytes, and never checks signatures. It exists because
-/// s3s-fs lists its directory tree, so it can never list a key with `..` or a leading `/` (or
-/// one with control characters), and never misbehaves as [`Script`] asks.
-pub struct HostileS3 {
-    pub endpoint: String,
-    /// Listing requests answered so far.
-    pub listings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl HostileS3 {
-    pub fn start(bucket: &str, objects: Vec<(String, Vec<u8>)>) -> HostileS3 {
-        HostileS3::start_with(bucket, objects, Script::Plain)
-    }
-
-    pub fn start_with(bucket: &str, objects: Vec<(String, Vec<u8>)>, script: Script) -> HostileS3 {
-        use std::sync::atomic::Ordering::SeqCst;
-        let server = tiny_http::Server::http("127.0.0.1:0").expect("bind");
-        let endpoint = format!("http://{}", server.server_addr().to_ip().unwrap());
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let listings = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (st, count) = (stop.clone(), listings.clone());
-        let bucket = bucket.to_string();
-        let thread = std::thread::spawn(move || {
-            while !st.load(SeqCst) {
-                let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(50)) else {
-                    continue;
-                };
-                if let Script::Silent(secs) = script {
-                    let until = Instant::now() + Duration::from_secs(secs);
-                    while Instant::now() < until && !st.load(SeqCst) {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                }
-                let page = count.load(SeqCst);
-                let resp = hostile_answer(&bucket, &objects, &req, script, page, &count);
-                let _ = req.respond(resp);
-            }
-        });
-        HostileS3 {
-            endpoint,
-            listings,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for HostileS3 {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn header(k: &str, v: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 3 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// `s` with XML's special characters as entities, and control characters as character
-/// references (as S3 sends keys that hold them).
-fn xml_escape(s: &str) -> String {
+/// `key` percent-encoded for a URL path as SigV4 canonicalises it (`/` kept).
+pub fn encode_key(key: &str) -> String {
     let mut out = String::new();
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c if c.is_control() => out.push_str(&format!("&#x{:x};", c as u32)),
-            c => out.push(c),
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
 }
 
-fn hostile_answer(
-    bucket: &str,
-    objects: &[(String, Vec<u8>)],
-    req: &tiny_http::Request,
-    script: Script,
-    page: usize,
-    listings: &std::sync::atomic::AtomicUsize,
-) -> tiny_http::ResponseBox {
-    let raw = req.url().to_string();
-    let (path, query) = raw.split_once('?').unwrap_or((raw.as_str(), ""));
-    let path = percent_decode(path);
-    let rest = path
-        .strip_prefix('/')
-        .and_then(|p| p.strip_prefix(bucket))
-        .unwrap_or("");
-    const DATE: &str = "Mon, 02 Nov 2026 10:00:00 GMT";
-    const ETAG: &str = "&quot;0123456789abcdef0123456789abcdef-1&quot;";
-    if rest.is_empty() || rest == "/" {
-        listings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let prefix = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("prefix="))
-            .map(percent_decode)
-            .unwrap_or_default();
-        let (truncated, token) = match script {
-            Script::SameToken => (
-                true,
-                "<NextContinuationToken>again</NextContinuationToken>".to_string(),
-            ),
-            Script::FreshTokens => (
-                true,
-                format!("<NextContinuationToken>t{page}</NextContinuationToken>"),
-            ),
-            _ => (false, String::new()),
-        };
-        let mut xml = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>{bucket}</Name><Prefix>{}</Prefix><IsTruncated>{truncated}</IsTruncated>{token}",
-            xml_escape(&prefix)
-        );
-        let mut entry = |k: &str, len: usize| {
-            xml.push_str(&format!(
-                "<Contents><Key>{}</Key><LastModified>2026-11-02T10:00:00.000Z</LastModified><ETag>{ETAG}</ETag><Size>{len}</Size></Contents>",
-                xml_escape(k)
-            ))
-        };
-        if script == Script::FreshTokens {
-            entry(&format!("{prefix}page-{page}"), 1);
-        } else {
-            for (k, v) in objects.iter().filter(|(k, _)| k.starts_with(&prefix)) {
-                entry(k, v.len());
-            }
-        }
-        xml.push_str("</ListBucketResult>");
-        return tiny_http::Response::from_string(xml)
-            .with_header(header("Content-Type", "application/xml"))
-            .boxed();
+/// The text of every `<tag>…</tag>` in `xml`, entities decoded.
+pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        out.push(xml_unescape(&after[..j]));
+        rest = &after[j + close.len()..];
     }
-    let key = &rest[1..];
-    let Some((_, bytes)) = objects.iter().find(|(k, _)| k == key) else {
-        return tiny_http::Response::from_string(format!(
-            "<Error><Code>NoSuchKey</Code><Key>{}</Key></Error>",
-            xml_escape(key)
-        ))
-        .with_status_code(404)
-        .boxed();
-    };
-    let etag = "\"0123456789abcdef0123456789abcdef-1\"";
-    let range = req
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Range"))
-        .map(|h| h.value.as_str().to_string());
-    let (status, body, content_range) = match range
-        .as_deref()
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.split_once('-'))
-    {
-        Some((a, b)) if !bytes.is_empty() => {
-            let a: usize = a.parse().unwrap_or(0);
-            let b: usize = b.parse().unwrap_or(bytes.len() - 1).min(bytes.len() - 1);
-            (
-                206,
-                bytes[a..=b].to_vec(),
-                Some(format!("bytes {a}-{b}/{}", bytes.len())),
-            )
+    out
+}
+
+fn xml_unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find(';') else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let ent = &rest[i + 1..i + j];
+        let c = match ent {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => ent
+                .strip_prefix("#x")
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(&rest[i..=i + j]),
         }
-        _ => (200, bytes.clone(), None),
-    };
-    let mut resp = tiny_http::Response::from_data(body)
-        .with_status_code(status)
-        .with_header(header("ETag", etag))
-        .with_header(header("Last-Modified", DATE))
-        .with_header(header("Accept-Ranges", "bytes"));
-    if let Some(cr) = content_range {
-        resp = resp.with_header(header("Content-Range", &cr));
+        rest = &rest[i + j + 1..];
     }
-    resp.boxed()
+    out.push_str(rest);
+    out
 }
 
 /// Puts `bytes` as `key` with the aws CLI (one PUT: its ETag is the plain MD5).
