@@ -479,7 +479,7 @@ os_name=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-releas
 echo "gdcloud-storage cp vs rclone / aws s3 cp: $RUNS runs per tool per operation, alternating ours, rclone, aws, curl, ours ..."
 echo "object: ${SIZE_MIB} MiB of random bytes, $ETAG_NOTE"
 echo "        source $BUILD_NOTE: $SRC"
-echo "server: $SERVER $("$SERVER_BIN" --version 2>/dev/null | head -n 1 | awk '{ print $NF }') on $ENDPOINT (loopback, plain HTTP$([[ $SERVER == garage ]] && echo ", one node, compression off")), data dir in $T"
+echo "server: $SERVER $("$SERVER_BIN" --version 2>/dev/null | head -n 1 | awk '{ print $2 }') on $ENDPOINT (loopback, plain HTTP$([[ $SERVER == garage ]] && echo ", one node, compression off")), data dir in $T"
 echo "ours:  $OURS ($OURS_VERSION); cp defaults $OURS_DEFAULTS; extra args: ${OURS_ARGS[*]:-(none)}"
 echo "peers: $("$RCLONE" version 2>/dev/null | head -n 1) (defaults), $("$AWS" --version 2>&1 | head -n 1) (defaults), curl $CURL_VERSION"
 echo "machine: nproc=$(nproc), CPU: ${cpu:-unknown}, ${os_name:-unknown OS}, kernel $(uname -r), $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
