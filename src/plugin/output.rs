@@ -86,12 +86,6 @@ impl Output {
         out.flush()
     }
 
-    pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
-        let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, value)?;
-        writeln!(out)
-    }
-
     /// A status message on stderr, silenced by `--quiet`.
     pub fn status(&self, text: &str) {
         if !self.quiet && self.verbosity <= Verbosity::Warning {
