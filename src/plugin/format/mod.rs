@@ -10,6 +10,7 @@
 //! mistake is a usage error before any work is done.
 
 mod label;
+mod lexer;
 mod printer;
 pub mod projection;
 mod transform;

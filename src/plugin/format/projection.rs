@@ -15,6 +15,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use super::label::default_label;
+use super::lexer::Lexer;
 pub use super::transform::{Show, Transform};
 
 /// One step of a key's path.
@@ -99,99 +100,7 @@ pub fn parse(expression: &str) -> Result<Expression, Error> {
 /// The characters that end a bare name or value.
 const SPECIAL: &str = ".[](),:=";
 
-struct Lexer {
-    chars: Vec<char>,
-    pos: usize,
-}
-
 impl Lexer {
-    fn new(text: &str) -> Self {
-        Lexer {
-            chars: text.chars().collect(),
-            pos: 0,
-        }
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.chars.get(self.pos).copied()
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, c: char, context: &str) -> Result<(), Error> {
-        self.skip_space();
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(self.error(&format!("expected {c:?} {context}")))
-        }
-    }
-
-    fn skip_space(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.pos += 1;
-        }
-    }
-
-    fn error(&self, what: &str) -> Error {
-        Error {
-            what: what.to_string(),
-            at: self.pos,
-            end: self.peek().is_none(),
-        }
-    }
-
-    fn word(&mut self, keep: impl Fn(char) -> bool) -> String {
-        let start = self.pos;
-        while self.peek().is_some_and(&keep) {
-            self.pos += 1;
-        }
-        self.chars[start..self.pos].iter().collect()
-    }
-
-    /// A quoted string (`'…'` or `"…"`) or a bare run up to one of `stops` (trimmed); `\t`,
-    /// `\n` and `\\` are turned into what they name, so `separator='\t'` works from any shell.
-    fn value(&mut self, stops: &str) -> Result<String, Error> {
-        self.skip_space();
-        let raw = match self.peek() {
-            Some(q @ ('\'' | '"')) => {
-                let start = self.pos;
-                self.pos += 1;
-                let mut s = String::new();
-                loop {
-                    match self.peek() {
-                        None => {
-                            self.pos = start;
-                            return Err(self.error(&format!("unterminated {q} quote")));
-                        }
-                        Some('\\') if self.chars.get(self.pos + 1).is_some() => {
-                            s.push('\\');
-                            s.push(self.chars[self.pos + 1]);
-                            self.pos += 2;
-                        }
-                        Some(c) if c == q => {
-                            self.pos += 1;
-                            break s;
-                        }
-                        Some(c) => {
-                            s.push(c);
-                            self.pos += 1;
-                        }
-                    }
-                }
-            }
-            _ => self.word(|c| !stops.contains(c)).trim_end().to_string(),
-        };
-        Ok(unescape(&raw))
-    }
-
     /// `[name, name=value, …]`, the `[` taken.
     fn attributes(&mut self) -> Result<Vec<(String, Option<String>)>, Error> {
         let mut out = Vec::new();
@@ -388,31 +297,6 @@ impl Lexer {
     }
 }
 
-/// `\t`, `\n`, `\r`, `\\` and an escaped quote as the characters they name; other backslashes
-/// stay as written.
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(c @ ('\\' | '\'' | '"')) => out.push(c),
-            Some(c) => {
-                out.push('\\');
-                out.push(c);
-            }
-            None => out.push('\\'),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -559,10 +443,5 @@ mod tests {
             assert!(e.to_string().contains(says), "{bad:?}: {e}");
         }
         assert_eq!(parse("table(name,)").unwrap_err().at, 11);
-    }
-
-    #[test]
-    fn unescape_names_tab_newline_and_backslash() {
-        assert_eq!(unescape(r"a\tb\nc\\d\x"), "a\tb\nc\\d\\x");
     }
 }
