@@ -7,6 +7,9 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod format;
+#[cfg(feature = "cli")]
 pub mod output;
 #[cfg(feature = "cli")]
 pub mod progress;
@@ -19,7 +22,10 @@ use serde::Serialize;
 
 /// Outside text (keys, names, media types) made safe for a terminal.
 pub use crate::text::Escaped;
-pub use output::{Format, Output};
+#[cfg(feature = "cli")]
+pub use format::Format;
+#[cfg(feature = "cli")]
+pub use output::Output;
 
 /// The metadata schema a host understands.
 pub const SCHEMA_VERSION: &str = "0.1.0";

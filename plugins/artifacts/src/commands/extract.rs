@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::extract::{self, LayerOptions, Options};
 use gdcloud::plugin::cli::{parse_platform, GlobalArgs};
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -53,11 +53,15 @@ pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
             args.destination.display()
         )
     })?;
-    if out.format == Format::Json {
-        out.json(&report)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    out.line(&report.destination.display().to_string())?;
+    out.result(&report, || {
+        out.line(&report.destination.display().to_string())?;
+        status(out, &report);
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(out: &Output, report: &extract::Report) {
     match report.mode {
         "artifact" => out.status(&format!("Wrote {} artifact files", report.files)),
         "docker-archive" => out.status(&format!(
@@ -76,5 +80,4 @@ pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
             report.bytes
         )),
     }
-    Ok(ExitCode::SUCCESS)
 }

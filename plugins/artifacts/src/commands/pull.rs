@@ -8,7 +8,7 @@ use gdcloud::ops::discovery;
 use gdcloud::ops::pull::{self, Options};
 use gdcloud::plugin::cli::{self, parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::progress;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -57,9 +57,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let report = pull::run(&opts, &*bars)
         .await
         .with_context(|| format!("pull {} {}", args.source, args.destination.display()))?;
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else {
+    out.result(&report, || {
         out.line(&format!("{} {}", report.reference, report.digest))?;
         out.status(&format!(
             "Pulled {} into {} ({} blobs, {} bytes downloaded{})",
@@ -73,6 +71,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
                 String::new()
             }
         ));
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

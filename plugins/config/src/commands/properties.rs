@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Result};
 use gdcloud::ops::config::{Change, Configurations, ListOptions};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = super::properties_help())]
@@ -73,10 +73,7 @@ pub fn get(global: &GlobalArgs, out: &Output, args: GetArgs) -> Result<ExitCode>
     if let Some(var) = &v.from_env {
         out.debug(&format!("{} comes from {var}", v.property));
     }
-    match out.format {
-        Format::Json => out.json(value)?,
-        Format::Text => out.line(value)?,
-    }
+    out.result(value, || out.line(value))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -86,19 +83,17 @@ pub fn list(global: &GlobalArgs, out: &Output, args: ListArgs) -> Result<ExitCod
         show_secrets: args.show_secrets,
     };
     let listing = Configurations::open()?.list(global.configuration.as_deref(), opts)?;
-    match out.format {
-        Format::Json => out.json(&listing.properties)?,
-        Format::Text => {
-            let text = super::render_sections(&listing.properties);
-            if !text.is_empty() {
-                out.line(text.trim_end())?;
-            }
-            out.status(&format!(
-                "\nYour active configuration is: [{}]",
-                listing.name
-            ));
+    out.result(&listing.properties, || {
+        let text = super::render_sections(&listing.properties);
+        if !text.is_empty() {
+            out.line(text.trim_end())?;
         }
-    }
+        out.status(&format!(
+            "\nYour active configuration is: [{}]",
+            listing.name
+        ));
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,7 +8,7 @@ use gdcloud::ops::storage_cp::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::progress;
 use gdcloud::plugin::Escaped;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 use super::source::ClusterArgs;
 
@@ -66,9 +66,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     };
     let bars = progress::new(out.progress_enabled(), "cp");
     let report = storage_cp::run(&opts, &*bars).await.context("cp")?;
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else {
+    out.resources(&report, "copied", || {
         for item in &report.copied {
             // Keys come from the server: control characters in them are made visible.
             out.line(&format!(
@@ -77,7 +75,8 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
                 Escaped(&item.destination)
             ))?;
         }
-    }
+        Ok(())
+    })?;
     if !report.skipped.is_empty() {
         out.status(&format!(
             "{} left alone (already there, -n)",
