@@ -427,7 +427,10 @@ pub fn main(run: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("ERROR: {}", one_line(&e));
+            eprintln!(
+                "ERROR: {}",
+                super::Invocation::current().spell(&one_line(&e))
+            );
             ExitCode::FAILURE
         }
     }
