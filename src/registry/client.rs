@@ -76,6 +76,8 @@ pub struct Client {
     pub(super) creds: Found,
     pub(super) state: Mutex<AuthState>,
     pub(super) log_http: bool,
+    /// The CA files trusted besides the system roots, named when a certificate is refused.
+    pub(super) ca_files: Vec<std::path::PathBuf>,
 }
 
 /// The body of a registry error answer, for messages: `{"errors":[{"code","message"}]}`. Only
@@ -164,11 +166,12 @@ impl Client {
                 creds: creds.clone(),
                 state: Mutex::new(AuthState::default()),
                 log_http: tls.log_http,
+                ca_files: tls.ca_files.clone(),
             };
             match (client.ping().await, first_err.take()) {
                 (Ok(()), _) => return Ok(client),
                 // A certificate problem is the answer: falling back to plain HTTP would hide it.
-                (Err(e @ Error::Connect { hint, .. }), None) if hint.contains("CA") => {
+                (Err(e @ Error::Connect { .. }), None) if matches!(&e, Error::Connect { hint, .. } if hint.contains("CA")) => {
                     return Err(e)
                 }
                 // A server that never finishes the TLS handshake may be plain HTTP that waits for

@@ -1,0 +1,113 @@
+//! Messages that lead somewhere (issue 10): each failure names the exact next step, and the step
+//! works as typed — these tests run the command a hint names and check that it fixes the failure.
+
+mod util;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use util::env::*;
+use util::image::{skopeo_cmd, tiny_image_layout, TAG};
+use util::registry::{require_tool, Registry, RegistryAuth, RegistryOptions};
+
+fn artifacts(env: &TestEnv, args: &[&str]) -> Output {
+    env.run("gdcloud-artifacts", args, b"")
+}
+
+/// The text between the backticks that start with `prefix` in `line`.
+#[track_caller]
+fn quoted_command(line: &str, prefix: &str) -> String {
+    let start = line
+        .find(&format!("`{prefix}"))
+        .unwrap_or_else(|| panic!("no `{prefix}…` in: {line}"));
+    let rest = &line[start + 1..];
+    rest[..rest.find('`').expect("closing backtick")].to_string()
+}
+
+/// The `certs.d/<host>` directories `configure-docker --config-cert` writes for this user,
+/// removed when the test ends (as root they are the system ones).
+struct CertsDirs(Vec<PathBuf>);
+
+impl CertsDirs {
+    fn new(env: &TestEnv, host: &str) -> CertsDirs {
+        use std::os::unix::fs::MetadataExt;
+        let roots = if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
+            vec![
+                PathBuf::from("/etc/docker/certs.d"),
+                PathBuf::from("/etc/containers/certs.d"),
+            ]
+        } else {
+            vec![
+                env.home.join(".docker/certs.d"),
+                env.home.join(".config/containers/certs.d"),
+            ]
+        };
+        CertsDirs(roots.into_iter().map(|r| r.join(host)).collect())
+    }
+}
+
+impl Drop for CertsDirs {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// An unknown CA: Go's words for it, what was checked, and a configure-docker command that, run
+/// exactly as printed (FILE being the CA), makes the same command work.
+#[test]
+fn unknown_ca_says_x509_and_its_command_works_as_typed() {
+    require_tool("skopeo");
+    let reg = Registry::start(RegistryOptions::new(RegistryAuth::Htpasswd, true));
+    let ca = reg.ca_cert.clone().unwrap();
+    run_ok(
+        skopeo_cmd()
+            .args(["copy", "--dest-creds", &reg.creds()])
+            .arg(reg.skopeo_tls_flag("dest-"))
+            .arg(format!("oci:{}:{TAG}", tiny_image_layout().display()))
+            .arg(format!("docker://{}/proj/app:{TAG}", reg.host)),
+    );
+    let mut env = TestEnv::new();
+    env.vars
+        .push(("GDCLOUD_AUTH_CREDENTIAL_STORE".into(), "file".into()));
+    let msg = serde_json::json!({"ServerURL": reg.host, "Username": reg.username, "Secret": reg.password});
+    ok(&env.helper("store", &msg.to_string()));
+    let _certs = CertsDirs::new(&env, &reg.host);
+    let repo = format!("{}/proj/app", reg.host);
+
+    let e = error_line(&artifacts(&env, &["list-versions", &repo]));
+    assert!(
+        e.contains("x509: certificate signed by unknown authority"),
+        "Go's words: {e}"
+    );
+    assert!(
+        e.contains(&format!("checked {} against the system roots", reg.host)),
+        "says what was checked: {e}"
+    );
+    let fix = quoted_command(&e, "gdcloud-auth configure-docker");
+    assert_eq!(
+        fix,
+        format!(
+            "gdcloud-auth configure-docker --config-cert --ca-cert-path FILE --registries {}",
+            reg.host
+        ),
+        "names the binary the user ran and the registry: {e}"
+    );
+
+    let args: Vec<String> = fix
+        .split_whitespace()
+        .skip(1)
+        .map(|a| {
+            if a == "FILE" {
+                ca.display().to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&env.run(AUTH, &args, b""));
+    let tags = ok(&artifacts(&env, &["list-versions", &repo]));
+    assert!(tags.contains(TAG), "trusted after the fix: {tags}");
+}
