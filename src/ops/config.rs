@@ -33,6 +33,32 @@ pub struct Change {
     pub overridden_by: Option<String>,
 }
 
+/// A property another command wrote from what it discovered (`configure-docker` the cluster's
+/// registry, `storage configure` the bucket key's secret), so later commands need no flag for it
+/// and the user learns where the value came from. Secret values are never held here.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recorded {
+    pub configuration: String,
+    pub property: String,
+    /// The value as shown ([`MASK`] for a secret).
+    pub value: String,
+    /// Where the value was read (`the cluster's HarborCluster`, `secret NS/NAME`).
+    pub source: String,
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Set {} to {} in configuration {} (from {})",
+            self.property,
+            crate::text::Escaped(&self.value),
+            self.configuration,
+            self.source
+        )
+    }
+}
+
 /// A property's value as our tools would read it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Value {
