@@ -107,9 +107,17 @@ fn without_a_harbor_cluster_the_dns_suffix_names_the_registry() {
             "configure-docker",
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
+            "--verbosity",
+            "debug",
         ],
     );
     ok(&o);
+    assert!(
+        stderr(&o)
+            .contains(": no HarborCluster; registry harbor.org.example.test from the dnsSuffix"),
+        "--verbosity debug tells what discovery found: {}",
+        stderr(&o)
+    );
     let config = std::fs::read_to_string(env.docker_config_file()).unwrap();
     assert!(
         config.contains("\"harbor.org.example.test\": \"gdcloud\""),

@@ -111,3 +111,89 @@ fn unknown_ca_says_x509_and_its_command_works_as_typed() {
     let tags = ok(&artifacts(&env, &["list-versions", &repo]));
     assert!(tags.contains(TAG), "trusted after the fix: {tags}");
 }
+
+/// `--verbosity debug` tells the decisions on stderr (`DEBUG:` lines): the configuration and where
+/// it came from, where the registry's credentials came from, each retry; never the secret. Without
+/// it, not one DEBUG line.
+#[test]
+fn verbosity_debug_tells_the_decisions_and_no_secret() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use util::hostile::{Hostile, Reply};
+    const SECRET: &str = "s3cr3t-Pa55-never-shown";
+    use sha2::{Digest as _, Sha256};
+    let config = br#"{"created":"2024-01-01T00:00:00Z","architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": format!("sha256:{}", hex::encode(Sha256::digest(&config))),
+            "size": config.len(),
+        },
+        "layers": [],
+    });
+    let failures = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen_failures = failures.clone();
+    let server = Hostile::start(move |req| match req.path() {
+        "/v2/" => Reply::new(200),
+        "/v2/proj/app/manifests/1.0" => Reply::new(200)
+            .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+            .body(manifest.to_string().into_bytes()),
+        p if p.starts_with("/v2/proj/app/blobs/") => Reply::new(200).body(config.clone()),
+        "/v2/proj/app/tags/list" if seen_failures.fetch_add(1, Ordering::SeqCst) % 2 == 0 => {
+            Reply::new(503).header("Retry-After", "0")
+        }
+        "/v2/proj/app/tags/list" => Reply::json(
+            200,
+            &serde_json::json!({"name": "proj/app", "tags": ["1.0"]}),
+        ),
+        _ => Reply::new(404),
+    });
+    let mut env = TestEnv::new();
+    env.vars
+        .push(("GDCLOUD_AUTH_CREDENTIAL_STORE".into(), "file".into()));
+    ok(&env.run(
+        AUTH,
+        &["configure-docker", "--registries", &server.addr],
+        b"",
+    ));
+    let msg = serde_json::json!({"ServerURL": server.addr, "Username": "robot", "Secret": SECRET});
+    ok(&env.helper("store", &msg.to_string()));
+    let repo = format!("http://{}/proj/app", server.addr);
+
+    let o = artifacts(&env, &["list-versions", &repo, "--verbosity", "debug"]);
+    assert!(ok(&o).starts_with("1.0\t"), "{}", stdout(&o));
+    let err = stderr(&o);
+    let debug: Vec<&str> = err.lines().filter(|l| l.starts_with("DEBUG: ")).collect();
+    let has = |what: &str| debug.iter().any(|l| l.contains(what));
+    assert!(
+        has(&format!(
+            "configuration directory {} (from GDCLOUD_CONFIG)",
+            env.config_dir.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        has("configuration default (") && has("from active_config (else default)"),
+        "{err}"
+    );
+    assert!(
+        has(&format!(
+            "registry {}: a username and password from credHelpers[",
+            server.addr
+        )),
+        "{err}"
+    );
+    assert!(
+        has("tags/list") && has("HTTP 503 (attempt 1 of 4); retrying in 0 ms"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(SECRET) && !stdout(&o).contains(SECRET),
+        "{err}"
+    );
+
+    let o = artifacts(&env, &["list-versions", &repo]);
+    assert!(ok(&o).starts_with("1.0\t"), "{}", stdout(&o));
+    assert!(!stderr(&o).contains("DEBUG"), "{}", stderr(&o));
+}

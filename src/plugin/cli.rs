@@ -71,6 +71,9 @@ pub struct GlobalArgs {
 
 impl GlobalArgs {
     pub fn output(&self) -> Output {
+        if self.verbosity == VerbosityArg::Debug {
+            crate::debug::set_sink(|line| eprintln!("DEBUG: {line}"));
+        }
         let verbosity = match self.verbosity {
             VerbosityArg::Debug => Verbosity::Debug,
             VerbosityArg::Info => Verbosity::Info,

@@ -138,6 +138,15 @@ impl Client {
             },
             None => auth::lookup(registry)?,
         };
+        crate::debug::log(format_args!(
+            "registry {registry}: {} from {}",
+            match &creds.credentials {
+                Credentials::Anonymous => "anonymous (no credentials)",
+                Credentials::Basic { .. } => "a username and password",
+                Credentials::IdentityToken(_) => "an identity token",
+            },
+            creds.source
+        ));
         let mut schemes = vec!["https"];
         if opts.plain_http {
             schemes = vec!["http"];

@@ -97,7 +97,15 @@ impl Client {
                 Ok(resp) => {
                     self.log_answer(&method, &url, &resp);
                     if retryable(resp.status()) && attempt + 1 < ATTEMPTS {
-                        tokio::time::sleep(backoff(attempt, retry_after(&resp))).await;
+                        let wait = backoff(attempt, retry_after(&resp));
+                        crate::debug::log(format_args!(
+                            "{method} {}: HTTP {} (attempt {} of {ATTEMPTS}); retrying in {} ms",
+                            http::redact_url(url.as_str()),
+                            resp.status().as_u16(),
+                            attempt + 1,
+                            wait.as_millis()
+                        ));
+                        tokio::time::sleep(wait).await;
                         attempt += 1;
                         continue;
                     }
@@ -112,7 +120,15 @@ impl Client {
                     if permanent || attempt + 1 >= ATTEMPTS {
                         return Err(connect_error(url.as_str(), &e, &self.ca_files));
                     }
-                    tokio::time::sleep(backoff(attempt, None)).await;
+                    let wait = backoff(attempt, None);
+                    crate::debug::log(format_args!(
+                        "{method} {}: {} (attempt {} of {ATTEMPTS}); retrying in {} ms",
+                        http::redact_url(url.as_str()),
+                        http::error_chain(&e),
+                        attempt + 1,
+                        wait.as_millis()
+                    ));
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
             }
