@@ -197,3 +197,67 @@ fn verbosity_debug_tells_the_decisions_and_no_secret() {
     assert!(ok(&o).starts_with("1.0\t"), "{}", stdout(&o));
     assert!(!stderr(&o).contains("DEBUG"), "{}", stderr(&o));
 }
+
+/// A `--context` the kubeconfig lacks is named as such, with the contexts there are (escaped), and
+/// no suggestion of --kubeconfig; an API server whose certificate the kubeconfig's CA does not
+/// vouch for is an x509 error naming what was checked and how to get a good kubeconfig.
+#[test]
+fn wrong_context_lists_the_contexts_and_an_untrusted_api_server_says_x509() {
+    use base64::Engine as _;
+    use util::kube::{KubeCluster, TestCa, ADMIN};
+    let cluster = KubeCluster::start();
+    let env = TestEnv::new();
+    let good = std::fs::read_to_string(cluster.kubeconfig_for(ADMIN)).unwrap();
+    let with_hostile = good.replace(
+        "contexts:\n",
+        "contexts:\n- name: \"red\\u001b[31m\"\n  context:\n    cluster: gdtest\n    user: \"admin\"\n",
+    );
+    let kc = env.path().join("two.kubeconfig");
+    std::fs::write(&kc, with_hostile).unwrap();
+    let kc = kc.to_str().unwrap();
+
+    let e = error_line(&env.run(
+        "gdcloud-storage",
+        &["configure", "--kubeconfig", kc, "--context", "nope"],
+        b"",
+    ));
+    assert!(
+        e.contains(&format!(
+            "the kubeconfig {kc} has no context nope: pass --context with one of: "
+        )),
+        "{e}"
+    );
+    assert!(
+        e.contains("gdtest-admin") && e.contains("red\\x1b[31m"),
+        "{e}"
+    );
+    assert!(!e.contains('\u{1b}'), "escaped: {e:?}");
+    assert!(!e.contains("pass --kubeconfig"), "{e}");
+
+    let other = TestCa::generate("not-the-cluster-ca");
+    let pem = std::fs::read(&other.cert).unwrap();
+    let start = good.find("certificate-authority-data: ").unwrap() + 28;
+    let end = start + good[start..].find('\n').unwrap();
+    let wrong = format!(
+        "{}\"{}\"{}",
+        &good[..start],
+        base64::engine::general_purpose::STANDARD.encode(pem),
+        &good[end..]
+    );
+    let kc = env.path().join("wrong-ca.kubeconfig");
+    std::fs::write(&kc, wrong).unwrap();
+    let e = error_line(&env.run(
+        "gdcloud-storage",
+        &["configure", "--kubeconfig", kc.to_str().unwrap()],
+        b"",
+    ));
+    assert!(
+        e.contains("x509: certificate signed by unknown authority"),
+        "{e}"
+    );
+    assert!(
+        e.contains("against the certificate-authority of cluster gdtest in the kubeconfig"),
+        "{e}"
+    );
+    assert!(e.contains("`gdcloud clusters get-credentials`"), "{e}");
+}
