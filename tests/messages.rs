@@ -261,3 +261,63 @@ fn wrong_context_lists_the_contexts_and_an_untrusted_api_server_says_x509() {
     );
     assert!(e.contains("`gdcloud clusters get-credentials`"), "{e}");
 }
+
+/// A missing tag points at the repository's tags (a command that works as typed); a missing
+/// repository points at the spelling, never at `list-versions`, which fails the same way.
+#[test]
+fn missing_tag_and_missing_repository_name_the_step_that_helps() {
+    require_tool("skopeo");
+    let reg = Registry::start(RegistryOptions::new(RegistryAuth::Htpasswd, false));
+    run_ok(
+        skopeo_cmd()
+            .args(["copy", "--dest-creds", &reg.creds()])
+            .arg(reg.skopeo_tls_flag("dest-"))
+            .arg(format!("oci:{}:{TAG}", tiny_image_layout().display()))
+            .arg(format!("docker://{}/proj/app:{TAG}", reg.host)),
+    );
+    let mut env = TestEnv::new();
+    env.vars
+        .push(("GDCLOUD_AUTH_CREDENTIAL_STORE".into(), "file".into()));
+    ok(&env.run(AUTH, &["configure-docker", "--registries", &reg.host], b""));
+    let msg = serde_json::json!({"ServerURL": reg.host, "Username": reg.username, "Secret": reg.password});
+    ok(&env.helper("store", &msg.to_string()));
+
+    for args in [
+        vec![
+            "list-versions".to_string(),
+            format!("{}/proj/none", reg.host),
+        ],
+        vec![
+            "pull".to_string(),
+            format!("{}/proj/none:{TAG}", reg.host),
+            "out".to_string(),
+        ],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = error_line(&artifacts(&env, &args));
+        assert!(
+            e.contains(&format!("(no repository proj/none on {})", reg.host))
+                && e.contains("check the project and repository spelling"),
+            "{args:?}: {e}"
+        );
+        let hint = e.split_once("manifest unknown:").unwrap().1;
+        assert!(!hint.contains("list-versions"), "{args:?}: {e}");
+    }
+
+    let e = error_line(&artifacts(
+        &env,
+        &["pull", &format!("{}/proj/app:nope", reg.host), "out"],
+    ));
+    assert!(
+        e.contains("manifest unknown: proj/app:nope: check the tag"),
+        "{e}"
+    );
+    let next = quoted_command(&e, "gdcloud-artifacts list-versions");
+    assert_eq!(
+        next,
+        format!("gdcloud-artifacts list-versions {}/proj/app", reg.host)
+    );
+    let args: Vec<&str> = next.split_whitespace().skip(1).collect();
+    let tags = ok(&artifacts(&env, &args));
+    assert!(tags.starts_with(&format!("{TAG}\t")), "{tags}");
+}

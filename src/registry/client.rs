@@ -83,7 +83,7 @@ pub struct Client {
 /// The body of a registry error answer, for messages: `{"errors":[{"code","message"}]}`. Only
 /// its first [`bounded::ERROR_BODY`] bytes are read, and the text is escaped: it is the
 /// registry's, and it ends up on a terminal.
-async fn error_message(resp: Response) -> String {
+pub(super) async fn error_message(resp: Response) -> String {
     let status = resp.status();
     let body = bounded::response_prefix(resp, bounded::ERROR_BODY).await;
     describe_error_body(status, &body)

@@ -24,8 +24,21 @@ pub enum Error {
         what: String,
         tried: String,
     },
-    #[error("manifest unknown: {0}: check the repository and tag (gdcloud artifacts list-versions REPO lists the tags)")]
-    ManifestUnknown(String),
+    /// The repository exists but not the tag or digest: its tags are the next step.
+    #[error("manifest unknown: {repository}{}{reference}: check the tag (`gdcloud artifacts list-versions {registry}/{repository}` lists the tags)", if reference.contains(':') { "@" } else { ":" })]
+    ManifestUnknown {
+        registry: String,
+        repository: String,
+        reference: String,
+    },
+    /// No such repository: listing its tags would fail the same way, so the spelling is the step.
+    #[error("manifest unknown: {what} (no repository {repository} on {registry}): check the project and repository spelling, HOST/PROJECT/REPO as the registry (Harbor: the project's Repositories page) shows it")]
+    RepositoryUnknown {
+        registry: String,
+        repository: String,
+        /// What was asked for (`proj/none:v1`, `proj/none`).
+        what: String,
+    },
     #[error(
         "blob unknown: {digest} in {repository}: the registry lost it or the manifest is broken"
     )]
