@@ -445,10 +445,6 @@ fn secret_values_come_from_stdin_and_argv_is_warned_about() {
     assert_eq!(secret_of(&env), "piped-as-typed");
     // A property that is no secret takes argv without a warning.
     let o = run(&env, &["set", "storage/s3_endpoint", "https://s3.example"]);
-    assert!(!stderr(&ok_out(&o)).contains("WARNING"), "{}", stderr(&o));
-}
-
-fn ok_out(o: &Output) -> &Output {
-    ok(o);
-    o
+    ok(&o);
+    assert!(!stderr(&o).contains("WARNING"), "{}", stderr(&o));
 }

@@ -140,7 +140,11 @@ fn verbosity_debug_tells_the_decisions_and_no_secret() {
             .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
             .body(manifest.to_string().into_bytes()),
         p if p.starts_with("/v2/proj/app/blobs/") => Reply::new(200).body(config.clone()),
-        "/v2/proj/app/tags/list" if seen_failures.fetch_add(1, Ordering::SeqCst) % 2 == 0 => {
+        "/v2/proj/app/tags/list"
+            if seen_failures
+                .fetch_add(1, Ordering::SeqCst)
+                .is_multiple_of(2) =>
+        {
             Reply::new(503).header("Retry-After", "0")
         }
         "/v2/proj/app/tags/list" => Reply::json(
