@@ -325,3 +325,41 @@ fn missing_tag_and_missing_repository_name_the_step_that_helps() {
     let tags = ok(&artifacts(&env, &args));
     assert!(tags.starts_with(&format!("{TAG}\t")), "{tags}");
 }
+
+/// `extract` draws progress (its total labelled `extract`) when stderr is a terminal, and nothing
+/// when it is not or with --quiet.
+#[test]
+fn extract_shows_progress_on_a_terminal_only() {
+    require_tool("script");
+    let env = TestEnv::new();
+    let source = format!("{}:{TAG}", tiny_image_layout().display());
+    let bin = bin_dir().join("gdcloud-artifacts");
+    let on_tty = |dest: &str, extra: &str| {
+        let mut c = env.cmd("script");
+        c.args(["-q", "-e", "-c"])
+            .arg(format!(
+                "'{}' extract{extra} '{source}' '{}'",
+                bin.display(),
+                env.path().join(dest).display()
+            ))
+            .arg("/dev/null");
+        run_with_stdin(c, b"")
+    };
+    let drawn = ok(&on_tty("tty", ""));
+    assert!(
+        drawn.contains("extract") && drawn.contains(" B/"),
+        "{drawn:?}"
+    );
+    let quiet = ok(&on_tty("quiet", " --quiet"));
+    assert!(!quiet.contains(" B/"), "--quiet drew progress: {quiet:?}");
+    let o = artifacts(
+        &env,
+        &[
+            "extract",
+            &source,
+            env.path().join("pipe").to_str().unwrap(),
+        ],
+    );
+    ok(&o);
+    assert!(!stderr(&o).contains(" B/"), "{}", stderr(&o));
+}
