@@ -1,5 +1,6 @@
 //! Messages that lead somewhere (issue 10): each failure names the exact next step, and the step
 //! works as typed — these tests run the command a hint names and check that it fixes the failure.
+//! Also what a user sees besides errors: `--verbosity debug` lines and `extract`'s progress.
 
 mod util;
 
