@@ -16,6 +16,7 @@ pub(crate) mod bounded;
 pub(crate) mod certs;
 pub mod config;
 pub mod credentials;
+pub mod debug;
 #[cfg(feature = "net")]
 pub(crate) mod docker_config;
 #[cfg(feature = "images")]

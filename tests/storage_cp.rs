@@ -1003,7 +1003,7 @@ fn wrong_keys_and_missing_objects_are_named() {
             1,
             "{args:?}: expected one ERROR: line:\n{err}"
         );
-        assert_contains(error_lines[0], &["refused", "gdcloud storage configure"]);
+        assert_contains(error_lines[0], &["refused", "`gdcloud-storage configure`"]);
         assert!(
             !msg.contains(wrong_secret) && !msg.contains(&s3.secret_key),
             "{args:?} printed a secret:\n{msg}"

@@ -68,6 +68,9 @@ pub struct GlobalArgs {
 
 impl GlobalArgs {
     pub fn output(&self) -> Output {
+        if self.verbosity == VerbosityArg::Debug {
+            crate::debug::set_sink(|line| eprintln!("DEBUG: {line}"));
+        }
         let verbosity = match self.verbosity {
             VerbosityArg::Debug => Verbosity::Debug,
             VerbosityArg::Info => Verbosity::Info,
@@ -447,7 +450,10 @@ pub fn main(run: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("ERROR: {}", one_line(&e));
+            eprintln!(
+                "ERROR: {}",
+                super::Invocation::current().spell(&one_line(&e))
+            );
             ExitCode::FAILURE
         }
     }

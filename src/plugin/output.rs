@@ -96,7 +96,7 @@ impl Output {
     /// A warning on stderr; only `--verbosity error` or higher hides it.
     pub fn warn(&self, text: &str) {
         if self.verbosity <= Verbosity::Warning {
-            eprintln!("WARNING: {text}");
+            eprintln!("WARNING: {}", super::Invocation::current().spell(text));
         }
     }
 

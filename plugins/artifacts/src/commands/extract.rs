@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::extract::{self, LayerOptions, Options};
 use gdcloud::plugin::cli::{parse_platform, GlobalArgs};
-use gdcloud::plugin::Output;
+use gdcloud::plugin::{progress, Output};
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -46,7 +46,8 @@ pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
             LayerOptions::default()
         },
     };
-    let report = extract::run(&opts).with_context(|| {
+    let bars = progress::new(out.progress_enabled(), "extract");
+    let report = extract::run(&opts, &*bars).with_context(|| {
         format!(
             "extract {} {}",
             args.source.display(),

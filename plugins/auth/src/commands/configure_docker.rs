@@ -62,6 +62,9 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     if let Some(host) = &report.discovered {
         out.status(&format!("Using the cluster's registry {host}"));
     }
+    if let Some(recorded) = &report.recorded {
+        out.status(&recorded.to_string());
+    }
     for w in &report.warnings {
         out.warn(&w.to_string());
     }

@@ -23,6 +23,9 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let report = storage_config::configure(&mut config, &args.cluster.options())
         .await
         .context("configure")?;
+    for recorded in &report.recorded {
+        out.status(&recorded.to_string());
+    }
     out.result(&report, || {
         out.line(&format!(
             "Configured S3 access in configuration [{}] from secret {}/{}: access key {}, endpoint {}{}",
