@@ -92,11 +92,12 @@ impl DockerRef {
 }
 
 /// A policy's `signedIdentity`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
 pub enum SignedIdentity {
     /// The default: a digest reference needs the same repository, a tagged one the same
     /// reference.
+    #[default]
     #[serde(rename = "matchRepoDigestOrExact")]
     MatchRepoDigestOrExact,
     #[serde(rename = "matchExact")]
@@ -120,12 +121,6 @@ pub enum SignedIdentity {
         #[serde(rename = "signedPrefix")]
         signed_prefix: String,
     },
-}
-
-impl Default for SignedIdentity {
-    fn default() -> Self {
-        SignedIdentity::MatchRepoDigestOrExact
-    }
 }
 
 fn repo_digest_or_exact(image: &DockerRef, signed: &DockerRef) -> bool {

@@ -189,10 +189,13 @@ pub(crate) mod tests {
         pem::encode(&pem::Pem::new(tag, der.to_vec()))
     }
 
+    /// Signs a message with a test key.
+    pub(crate) type Sign = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
     /// A key pair for tests: its public key as cosign writes it, and a signing function.
     pub(crate) struct TestKey {
         pub public_pem: String,
-        pub sign: Box<dyn Fn(&[u8]) -> Vec<u8>>,
+        pub sign: Sign,
     }
 
     pub(crate) fn ecdsa(

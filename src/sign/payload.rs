@@ -95,9 +95,7 @@ pub(crate) mod tests {
     fn refuses_anything_looser() {
         let t = PAYLOAD_TYPE;
         for bad in [
-            format!(
-                r#"{{"critical":{{"identity":{{"docker-reference":"r"}},"image":{{"docker-manifest-digest":"d"}},"type":"other"}}}}"#
-            ),
+            r#"{"critical":{"identity":{"docker-reference":"r"},"image":{"docker-manifest-digest":"d"},"type":"other"}}"#.to_string(),
             format!(
                 r#"{{"critical":{{"identity":{{"docker-reference":"r"}},"image":{{"docker-manifest-digest":"d"}},"type":"{t}","x":1}}}}"#
             ),
