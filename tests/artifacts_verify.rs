@@ -674,3 +674,154 @@ impl World {
     }
 }
 
+// ------------------------------------------------------- layouts, pull --verify, extract --verify
+
+/// `skopeo copy docker://HOST/REFERENCE oci:LAYOUT:NAME`, keeping the manifest as it is (a
+/// signature's JSON layer stays uncompressed).
+fn to_layout(w: &World, reference: &str, layout: &Path, name: &str) {
+    run_ok(
+        skopeo_cmd()
+            .arg("--policy")
+            .arg(&w.accept_all)
+            .args([
+                "copy",
+                "--dest-oci-accept-uncompressed-layers",
+                "--preserve-digests",
+            ])
+            .args(["--src-creds", &w.reg.creds(), "--src-tls-verify=false"])
+            .arg(w.docker(reference))
+            .arg(format!("oci:{}:{name}", layout.display())),
+    );
+}
+
+#[test]
+fn a_bundle_layout_is_verified_offline_and_extract_verify_refuses_before_writing() {
+    let w = World::new();
+    w.copy_to(&tiny(), "proj/app:1", &[]);
+    w.sign("proj/app:1", &w.key);
+    w.copy_to(&multi("amd64"), "proj/other:1", &[]);
+    let digest = w.digest("proj/app:1");
+    let bundle = w.env.path().join("bundle");
+    to_layout(&w, "proj/app:1", &bundle, "proj/app:1");
+    let sig = format!("proj/app:{}", sig_tag(&digest));
+    to_layout(&w, &sig, &bundle, &sig);
+    to_layout(&w, "proj/other:1", &bundle, "proj/other:1");
+    // Bundle names carry no host: the identity takes artifacts/registry's.
+    w.env.set_property("artifacts", "registry", &w.reg.host);
+    let key = w.key.public.display().to_string();
+    let b = bundle.display().to_string();
+    let verify = |name: &str, trust: &[&str]| {
+        let mut args = vec!["--format", "json", "verify", &b, "--image-name", name];
+        args.extend_from_slice(trust);
+        w.env.run(&artifacts_exe(), &args, b"")
+    };
+
+    let out = verify("proj/app:1", &["--key", &key]);
+    let report: Value = serde_json::from_str(&ok(&out)).unwrap();
+    let v = &report["verdicts"][0];
+    assert_eq!(v["verified"], true, "{report}");
+    assert_eq!(v["digest"], digest.as_str());
+    let signed_as = format!("signed by the ECDSA P-256 key as {}/proj/app:1", w.reg.host);
+    assert_eq!(v["reason"], signed_as.as_str());
+    // The same key file through a policy.json: the same verdict.
+    let good = w.policy("good", &w.key, None);
+    ok(&verify("proj/app:1", &["--policy", good.to_str().unwrap()]));
+
+    let out = verify("proj/other:1", &["--key", &key]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdicts"][0]["verified"], false);
+    assert_eq!(
+        report["verdicts"][0]["reason"],
+        "no signature: a signature is required"
+    );
+    // The other key refuses the signed image.
+    let other = w.other.public.display().to_string();
+    let out = verify("proj/app:1", &["--key", &other]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // extract --verify: the signed image is extracted, the unsigned one refused untouched.
+    let dest = w.env.path().join("rootfs");
+    let d = dest.display().to_string();
+    let args = [
+        "extract",
+        &b,
+        &d,
+        "--image-name",
+        "proj/app:1",
+        "--verify",
+        "--key",
+        &key,
+    ];
+    ok(&w.env.run(&artifacts_exe(), &args, b""));
+    assert!(dest.join(util::image::HELLO_PATH).is_file());
+    let dest = w.env.path().join("refused");
+    let d = dest.display().to_string();
+    let args = [
+        "extract",
+        &b,
+        &d,
+        "--image-name",
+        "proj/other:1",
+        "--verify",
+        "--key",
+        &key,
+    ];
+    let line = error_line(&w.env.run(&artifacts_exe(), &args, b""));
+    assert!(
+        line.contains("is refused by --verify: no signature"),
+        "{line}"
+    );
+    assert!(!dest.exists(), "nothing written for a refused image");
+}
+
+#[test]
+fn pull_verify_refuses_before_writing_and_pulls_what_is_signed() {
+    let w = World::new();
+    w.copy_to(&tiny(), "proj/app:1", &[]);
+    w.sign("proj/app:1", &w.key);
+    w.copy_to(&tiny(), "proj/unsigned:1", &[]);
+    let key = w.key.public.display().to_string();
+    let pull = |reference: &str, dest: &Path, trust: &[&str]| {
+        let from = format!("http://{}/{reference}", w.reg.host);
+        let d = dest.display().to_string();
+        let mut args = vec!["--format", "json", "pull", &from, &d, "--verify"];
+        args.extend_from_slice(trust);
+        w.ours(&args)
+    };
+    let dest = w.env.path().join("signed");
+    let report: Value =
+        serde_json::from_str(&ok(&pull("proj/app:1", &dest, &["--key", &key]))).unwrap();
+    assert_eq!(report["verified"][0]["verified"], true, "{report}");
+    assert!(dest.join("index.json").is_file());
+
+    for (reference, trust, why) in [
+        (
+            "proj/unsigned:1",
+            vec!["--key", key.as_str()],
+            "no signature",
+        ),
+        (
+            "proj/app:1",
+            vec!["--key", w.other.public.to_str().unwrap()],
+            "does not verify",
+        ),
+    ] {
+        let dest = w.env.path().join("refused");
+        let err = failed(&pull(reference, &dest, &trust));
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("ERROR: "))
+            .unwrap_or_default();
+        assert!(
+            line.contains("is refused by --verify: ") && line.contains(why),
+            "{err}"
+        );
+        assert!(!dest.exists(), "{reference}: nothing written");
+    }
+    // --verify without a key or policy is a usage error.
+    let d = w.env.path().join("x").display().to_string();
+    let from = format!("http://{}/proj/app:1", w.reg.host);
+    let out = w.ours(&["pull", &from, &d, "--verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
