@@ -11,9 +11,10 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 # Packages the integration tests drive (real registry, real clients, real keyring, fish for `env --shell fish`,
 # bash (with bash-completion), zsh and fish for the completion scripts, groff and man for the man pages).
+# libssl-dev and pkg-config build sigstore-rs, the cosign implementation tests/artifacts_verify.rs checks against.
 packages=(docker-registry apache2-utils skopeo umoci podman buildah uidmap oci-image-tool
           gnome-keyring libsecret-tools dbus dbus-x11 openssl ca-certificates curl fish
-          zsh bash bash-completion groff-base man-db)
+          zsh bash bash-completion groff-base man-db libssl-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
