@@ -52,7 +52,7 @@ reproducible_tar() {
   local parent="$1" dir="$2" dest="$3"
   (cd "$parent" && tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
     --mode='u+rw,go-w,go+rX' --format=posix --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime \
-    -cf - "$dir") | gzip -n -9 > "$dest.tmp" && mv -f "$dest.tmp" "$dest"
+    -cf - "$dir") | gzip -n -6 > "$dest.tmp" && mv -f "$dest.tmp" "$dest"
 }
 
 # The highest GLIBC_x.y symbol version binary $1 references, or nothing for a static binary.
