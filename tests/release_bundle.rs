@@ -259,3 +259,30 @@ fn bundle_installs_without_cargo_upgrades_and_uninstalls() {
         assert!(!share.join(d).exists(), "left share/{d}/");
     }
 }
+
+/// release.sh refuses binaries that need a newer glibc than the baseline: this build's binaries,
+/// linked against the host's glibc, reference GLIBC_2.18 or later (Debian 12: 2.34).
+#[test]
+fn release_refuses_binaries_above_the_glibc_baseline() {
+    let env = TestEnv::new();
+    let o = Command::new("bash")
+        .arg(repo().join("scripts/release.sh"))
+        .arg("--bins")
+        .arg(bin_dir())
+        .args(["--glibc", "2.17", "--no-vendored-src", "--out"])
+        .arg(env.path().join("dist"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("bin/docker-credential-gdcloud needs GLIBC_2.")
+            && err.contains("newer than the baseline 2.17"),
+        "{err}"
+    );
+    assert!(!env.path().join("dist").read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tar.gz")));
+}
