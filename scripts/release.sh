@@ -121,8 +121,11 @@ if [ "$vendored" = 1 ]; then
   mkdir -p "$stage_root/src/$src/.cargo"
   git archive --format=tar HEAD | tar -xf - -C "$stage_root/src/$src"
   log "cargo vendor --locked"
-  (cd "$stage_root/src/$src" && cargo vendor --locked --quiet vendor > .cargo/config.toml.new) ||
-    die "cargo vendor failed (see above)"
+  # Its stdout is the configuration to use (which `--quiet` would suppress); its stderr one line a crate.
+  (cd "$stage_root/src/$src" && cargo vendor --locked vendor > .cargo/config.toml.new 2> "$stage_root/vendor.log") ||
+    { cat "$stage_root/vendor.log" >&2; die "cargo vendor failed (see above)"; }
+  grep -q '^replace-with = "vendored-sources"' "$stage_root/src/$src/.cargo/config.toml.new" ||
+    die "cargo vendor printed no source replacement for vendor/"
   mv "$stage_root/src/$src/.cargo/config.toml.new" "$stage_root/src/$src/.cargo/config.toml"
   src_tar="$out/gdcloud-kit-$version-vendored-src.tar.gz"
   reproducible_tar "$stage_root/src" "$src" "$src_tar"
