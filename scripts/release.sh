@@ -2,7 +2,7 @@
 # Builds the release artifacts for hosts without cargo or network (issue 10, item 4):
 #   dist/gdcloud-kit-VERSION-linux-ARCH.tar.gz     the five binaries, completions (bash, zsh, fish,
 #       PowerShell) and man pages the binaries generate themselves, install.sh, README.md, LICENSE
-#       (if any) and SHA256SUMS, which install.sh checks before installing
+#       (if any) and SHA256SUMS, which install.sh checks before installing; beside it its .sha256
 #   dist/gdcloud-kit-VERSION-vendored-src.tar.gz   the sources with every dependency (`cargo vendor`)
 #       and a .cargo/config.toml pointing at vendor/: `cargo build --offline --locked` builds it
 # The binaries are linked against glibc GLIBC (default 2.28: RHEL 8, Debian 10, Ubuntu 20.04 and
@@ -111,6 +111,8 @@ done
 
 bundle="$out/$name.tar.gz"
 reproducible_tar "$stage_root" "$name" "$bundle"
+# Published beside the bundle, so the download can be checked before it is unpacked.
+(cd "$out" && sha256sum "$name.tar.gz" > "$name.tar.gz.sha256")
 log "wrote $bundle ($(du -h "$bundle" | cut -f1))"
 
 # 3. The vendored sources: the commit's tree (git archive HEAD), its dependencies and the cargo

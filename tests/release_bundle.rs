@@ -152,6 +152,12 @@ fn bundle_installs_without_cargo_upgrades_and_uninstalls() {
         name.starts_with(&format!("gdcloud-kit-{version}-linux-")) && name.ends_with(".tar.gz"),
         "{name}"
     );
+    let checked = Command::new("sha256sum")
+        .args(["--check", &format!("{name}.sha256")])
+        .current_dir(tarball.parent().unwrap())
+        .output()
+        .unwrap();
+    ok(&checked);
     let dir = unpack(&tarball, &env.path().join("unpacked"));
     let shipped = files_under(&dir);
     for f in ["install.sh", "README.md", "SHA256SUMS"] {
