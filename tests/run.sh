@@ -72,5 +72,11 @@ if cargo tree -p gdcloud-kit --no-default-features -e normal --prefix none --loc
 fi
 log "cargo build (every binary and example, so the integration tests can run them)"
 cargo build --workspace --bins --examples --locked --quiet
+# The release bundle (issue 10): built with a cheap profile, its glibc baseline checked by release.sh,
+# then installed into a fresh prefix with no cargo on PATH; tests/release_bundle.rs uses it too.
+log "scripts/release.sh --profile ci-bundle"
+GDCLOUD_TEST_BUNDLE="$(CARGO_BUILD_QUIET=1 bash scripts/release.sh --profile ci-bundle --no-vendored-src --out target/dist | tail -n1)"
+export GDCLOUD_TEST_BUNDLE
+bash scripts/release/check-bundle.sh "$GDCLOUD_TEST_BUNDLE"
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast "$@"
