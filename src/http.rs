@@ -287,18 +287,64 @@ pub struct ConnectFailure {
     pub hint: &'static str,
 }
 
-/// Describes `e`, a failure to reach `url`, with the matching hint from `hints`.
+/// Describes `e`, a failure to reach `url`, with the matching hint from `hints`. A certificate
+/// failure leads with Go's words for it (`x509: certificate signed by unknown authority`): that
+/// is what the runbook's known issues, Docker and every search result say.
 pub fn connect_failure(url: &str, e: &reqwest::Error, hints: &Hints) -> ConnectFailure {
     let detail = error_chain(e);
-    let hint = match classify(&detail) {
-        Failure::Certificate => hints.certificate,
-        Failure::Unreachable => hints.unreachable,
-        Failure::Other => "",
+    let (detail, hint) = match classify(&detail) {
+        Failure::Certificate => (x509_words(&detail), hints.certificate),
+        Failure::Unreachable => (detail, hints.unreachable),
+        Failure::Other => (detail, ""),
     };
     ConnectFailure {
         url: redact_url(url),
         detail,
         hint,
+    }
+}
+
+/// A certificate failure's cause (rustls's words) prefixed with Go's `x509:` phrase for it.
+pub fn x509_words(detail: &str) -> String {
+    let lower = detail.to_ascii_lowercase();
+    // A self-signed certificate nobody trusts fails in webpki as `CaUsedAsEndEntity`; Go calls
+    // that an unknown authority too.
+    let go = if lower.contains("unknownissuer")
+        || lower.contains("unknown issuer")
+        || lower.contains("causedasendentity")
+    {
+        "x509: certificate signed by unknown authority"
+    } else if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        "x509: certificate is not valid for this host name"
+    } else if lower.contains("expired") || lower.contains("notvalidyet") {
+        "x509: certificate has expired or is not yet valid"
+    } else {
+        "x509: certificate not trusted"
+    };
+    format!("{go} ({detail})")
+}
+
+/// What a client checked a server's certificate against, for the message that says it was not
+/// trusted: the system roots and each extra CA file by path.
+pub fn checked_against(host: &str, ca_files: &[PathBuf]) -> String {
+    let mut text = format!("checked {host} against the system roots");
+    if !ca_files.is_empty() {
+        let files: Vec<String> = ca_files.iter().map(|f| f.display().to_string()).collect();
+        text.push_str(" and ");
+        text.push_str(&files.join(", "));
+    }
+    text
+}
+
+/// The `host[:port]` of `url`, for messages (the URL itself when it has no host).
+pub fn host_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => url.to_string(),
+        },
+        Err(_) => url.to_string(),
     }
 }
 
@@ -374,6 +420,22 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_failures_use_go_words() {
+        let d = "error sending request: invalid peer certificate: UnknownIssuer";
+        assert_eq!(
+            x509_words(d),
+            format!("x509: certificate signed by unknown authority ({d})")
+        );
+        assert!(x509_words("invalid peer certificate: NotValidForName")
+            .starts_with("x509: certificate is not valid for this host name"));
+        assert_eq!(host_of("https://h.io:5000/v2/"), "h.io:5000");
+        assert_eq!(
+            checked_against("h.io", &[PathBuf::from("/c/ca.crt")]),
+            "checked h.io against the system roots and /c/ca.crt"
+        );
+    }
 
     #[test]
     fn urls_are_redacted() {

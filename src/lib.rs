@@ -16,6 +16,7 @@ pub(crate) mod bounded;
 pub(crate) mod certs;
 pub mod config;
 pub mod credentials;
+pub mod debug;
 #[cfg(feature = "net")]
 pub(crate) mod docker_config;
 #[cfg(feature = "images")]
@@ -43,6 +44,8 @@ pub(crate) mod rfc3339;
 #[cfg(feature = "net")]
 pub mod s3;
 pub mod secret;
+#[cfg(feature = "net")]
+pub mod sign;
 #[cfg(feature = "images")]
 pub(crate) mod tar_limit;
 // Shared by every build; the credential helper uses only part of it.

@@ -1770,6 +1770,36 @@ fn list_versions_orders_tags_by_image_creation_and_hides_signatures() {
     assert_eq!(v["versions"].as_array().unwrap().len(), 1);
     assert_eq!(v["versions"][0]["tag"], "zeta");
 
+    // gcloud's value(): one line per version (the listing's rows are its versions).
+    assert_eq!(
+        ok(&artifacts(
+            &env,
+            &["list-versions", &repo, "--format", "value(tag)"]
+        )),
+        "zeta\nalpha\ngamma\nbeta\n"
+    );
+    assert_eq!(
+        ok(&artifacts(
+            &env,
+            &["list-versions", "--latest", &repo, "--format", "value(tag)"]
+        )),
+        "zeta\n"
+    );
+    assert_eq!(
+        ok(&artifacts(
+            &env,
+            &[
+                "list-versions",
+                &repo,
+                "--format",
+                "csv[no-heading](tag,time,digest)"
+            ]
+        ))
+        .lines()
+        .nth(1),
+        Some(format!("alpha,2026-01-03T00:00:00Z,{alpha}").as_str())
+    );
+
     // A tag is not a repository; an unknown repository is named.
     let e = error_line(&artifacts(
         &env,

@@ -869,7 +869,7 @@ fn print_identity_token_id_token_access_token_and_audience_not_granted() {
     assert_eq!(err.lines().count(), 1, "one line: {err:?}");
     assert!(
         err.contains(&format!(
-            "run: gdcloud auth login --audiences {OTHER_AUDIENCE}"
+            "run: gdcloud-auth login --audiences {OTHER_AUDIENCE}"
         )),
         "{err}"
     );
@@ -978,7 +978,7 @@ fn revoke_revokes_at_the_provider_and_get_then_says_run_login() {
     let o = env.run(AUTH, &["print-identity-token"], b"");
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("run: gdcloud auth login"),
+        stderr(&o).contains("run: gdcloud-auth login"),
         "{}",
         stderr(&o)
     );

@@ -390,3 +390,62 @@ fn concurrent_writers_lose_nothing() {
         .collect();
     assert_eq!(leftovers, ["config_default"], "temp files left behind");
 }
+
+/// A secret property's value comes from stdin (VALUE omitted or `-`), bounded; on the command
+/// line it is still taken but warned about, with the piped form that works as typed.
+#[test]
+fn secret_values_come_from_stdin_and_argv_is_warned_about() {
+    const KEY: &str = "storage/s3_secret_access_key";
+    let env = TestEnv::new();
+    let secret_of = |env: &TestEnv| {
+        let all: Value = serde_json::from_str(&ok(&run(
+            env,
+            &["list", "--show-secrets", "--format", "json"],
+        )))
+        .unwrap();
+        all["storage"]["s3_secret_access_key"].clone()
+    };
+
+    let o = run_with_stdin(cmd(&env, &["set", KEY]), b"from-stdin-1\n");
+    ok(&o);
+    assert!(!stderr(&o).contains("WARNING"), "{}", stderr(&o));
+    assert_eq!(secret_of(&env), "from-stdin-1");
+    ok(&run_with_stdin(
+        cmd(&env, &["set", KEY, "-"]),
+        b"from-stdin-2\r\n",
+    ));
+    assert_eq!(secret_of(&env), "from-stdin-2");
+
+    // Refused, not cut, past the bound; nothing written.
+    let big = vec![b'k'; 1024 * 1024 + 1];
+    let err = fails(&run_with_stdin(cmd(&env, &["set", KEY, "-"]), &big));
+    assert!(
+        err.contains("read the value of storage/s3_secret_access_key from stdin"),
+        "{err}"
+    );
+    assert_eq!(secret_of(&env), "from-stdin-2");
+    let err = fails(&run_with_stdin(cmd(&env, &["set", KEY]), b""));
+    assert!(err.contains("stdin was empty"), "{err}");
+
+    let o = run(&env, &["set", KEY, "on-argv"]);
+    ok(&o);
+    let warned = stderr(&o);
+    assert!(
+        warned.contains("WARNING: storage/s3_secret_access_key was given on the command line"),
+        "{warned}"
+    );
+    let start = warned.find("`printf").expect("the piped form") + 1;
+    let piped = &warned[start..start + warned[start..].find('`').unwrap()];
+    assert_eq!(
+        piped,
+        "printf %s \"$KEY\" | gdcloud-config set storage/s3_secret_access_key -"
+    );
+    let mut sh = env.cmd("sh");
+    sh.args(["-c", piped]).env("KEY", "piped-as-typed");
+    ok(&run_with_stdin(sh, b""));
+    assert_eq!(secret_of(&env), "piped-as-typed");
+    // A property that is no secret takes argv without a warning.
+    let o = run(&env, &["set", "storage/s3_endpoint", "https://s3.example"]);
+    ok(&o);
+    assert!(!stderr(&o).contains("WARNING"), "{}", stderr(&o));
+}

@@ -49,6 +49,18 @@ fn configure_docker_and_host_less_references_use_the_clusters_registry() {
         config.contains(&format!("\"{}\": \"gdcloud\"", harbor.host())),
         "{config}"
     );
+    // What it discovered is recorded, and it says so: later commands need no --kubeconfig for it.
+    assert!(
+        stderr(&o).contains(&format!(
+            "Set artifacts/registry to {} in configuration default (from the cluster's Harbor)",
+            harbor.host()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&env, "gdcloud-config", &["get", "artifacts/registry"]);
+    assert_eq!(ok(&o).trim(), harbor.host());
+    ok(&run(&env, AUTH, &["configure-docker"]));
 
     // list-versions of a host-less repository with Harbor's admin login from the cluster.
     let o = run(
@@ -95,9 +107,17 @@ fn without_a_harbor_cluster_the_dns_suffix_names_the_registry() {
             "configure-docker",
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
+            "--verbosity",
+            "debug",
         ],
     );
     ok(&o);
+    assert!(
+        stderr(&o)
+            .contains(": no HarborCluster; registry harbor.org.example.test from the dnsSuffix"),
+        "--verbosity debug tells what discovery found: {}",
+        stderr(&o)
+    );
     let config = std::fs::read_to_string(env.docker_config_file()).unwrap();
     assert!(
         config.contains("\"harbor.org.example.test\": \"gdcloud\""),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use gdcloud::oci::{self, Digest};
 use gdcloud::ops::extract::{run, Options};
+use gdcloud::progress::Hidden;
 
 /// A layout whose one image (ref `ref_name`) has a config of `config_size` zero bytes (sparse).
 fn layout(dir: &Path, config_size: u64, ref_name: &str) -> std::path::PathBuf {
@@ -62,11 +63,14 @@ fn a_huge_config_is_refused_quickly() {
     let tmp = tempfile::tempdir().unwrap();
     let l = layout(tmp.path(), 64 << 20, "v1");
     let started = Instant::now();
-    let err = run(&Options {
-        source: l,
-        destination: tmp.path().join("out"),
-        ..Options::default()
-    })
+    let err = run(
+        &Options {
+            source: l,
+            destination: tmp.path().join("out"),
+            ..Options::default()
+        },
+        &Hidden,
+    )
     .unwrap_err()
     .to_string();
     assert!(
@@ -87,11 +91,14 @@ fn available_ref_names_are_escaped() {
     let l = layout(tmp.path(), 2, "v1\u{1b}[2J\nfake");
     let mut source = l.into_os_string();
     source.push(":nope");
-    let err = run(&Options {
-        source: source.into(),
-        destination: tmp.path().join("out"),
-        ..Options::default()
-    })
+    let err = run(
+        &Options {
+            source: source.into(),
+            destination: tmp.path().join("out"),
+            ..Options::default()
+        },
+        &Hidden,
+    )
     .unwrap_err()
     .to_string();
     assert!(

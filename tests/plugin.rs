@@ -334,11 +334,12 @@ fn format_json_before_and_after() {
 #[test]
 fn format_rejects_unknown_value() {
     let env = TestEnv::new();
+    // yaml is a format now (issue 10); xml is not.
     let o = env.run(
         AUTH,
         &[
             "--format",
-            "yaml",
+            "xml",
             "configure-docker",
             "--registries",
             "h.example",

@@ -11,9 +11,10 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 # Packages the integration tests drive (real registry, real clients, real keyring, fish for `env --shell fish`,
 # bash (with bash-completion), zsh and fish for the completion scripts, groff and man for the man pages).
+# libssl-dev and pkg-config build sigstore-rs, the cosign implementation tests/artifacts_verify.rs checks against.
 packages=(docker-registry apache2-utils skopeo umoci podman buildah uidmap oci-image-tool
           gnome-keyring libsecret-tools dbus dbus-x11 openssl ca-certificates curl fish
-          zsh bash bash-completion groff-base man-db)
+          zsh bash bash-completion groff-base man-db libssl-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -74,5 +75,11 @@ if cargo tree -p gdcloud-kit --no-default-features -e normal --prefix none --loc
 fi
 log "cargo build (every binary and example, so the integration tests can run them)"
 cargo build --workspace --bins --examples --locked --quiet
+# The release bundle (issue 10): built with a cheap profile, its glibc baseline checked by release.sh,
+# then installed into a fresh prefix with no cargo on PATH; tests/release_bundle.rs uses it too.
+log "scripts/release.sh --profile ci-bundle"
+GDCLOUD_TEST_BUNDLE="$(CARGO_BUILD_QUIET=1 bash scripts/release.sh --profile ci-bundle --no-vendored-src --out target/dist | tail -n1)"
+export GDCLOUD_TEST_BUNDLE
+bash scripts/release/check-bundle.sh "$GDCLOUD_TEST_BUNDLE"
 log "cargo test"
 cargo test --workspace --locked --no-fail-fast "$@"

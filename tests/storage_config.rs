@@ -93,6 +93,18 @@ fn configure_writes_the_key_masked_into_the_chosen_configuration() {
             "access key unmasked: {stream}"
         );
     }
+    // Each property written is named on stderr with where its value came from.
+    let told = stderr(&out);
+    assert_contains(
+        &told,
+        &[
+            &format!(
+                "Set storage/s3_endpoint to {DEFAULT_ENDPOINT} in configuration default (from configmap gpc-system/dnssuffix)"
+            ),
+            "Set storage/s3_secret_access_key to ******** in configuration default (from secret ",
+            &format!("Set storage/s3_access_key_id to {masked} in configuration default"),
+        ],
+    );
     let file = config_file(&env, "default");
     let props = properties(&file);
     assert_eq!(props["storage/s3_access_key_id"], ACCESS_KEY);
@@ -125,6 +137,11 @@ fn configure_writes_the_key_masked_into_the_chosen_configuration() {
     assert_eq!(json["access_key_id"], masked.as_str(), "{json}");
     assert_eq!(json["configuration"], "work", "{json}");
     assert!(!stdout(&out).contains(SECRET_KEY) && !stderr(&out).contains(SECRET_KEY));
+    assert_contains(
+        &stderr(&out),
+        &["Set storage/s3_endpoint to http://127.0.0.1:9 in configuration work (from --endpoint)"],
+    );
+    assert_eq!(json["recorded"].as_array().map(Vec::len), Some(4), "{json}");
     let work = properties(&config_file(&env, "work"));
     assert_eq!(work["storage/s3_access_key_id"], ACCESS_KEY);
     assert_eq!(work["storage/s3_endpoint"], "http://127.0.0.1:9");

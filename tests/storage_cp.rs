@@ -245,6 +245,23 @@ fn small_file_round_trip_and_naming() {
         content,
         "json run"
     );
+
+    // gcloud's value(): one line per copy (the report's rows are its copies).
+    let dest = out_dir.join("value.txt");
+    let out = storage(
+        &env,
+        &[
+            "cp",
+            "--format",
+            "value(source, destination)",
+            &url(&s3, "dir/small-copy.txt"),
+            s(&dest),
+        ],
+    );
+    assert_eq!(
+        ok(&out),
+        format!("{}\t{}\n", url(&s3, "dir/small-copy.txt"), dest.display())
+    );
 }
 
 #[test]
@@ -987,7 +1004,7 @@ fn wrong_keys_and_missing_objects_are_named() {
             1,
             "{args:?}: expected one ERROR: line:\n{err}"
         );
-        assert_contains(error_lines[0], &["refused", "gdcloud storage configure"]);
+        assert_contains(error_lines[0], &["refused", "`gdcloud-storage configure`"]);
         assert!(
             !msg.contains(wrong_secret) && !msg.contains(&s3.secret_key),
             "{args:?} printed a secret:\n{msg}"
@@ -1080,6 +1097,21 @@ fn ls_plain_recursive_and_json() {
         "the common prefix dir/sub/ is missing: {json}"
     );
     assert!(!strings.iter().any(|s| s.ends_with("b.txt")), "{json}");
+
+    // gcloud's csv(): one row per object, sorted by key.
+    assert_eq!(
+        ok(&storage(
+            &env,
+            &[
+                "ls",
+                "-r",
+                "--format",
+                "csv(key:sort=1,size)",
+                &format!("s3://{}", s3.bucket),
+            ],
+        )),
+        "key,size\ndir/a.txt,3\ndir/sub/b.txt,1234\ntop.txt,5\n"
+    );
 
     // An empty prefix lists nothing and succeeds; a missing bucket is an error naming it.
     let empty = ok(&storage(&env, &["ls", &url(&s3, "nothing-here/")]));

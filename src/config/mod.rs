@@ -99,11 +99,21 @@ impl std::fmt::Display for Property {
 /// The gdcloud configuration directory.
 pub fn config_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("GDCLOUD_CONFIG").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        crate::debug::log(format_args!(
+            "configuration directory {} (from GDCLOUD_CONFIG)",
+            dir.display()
+        ));
+        return Ok(dir);
     }
-    dirs::config_dir()
+    let dir = dirs::config_dir()
         .map(|d| d.join("gdcloud"))
-        .ok_or(Error::NoConfigDir)
+        .ok_or(Error::NoConfigDir)?;
+    crate::debug::log(format_args!(
+        "configuration directory {} (the default)",
+        dir.display()
+    ));
+    Ok(dir)
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {
@@ -130,9 +140,20 @@ impl Config {
     pub fn load_from(dir: PathBuf, flag: Option<&str>) -> Result<Config> {
         let name = named::selected(&dir, flag)?;
         let path = file_for(&dir, &name);
+        crate::debug::log(format_args!(
+            "configuration {name} ({}) from {}",
+            path.display(),
+            named::selected_by(flag)
+        ));
         let doc = match fs::read_to_string(&path) {
             Ok(text) => Document::parse(&text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Document::default(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                crate::debug::log(format_args!(
+                    "{} does not exist: no properties set",
+                    path.display()
+                ));
+                Document::default()
+            }
             Err(source) => {
                 return Err(Error::Io {
                     action: "read",

@@ -31,6 +31,17 @@ pub fn selected(dir: &Path, flag: Option<&str>) -> Result<String> {
     Ok(name)
 }
 
+/// Which of [`selected`]'s sources chose the configuration, for `--verbosity debug`.
+pub fn selected_by(flag: Option<&str>) -> String {
+    if flag.is_some_and(|f| !f.is_empty()) {
+        "--configuration".to_string()
+    } else if std::env::var(ACTIVE_ENV).is_ok_and(|n| !n.is_empty()) {
+        ACTIVE_ENV.to_string()
+    } else {
+        "active_config (else default)".to_string()
+    }
+}
+
 /// The configuration `active_config` names (what `configurations activate` changes), else `default`.
 pub fn activated(dir: &Path) -> Result<String> {
     Ok(read_active(dir)?.unwrap_or_else(|| DEFAULT_NAME.to_string()))

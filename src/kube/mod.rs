@@ -22,6 +22,18 @@ pub enum Error {
         path: Option<PathBuf>,
         reason: String,
     },
+    #[error("the kubeconfig{} has no context {}: {}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default(), crate::text::Escaped(.context), if available.is_empty() { "it has none; get one with `gdcloud clusters get-credentials`".to_string() } else { format!("pass --context with one of: {}", available.iter().map(|c| crate::text::escape(c).into_owned()).collect::<Vec<_>>().join(", ")) })]
+    UnknownContext {
+        path: Option<PathBuf>,
+        context: String,
+        available: Vec<String>,
+    },
+    #[error("cluster {cluster}: {detail}; checked {server} against the certificate-authority of cluster {cluster} in the kubeconfig (else the system roots): get a fresh kubeconfig (`gdcloud clusters get-credentials`) or fix its certificate-authority-data")]
+    Trust {
+        cluster: String,
+        server: String,
+        detail: String,
+    },
     #[error("cluster {cluster} rejected the credentials of {user} (401): run the login / `gdcloud clusters get-credentials` step again")]
     Unauthorized { cluster: String, user: String },
     #[error("cluster {cluster}: {user} cannot {verb} {resource} in namespace {namespace} (403){}", role.map(|r| format!("; ask the Security Admin for the {r} role in that namespace")).unwrap_or_default())]
@@ -104,6 +116,8 @@ pub struct Cluster {
     /// The kubeconfig's cluster name (else the server URL).
     pub name: String,
     pub user: String,
+    /// The API server's `host:port`, for messages.
+    pub server: String,
 }
 
 pub async fn connect(opts: &Options) -> Result<Cluster> {
@@ -126,15 +140,11 @@ pub async fn connect(opts: &Options) -> Result<Cluster> {
         .and_then(|n| kubeconfig.contexts.iter().find(|c| &c.name == n))
         .and_then(|c| c.context.clone());
     if let (Some(want), None) = (&opts.context, &context) {
-        let names: Vec<&str> = kubeconfig
-            .contexts
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        return Err(kc_err(format!(
-            "no context {want:?} (there is: {})",
-            names.join(", ")
-        )));
+        return Err(Error::UnknownContext {
+            path: opts.kubeconfig.clone(),
+            context: want.clone(),
+            available: kubeconfig.contexts.iter().map(|c| c.name.clone()).collect(),
+        });
     }
     let cluster_name = context
         .as_ref()
@@ -157,8 +167,14 @@ pub async fn connect(opts: &Options) -> Result<Cluster> {
     } else {
         cluster_name
     };
+    let server = crate::http::host_of(&config.cluster_url.to_string());
     let client = kube::Client::try_from(config).map_err(|e| kc_err(e.to_string()))?;
-    Ok(Cluster { client, name, user })
+    Ok(Cluster {
+        client,
+        name,
+        user,
+        server,
+    })
 }
 
 impl Cluster {
@@ -197,10 +213,30 @@ impl Cluster {
                     detail: status.message.clone(),
                 },
             },
-            other => Error::Api {
-                cluster: self.name.clone(),
-                detail: other.to_string(),
-            },
+            other => {
+                let mut detail = other.to_string();
+                let mut cause = std::error::Error::source(&other);
+                while let Some(c) = cause {
+                    let text = c.to_string();
+                    if !detail.contains(&text) {
+                        detail.push_str(": ");
+                        detail.push_str(&text);
+                    }
+                    cause = c.source();
+                }
+                if crate::http::classify(&detail) == crate::http::Failure::Certificate {
+                    Error::Trust {
+                        cluster: self.name.clone(),
+                        server: self.server.clone(),
+                        detail: crate::http::x509_words(&detail),
+                    }
+                } else {
+                    Error::Api {
+                        cluster: self.name.clone(),
+                        detail,
+                    }
+                }
+            }
         }
     }
 

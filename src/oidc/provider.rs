@@ -85,13 +85,22 @@ async fn error_text(resp: reqwest::Response) -> String {
 
 pub(crate) fn connect_error(url: &str, e: &reqwest::Error) -> Error {
     const HINTS: http::Hints = http::Hints {
-        certificate: "; trust the provider's CA with --login-config-cert FILE",
+        certificate: "",
         unreachable: "",
     };
     let f = http::connect_failure(url, e, &HINTS);
+    let hint = if http::classify(&f.detail) == http::Failure::Certificate {
+        format!(
+            "; checked {} against the system roots and the CA in {} (if set): trust the provider's CA with --login-config-cert FILE",
+            http::host_of(url),
+            super::CERT_PROPERTY
+        )
+    } else {
+        String::new()
+    };
     Error::Connect {
         url: f.url,
-        detail: f.detail + f.hint,
+        detail: f.detail + &hint,
     }
 }
 

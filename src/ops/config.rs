@@ -33,6 +33,57 @@ pub struct Change {
     pub overridden_by: Option<String>,
 }
 
+/// Whether `property` holds a secret (its value belongs on stdin, never in argv).
+pub fn is_secret(property: &str) -> bool {
+    properties::resolve(property).is_ok_and(|k| k.secret)
+}
+
+/// A value piped in for `set PROPERTY -`: at most a token's size (more is refused, not cut), UTF-8,
+/// one line end dropped, not empty.
+pub fn read_value(r: impl std::io::Read) -> std::io::Result<String> {
+    let bytes = crate::bounded::read(r, crate::bounded::TOKEN, "the value on stdin")?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "the value is not UTF-8")
+    })?;
+    let value = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if value.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stdin was empty; pipe the value in, e.g. `printf %s \"$VALUE\" | gdcloud config set PROPERTY -`",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A property another command wrote from what it discovered (`configure-docker` the cluster's
+/// registry, `storage configure` the bucket key's secret), so later commands need no flag for it
+/// and the user learns where the value came from. Secret values are never held here.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recorded {
+    pub configuration: String,
+    pub property: String,
+    /// The value as shown ([`MASK`] for a secret).
+    pub value: String,
+    /// Where the value was read (`the cluster's HarborCluster`, `secret NS/NAME`).
+    pub source: String,
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Set {} to {} in configuration {} (from {})",
+            self.property,
+            crate::text::Escaped(&self.value),
+            self.configuration,
+            self.source
+        )
+    }
+}
+
 /// A property's value as our tools would read it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Value {

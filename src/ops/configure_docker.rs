@@ -121,6 +121,9 @@ pub struct Report {
     /// The registry the cluster named, when none was given or configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovered: Option<String>,
+    /// The property written with what was discovered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<super::config::Recorded>,
 }
 
 /// Resolves the registries: the flag's hosts, else `artifacts/registry`.
@@ -312,6 +315,16 @@ pub async fn run(config: &mut Config, opts: &Options) -> Result<Report, Error> {
         ..opts.clone()
     };
     let mut report = configure(config, &opts)?;
+    // Remembered so later host-less commands need no --kubeconfig to find the registry again.
+    if !opts.dry_run {
+        config.set(REGISTRY_PROPERTY, &host)?;
+        report.recorded = Some(super::config::Recorded {
+            configuration: config.name().to_string(),
+            property: REGISTRY_PROPERTY.to_string(),
+            value: host.clone(),
+            source: "the cluster's Harbor".to_string(),
+        });
+    }
     report.discovered = Some(host);
     Ok(report)
 }
@@ -355,5 +368,6 @@ fn configure(config: &mut Config, opts: &Options) -> Result<Report, Error> {
         warnings,
         dry_run: opts.dry_run,
         discovered: None,
+        recorded: None,
     })
 }

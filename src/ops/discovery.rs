@@ -50,6 +50,10 @@ pub async fn registry(cluster: &Cluster) -> Result<String, Error> {
                 .and_then(|v| v.as_str())
             {
                 if let Ok(host) = crate::host::registry_host(url) {
+                    crate::debug::log(format_args!(
+                        "cluster {}: registry {host} from HarborCluster {HARBOR_NAMESPACE}/harbor",
+                        cluster.name
+                    ));
                     return Ok(host);
                 }
             }
@@ -59,7 +63,13 @@ pub async fn registry(cluster: &Cluster) -> Result<String, Error> {
     }
     // A dnsSuffix that is not a DNS name is an error, never a host taken from it.
     match cluster.dns_suffix().await? {
-        Some(suffix) => Ok(format!("harbor.{suffix}")),
+        Some(suffix) => {
+            crate::debug::log(format_args!(
+                "cluster {}: no HarborCluster; registry harbor.{suffix} from the dnsSuffix",
+                cluster.name
+            ));
+            Ok(format!("harbor.{suffix}"))
+        }
         None => Err(Error::NoRegistry(cluster.name.clone())),
     }
 }
@@ -93,6 +103,7 @@ pub async fn default_registry_for(
     cluster: &k8s::Options,
 ) -> Result<Option<String>, Error> {
     if let Some(r) = config.get(REGISTRY_PROPERTY) {
+        crate::debug::log(format_args!("registry {r} from {REGISTRY_PROPERTY}"));
         return Ok(Some(r));
     }
     // A path (spelled as one, or existing) needs no registry: the op says what is wrong with it.

@@ -8,6 +8,7 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -18,6 +19,7 @@ use crate::oci::ANNOTATION_SOURCE;
 /// How layers are applied (`LayerOptions::rootless()` for images you do not trust).
 pub use crate::extract::Options as LayerOptions;
 use crate::oci::{self, AnyManifest, Compression, Descriptor, ImageConfig, Manifest, Platform};
+use crate::progress::{BlobProgress, Progress};
 use crate::{bounded, text};
 
 #[derive(Debug, thiserror::Error)]
@@ -178,11 +180,31 @@ fn choose_manifest(image: &LocalImage, opts: &Options) -> Result<(Descriptor, Ma
     }
 }
 
+/// A layer's reader that moves its progress bar by the (compressed) bytes read.
+struct Counted {
+    inner: Box<dyn Read + Send>,
+    bar: Arc<dyn BlobProgress>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.bar.done();
+        } else {
+            self.bar.inc(n as u64);
+        }
+        Ok(n)
+    }
+}
+
 fn layers<'a>(
     image: &'a LocalImage,
     m: &'a Manifest,
     diff_ids: &'a [oci::Digest],
+    progress: &'a dyn Progress,
 ) -> impl Iterator<Item = Result<Layer<Box<dyn Read + Send>>, extract::Error>> + 'a {
+    progress.expect(m.layers.iter().map(|d| d.size).sum());
     m.layers.iter().enumerate().map(move |(i, d)| {
         let reader = image
             .blobs
@@ -192,15 +214,25 @@ fn layers<'a>(
                 action: "open the layer",
                 source: std::io::Error::other(e.to_string()),
             })?;
+        let hex = d.digest.to_string();
+        let short = hex.strip_prefix("sha256:").unwrap_or(&hex);
+        let bar = progress.blob(&short[..short.len().min(12)], d.size);
         Ok(Layer {
             descriptor: d.clone(),
             diff_id: diff_ids.get(i).cloned(),
-            reader,
+            reader: Box::new(Counted { inner: reader, bar }) as Box<dyn Read + Send>,
         })
     })
 }
 
-pub fn run(opts: &Options) -> Result<Report, Error> {
+/// Extracts as `opts` says, reporting the layers read through `progress` (which it finishes).
+pub fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
+    let result = extract_with(opts, progress);
+    progress.finish();
+    result
+}
+
+fn extract_with(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
     let (path, name) = super::split_source_name(&opts.source, opts.image_name.as_deref());
     let image = open_source(&path, name.as_deref())?;
     let (desc, manifest) = choose_manifest(&image, opts)?;
@@ -216,7 +248,7 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
         written: Vec::new(),
     };
     if !is_image(&manifest) {
-        return write_artifact(opts, &image, &manifest, report);
+        return write_artifact(opts, &image, &manifest, report, progress);
     }
     let config_bytes = {
         // A config is JSON of a few KiB: a huge one is refused before it is read into memory.
@@ -229,11 +261,11 @@ pub fn run(opts: &Options) -> Result<Report, Error> {
     let diff_ids = &config.rootfs.diff_ids;
     if opts.docker_executable {
         let image = (&image, &desc, &manifest);
-        return write_archive(opts, image, &config_bytes, diff_ids, report);
+        return write_archive(opts, image, &config_bytes, diff_ids, report, progress);
     }
     let stats = extract::unpack_rootfs(
         &opts.destination,
-        layers(&image, &manifest, diff_ids),
+        layers(&image, &manifest, diff_ids, progress),
         &opts.extract,
     )?;
     report.files = stats.files;
@@ -250,6 +282,7 @@ fn write_artifact(
     image: &LocalImage,
     manifest: &Manifest,
     mut report: Report,
+    progress: &dyn Progress,
 ) -> Result<Report, Error> {
     if opts.docker_executable {
         return Err(Error::NotAnImage(opts.source.display().to_string()));
@@ -261,7 +294,8 @@ fn write_artifact(
     {
         return Err(Error::NoFiles(opts.source.display().to_string()));
     }
-    let written = extract::write_artifact_files(&opts.destination, layers(image, manifest, &[]))?;
+    let written =
+        extract::write_artifact_files(&opts.destination, layers(image, manifest, &[], progress))?;
     report.mode = "artifact";
     report.files = written.len() as u64;
     report.written = written;
@@ -276,6 +310,7 @@ fn write_archive(
     config_bytes: &[u8],
     diff_ids: &[oci::Digest],
     mut report: Report,
+    progress: &dyn Progress,
 ) -> Result<Report, Error> {
     let target = archive_path(&opts.destination, desc);
     if target.exists() {
@@ -299,7 +334,7 @@ fn write_archive(
         tmp.as_file(),
         &tags,
         config_bytes,
-        layers(image, manifest, diff_ids),
+        layers(image, manifest, diff_ids, progress),
         &dir,
     )?;
     tmp.as_file().sync_all().map_err(|source| Error::Io {

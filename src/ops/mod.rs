@@ -28,6 +28,8 @@ pub mod storage_cp;
 pub mod storage_ls;
 #[cfg(feature = "net")]
 pub mod tree;
+#[cfg(feature = "net")]
+pub mod verify;
 
 /// The configuration every op reads (and some write): gdcloud's properties.
 pub use crate::config::Config;

@@ -59,6 +59,14 @@ pub enum Error {
     },
     #[error("nested index {0} is not supported; pull the child index by digest")]
     NestedIndex(Digest),
+    #[error(transparent)]
+    Verify(#[from] crate::ops::verify::Error),
+    #[error("{image}@{digest} is refused by --verify: {reason}; nothing was written")]
+    Refused {
+        image: String,
+        digest: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -70,6 +78,9 @@ pub struct Options {
     pub platform: Option<Platform>,
     pub concurrency: usize,
     pub client: ClientOptions,
+    /// `--verify`: the image's cosign signatures must satisfy this key or policy before
+    /// anything is written.
+    pub verify: Option<crate::ops::verify::Trust>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,6 +99,9 @@ pub struct Report {
     pub blobs_present: usize,
     /// Layers hosted elsewhere (`urls`), not copied, as skopeo does by default.
     pub foreign_layers_skipped: usize,
+    /// With `--verify`: the signature verdicts (all accepted, or nothing was pulled).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<crate::ops::verify::Verdict>,
 }
 
 fn platforms_of(index: &oci::Index) -> String {
@@ -114,11 +128,16 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
     // Refuse a non-empty DESTINATION before any network traffic; create it only once the source
     // is known to exist.
     Layout::check_for_pull(&opts.destination, &reference.to_string())?;
+    let policy = opts.verify.as_ref().map(|t| t.load()).transpose()?;
     let client = Client::connect_for(&reference, &opts.client).await?;
     let repo = reference.repository.as_str();
     let top = client
         .get_manifest(repo, &reference.manifest_reference())
         .await?;
+    let verified = match &policy {
+        Some(p) => check_signatures(&client, &reference, &top, p, opts).await?,
+        None => Vec::new(),
+    };
     let layout = Layout::create_for_pull(&opts.destination, &reference.to_string())?;
 
     let mut chosen = resolve(&client, &reference, &top, opts).await?;
@@ -150,7 +169,33 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
         bytes_downloaded: downloaded,
         blobs_present: present,
         foreign_layers_skipped: plan.foreign,
+        verified,
     })
+}
+
+/// `--verify`: judges what is pulled (the index, or with `--platform` the image picked from it)
+/// before DESTINATION is created; the first refusal is the error.
+async fn check_signatures(
+    client: &Client,
+    reference: &Reference,
+    top: &Fetched,
+    policy: &crate::sign::Policy,
+    opts: &Options,
+) -> Result<Vec<crate::ops::verify::Verdict>, Error> {
+    let selection = crate::ops::verify::Selection {
+        platform: opts.platform.clone(),
+        all_platforms: false,
+    };
+    let verdicts =
+        crate::ops::verify::check_registry(client, reference, top, policy, &selection).await?;
+    if let Some(v) = verdicts.iter().find(|v| !v.verified) {
+        return Err(Error::Refused {
+            image: v.image.clone(),
+            digest: v.digest.clone(),
+            reason: v.reason.clone(),
+        });
+    }
+    Ok(verdicts)
 }
 
 /// Which manifest becomes the layout's root, and the image manifests pulled with it.

@@ -93,6 +93,8 @@ pub struct Report {
     pub access_key_id: String,
     pub endpoint: String,
     pub ca_file: Option<PathBuf>,
+    /// Each property written and where its value came from (the secret key masked).
+    pub recorded: Vec<super::config::Recorded>,
 }
 
 /// `AKIA…WXYZ` → `****************WXYZ`. The key comes from a Kubernetes secret, so the part
@@ -237,7 +239,46 @@ pub async fn configure(config: &mut Config, opts: &Options) -> Result<Report, Er
     }
     let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
     config.set_many(&refs)?;
+    let from_secret = format!("secret {namespace}/{secret}");
+    let endpoint_source = match &opts.endpoint {
+        Some(_) => "--endpoint".to_string(),
+        None => format!(
+            "configmap {}/{}",
+            kube::DNS_SUFFIX_NAMESPACE,
+            kube::DNS_SUFFIX_CONFIGMAP
+        ),
+    };
+    let mut shown = vec![
+        (
+            ACCESS_KEY_PROPERTY,
+            mask(&s.access_key_id),
+            from_secret.clone(),
+        ),
+        (
+            SECRET_KEY_PROPERTY,
+            super::config::MASK.to_string(),
+            from_secret,
+        ),
+        (ENDPOINT_PROPERTY, s.endpoint.clone(), endpoint_source),
+    ];
+    if let Some(ca) = &s.ca_file {
+        shown.push((
+            CA_PROPERTY,
+            ca.display().to_string(),
+            "--ca-cert-path".into(),
+        ));
+    }
+    let recorded = shown
+        .into_iter()
+        .map(|(property, value, source)| super::config::Recorded {
+            configuration: config.name().to_string(),
+            property: property.to_string(),
+            value,
+            source,
+        })
+        .collect();
     Ok(Report {
+        recorded,
         configuration: config.name().to_string(),
         file: config.path(),
         secret,

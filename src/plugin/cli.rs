@@ -10,19 +10,14 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 
-use super::output::{Format, Output, Verbosity};
+use super::format::Format;
+use super::output::{Output, Verbosity};
 use crate::config::Config;
 use crate::http::TlsOptions;
 use crate::oci::Platform;
 use crate::registry::auth::Credentials;
 use crate::registry::ClientOptions;
 use crate::secret::Secret;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FormatArg {
-    Text,
-    Json,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum VerbosityArg {
@@ -55,9 +50,11 @@ pub struct GlobalArgs {
         hide_env = true
     )]
     pub configuration: Option<String>,
-    /// Output format of results on stdout.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    pub format: FormatArg,
+    /// Output format of results on stdout: text (the default), json, yaml, none, or gcloud's
+    /// projections table(KEY,…), value(KEY,…), csv(KEY,…), e.g. 'value(tag)',
+    /// 'csv[no-heading](name,is_active)', 'table(name, tags.list():label=TAGS)'.
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = FormatParser, default_value = "text")]
+    pub format: Format,
     /// Disable progress and status messages; never prompt.
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
@@ -71,6 +68,9 @@ pub struct GlobalArgs {
 
 impl GlobalArgs {
     pub fn output(&self) -> Output {
+        if self.verbosity == VerbosityArg::Debug {
+            crate::debug::set_sink(|line| eprintln!("DEBUG: {line}"));
+        }
         let verbosity = match self.verbosity {
             VerbosityArg::Debug => Verbosity::Debug,
             VerbosityArg::Info => Verbosity::Info,
@@ -80,13 +80,38 @@ impl GlobalArgs {
             VerbosityArg::None => Verbosity::None,
         };
         Output {
-            format: match self.format {
-                FormatArg::Text => Format::Text,
-                FormatArg::Json => Format::Json,
-            },
+            format: self.format.clone(),
             quiet: self.quiet,
             verbosity,
         }
+    }
+}
+
+/// `--format`: parsed by [`Format::parse`] (its error names what is accepted); the format names
+/// are offered to shell completion.
+#[derive(Debug, Clone, Copy)]
+struct FormatParser;
+
+impl clap::builder::TypedValueParser for FormatParser {
+    type Value = Format;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Format, clap::Error> {
+        let parse = |s: &str| Format::parse(s).map_err(|e| e.to_string());
+        parse.parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let names = ["text", "json", "yaml", "none", "table", "value", "csv"];
+        Some(Box::new(
+            names.into_iter().map(clap::builder::PossibleValue::new),
+        ))
     }
 }
 
@@ -343,7 +368,8 @@ pub enum Builtin {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print this program's name and version (`--format json`: {"version", "binary"}).
+    /// Print this program's name and version (`--format json`: {"version", "binary"};
+    /// `--format 'value(version)'`: the version alone).
     Version,
     /// Write man pages (this program's and one per command) into DIR and print their paths;
     /// what install.sh installs.
@@ -370,14 +396,11 @@ impl Builtin {
                 let cmd = C::command();
                 let binary = cmd.get_bin_name().unwrap_or_else(|| cmd.get_name());
                 let out = global.output();
-                if out.format == Format::Json {
-                    out.json(&VersionInfo {
-                        version: crate::VERSION,
-                        binary,
-                    })?;
-                } else {
-                    out.line(&format!("{binary} {}", crate::VERSION))?;
-                }
+                let info = VersionInfo {
+                    version: crate::VERSION,
+                    binary,
+                };
+                out.result(&info, || out.line(&format!("{binary} {}", crate::VERSION)))?;
             }
             Builtin::Man { dir } => {
                 let out = global.output();
@@ -427,7 +450,10 @@ pub fn main(run: impl FnOnce() -> anyhow::Result<ExitCode>) -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("ERROR: {}", one_line(&e));
+            eprintln!(
+                "ERROR: {}",
+                super::Invocation::current().spell(&one_line(&e))
+            );
             ExitCode::FAILURE
         }
     }

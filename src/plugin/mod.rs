@@ -7,6 +7,9 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod format;
+#[cfg(feature = "cli")]
 pub mod output;
 #[cfg(feature = "cli")]
 pub mod progress;
@@ -19,7 +22,10 @@ use serde::Serialize;
 
 /// Outside text (keys, names, media types) made safe for a terminal.
 pub use crate::text::Escaped;
-pub use output::{Format, Output};
+#[cfg(feature = "cli")]
+pub use format::Format;
+#[cfg(feature = "cli")]
+pub use output::Output;
 
 /// The metadata schema a host understands.
 pub const SCHEMA_VERSION: &str = "0.1.0";
@@ -80,6 +86,64 @@ where
     cmd
 }
 
+/// Our command groups, each also a binary `gdcloud-<group>`.
+const GROUPS: [&str; 4] = ["auth", "storage", "artifacts", "config"];
+
+/// How this process was started: `gdcloud-<group>` typed by the user (argv[0]), or by a gdcloud
+/// host, which always passes the active configuration down (see [`command`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invocation {
+    /// `gdcloud <group> …`: hints keep the host's spelling.
+    Host,
+    /// `gdcloud-<group> …`: hints name the plugin binaries.
+    Direct,
+}
+
+impl Invocation {
+    /// Decided once per process from argv[0] and the host's variable; the core never asks.
+    pub fn current() -> Invocation {
+        static CURRENT: std::sync::OnceLock<Invocation> = std::sync::OnceLock::new();
+        *CURRENT.get_or_init(|| {
+            let argv0 = std::env::args_os().next().unwrap_or_default();
+            Invocation::from(
+                Path::new(&argv0).file_name().unwrap_or_default(),
+                std::env::var_os("GDCLOUD_ACTIVE_CONFIG_NAME").is_some(),
+            )
+        })
+    }
+
+    fn from(program: &OsStr, host_vars: bool) -> Invocation {
+        let direct = program
+            .to_str()
+            .and_then(|p| p.strip_prefix("gdcloud-"))
+            .is_some_and(|g| GROUPS.contains(&g));
+        if direct && !host_vars {
+            Invocation::Direct
+        } else {
+            Invocation::Host
+        }
+    }
+
+    /// `text` with each quoted command (`` `gdcloud storage configure` ``) spelled the way this
+    /// process was run, so a hint works as typed: `` `gdcloud-storage configure` `` when the user
+    /// ran the plugin binary. The core writes the host's spelling once; this is the only rewrite.
+    pub fn spell(self, text: &str) -> String {
+        if self == Invocation::Host {
+            return text.to_string();
+        }
+        let mut out = text.to_string();
+        for g in GROUPS {
+            for before in ["`", "run: ", "| "] {
+                out = out.replace(
+                    &format!("{before}gdcloud {g} "),
+                    &format!("{before}gdcloud-{g} "),
+                );
+            }
+        }
+        out
+    }
+}
+
 /// Every `gdcloud-*` plugin a host would find, first occurrence of each name winning.
 pub fn list(config_dir: &Path) -> Vec<(String, PathBuf)> {
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -104,4 +168,26 @@ pub fn list(config_dir: &Path) -> Vec<(String, PathBuf)> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_are_spelled_as_the_user_ran_the_tool() {
+        let hint = "run `gdcloud storage configure` or `gdcloud config set a/b V`; `gdcloud clusters x`; run: gdcloud auth login";
+        let direct = Invocation::from(OsStr::new("gdcloud-artifacts"), false);
+        assert_eq!(direct, Invocation::Direct);
+        assert_eq!(
+            direct.spell(hint),
+            "run `gdcloud-storage configure` or `gdcloud-config set a/b V`; `gdcloud clusters x`; run: gdcloud-auth login"
+        );
+        let host = Invocation::from(OsStr::new("gdcloud-artifacts"), true);
+        assert_eq!(host.spell(hint), hint);
+        assert_eq!(
+            Invocation::from(OsStr::new("docker-credential-gdcloud"), false),
+            Invocation::Host
+        );
+    }
 }

@@ -1,16 +1,11 @@
-//! Where a plugin's words go: results on stdout (text or JSON), progress and warnings on stderr, so
-//! `gdcloud-x … | grep` and `--format json | jq` see only results.
+//! Where a plugin's words go: results on stdout (in the `--format` asked for), progress and
+//! warnings on stderr, so `gdcloud-x … | grep` and `--format json | jq` see only results.
 
 use std::io::{self, IsTerminal, Write};
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    #[default]
-    Text,
-    Json,
-}
+use super::format::{Format, Kind};
 
 /// gcloud's verbosity levels; `warning` is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -46,16 +41,49 @@ pub struct Output {
 }
 
 impl Output {
-    /// A result line for people (text format only; JSON callers use [`Output::json`]).
+    /// A result line for people (the text format; other formats go through [`Output::result`]).
     pub fn line(&self, text: &str) -> io::Result<()> {
         let mut out = io::stdout().lock();
         writeln!(out, "{text}")
     }
 
-    pub fn json<T: Serialize>(&self, value: &T) -> io::Result<()> {
+    /// Prints a command's result in the `--format` asked for: `text` runs the command's own
+    /// drawing, every other format comes from `value`; for `table`, `value` and `csv` the rows are
+    /// the elements of `value` when it is a list, else `value` itself.
+    pub fn result<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        text: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.print(value, None, text)
+    }
+
+    /// [`Output::result`] for a result object that wraps its resources in the list `field`
+    /// (`{"versions": […], …}`): `value(tag)` prints one line per element of it, while `json`
+    /// and `yaml` still print the whole object.
+    pub fn resources<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        field: &str,
+        text: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.print(value, Some(field), text)
+    }
+
+    fn print<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        field: Option<&str>,
+        text: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.format.kind == Kind::Text {
+            return text();
+        }
+        let value = serde_json::to_value(value).map_err(io::Error::other)?;
+        let printed = self.format.render(&value, field).unwrap_or_default();
         let mut out = io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, value)?;
-        writeln!(out)
+        out.write_all(printed.as_bytes())?;
+        out.flush()
     }
 
     /// A status message on stderr, silenced by `--quiet`.
@@ -68,7 +96,7 @@ impl Output {
     /// A warning on stderr; only `--verbosity error` or higher hides it.
     pub fn warn(&self, text: &str) {
         if self.verbosity <= Verbosity::Warning {
-            eprintln!("WARNING: {text}");
+            eprintln!("WARNING: {}", super::Invocation::current().spell(text));
         }
     }
 

@@ -76,12 +76,14 @@ pub struct Client {
     pub(super) creds: Found,
     pub(super) state: Mutex<AuthState>,
     pub(super) log_http: bool,
+    /// The CA files trusted besides the system roots, named when a certificate is refused.
+    pub(super) ca_files: Vec<std::path::PathBuf>,
 }
 
 /// The body of a registry error answer, for messages: `{"errors":[{"code","message"}]}`. Only
 /// its first [`bounded::ERROR_BODY`] bytes are read, and the text is escaped: it is the
 /// registry's, and it ends up on a terminal.
-async fn error_message(resp: Response) -> String {
+pub(super) async fn error_message(resp: Response) -> String {
     let status = resp.status();
     let body = bounded::response_prefix(resp, bounded::ERROR_BODY).await;
     describe_error_body(status, &body)
@@ -136,6 +138,15 @@ impl Client {
             },
             None => auth::lookup(registry)?,
         };
+        crate::debug::log(format_args!(
+            "registry {registry}: {} from {}",
+            match &creds.credentials {
+                Credentials::Anonymous => "anonymous (no credentials)",
+                Credentials::Basic { .. } => "a username and password",
+                Credentials::IdentityToken(_) => "an identity token",
+            },
+            creds.source
+        ));
         let mut schemes = vec!["https"];
         if opts.plain_http {
             schemes = vec!["http"];
@@ -164,11 +175,12 @@ impl Client {
                 creds: creds.clone(),
                 state: Mutex::new(AuthState::default()),
                 log_http: tls.log_http,
+                ca_files: tls.ca_files.clone(),
             };
             match (client.ping().await, first_err.take()) {
                 (Ok(()), _) => return Ok(client),
                 // A certificate problem is the answer: falling back to plain HTTP would hide it.
-                (Err(e @ Error::Connect { hint, .. }), None) if hint.contains("CA") => {
+                (Err(e @ Error::Connect { .. }), None) if matches!(&e, Error::Connect { hint, .. } if hint.contains("CA")) => {
                     return Err(e)
                 }
                 // A server that never finishes the TLS handshake may be plain HTTP that waits for

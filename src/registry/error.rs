@@ -10,7 +10,7 @@ pub enum Error {
     Connect {
         url: String,
         detail: String,
-        hint: &'static str,
+        hint: String,
     },
     #[error("{registry} refused the credentials for {what} (401); tried {tried}. Log in with `docker login {registry}` (or `gdcloud auth login`), or pass --username with --password-stdin")]
     Unauthorized {
@@ -24,8 +24,21 @@ pub enum Error {
         what: String,
         tried: String,
     },
-    #[error("manifest unknown: {0}: check the repository and tag (gdcloud artifacts list-versions REPO lists the tags)")]
-    ManifestUnknown(String),
+    /// The repository exists but not the tag or digest: its tags are the next step.
+    #[error("manifest unknown: {repository}{}{reference}: check the tag (`gdcloud artifacts list-versions {registry}/{repository}` lists the tags)", if reference.contains(':') { "@" } else { ":" })]
+    ManifestUnknown {
+        registry: String,
+        repository: String,
+        reference: String,
+    },
+    /// No such repository: listing its tags would fail the same way, so the spelling is the step.
+    #[error("manifest unknown: {what} (no repository {repository} on {registry}): check the project and repository spelling, HOST/PROJECT/REPO as the registry (Harbor: the project's Repositories page) shows it")]
+    RepositoryUnknown {
+        registry: String,
+        repository: String,
+        /// What was asked for (`proj/none:v1`, `proj/none`).
+        what: String,
+    },
     #[error(
         "blob unknown: {digest} in {repository}: the registry lost it or the manifest is broken"
     )]
@@ -93,16 +106,32 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Describes a transport failure with a hint: certificate problems point at the CA options.
-pub fn connect_error(url: &str, e: &reqwest::Error) -> Error {
+/// Describes a transport failure with a hint. An untrusted certificate names what it was checked
+/// against (`ca_files`: `--ca-cert-path` and the host's `certs.d` files) and a command that works
+/// as typed once FILE is the registry's CA.
+pub fn connect_error(url: &str, e: &reqwest::Error, ca_files: &[std::path::PathBuf]) -> Error {
     const HINTS: crate::http::Hints = crate::http::Hints {
-        certificate: "; trust the registry's CA with --ca-cert-path FILE or `gdcloud auth configure-docker --config-cert --ca-cert-path FILE` (--insecure skips verification)",
+        certificate: "",
         unreachable: "; check the registry address and that it is running",
     };
     let f = crate::http::connect_failure(url, e, &HINTS);
+    let hint = if crate::http::classify(&f.detail) == crate::http::Failure::Certificate {
+        certificate_hint(&crate::http::host_of(url), ca_files)
+    } else {
+        f.hint.to_string()
+    };
     Error::Connect {
         url: f.url,
         detail: f.detail,
-        hint: f.hint,
+        hint,
     }
+}
+
+/// What to do about a registry certificate nobody vouched for: install its CA for every tool
+/// (`configure-docker --config-cert`, which needs the registry named), or pass it once.
+fn certificate_hint(host: &str, ca_files: &[std::path::PathBuf]) -> String {
+    format!(
+        "; {}: trust the registry's CA with `gdcloud auth configure-docker --config-cert --ca-cert-path FILE --registries {host}` (installs certs.d/{host}/ca.crt) or pass --ca-cert-path FILE (--insecure skips verification)",
+        crate::http::checked_against(host, ca_files)
+    )
 }

@@ -155,9 +155,11 @@ async fn fetch_page(
     match resp.status() {
         s if s.is_success() => {}
         StatusCode::NOT_FOUND => {
-            return Err(Error::ManifestUnknown(format!(
-                "{name} (no such Harbor repository)"
-            )))
+            return Err(Error::RepositoryUnknown {
+                registry: client.registry().to_string(),
+                repository: name.to_string(),
+                what: name.to_string(),
+            })
         }
         _ => return Err(client.fail("GET", url, what, resp).await),
     }

@@ -93,10 +93,27 @@ impl Client {
             if reference.contains(':') { "@" } else { ":" }
         );
         if resp.status() == StatusCode::NOT_FOUND {
-            return Err(Error::ManifestUnknown(format!(
-                "{repo}{}{reference}",
-                if reference.contains(':') { "@" } else { ":" }
-            )));
+            // A registry may say NAME_UNKNOWN for a repository that does not exist; Distribution 3
+            // says MANIFEST_UNKNOWN either way, so its tags list (404 without the repository) tells.
+            let message = super::client::error_message(resp).await;
+            let no_repository = message.contains("NAME_UNKNOWN")
+                || matches!(self.tags(repo).await, Err(Error::RepositoryUnknown { .. }));
+            return Err(if no_repository {
+                Error::RepositoryUnknown {
+                    registry: self.registry.clone(),
+                    repository: repo.to_string(),
+                    what: format!(
+                        "{repo}{}{reference}",
+                        if reference.contains(':') { "@" } else { ":" }
+                    ),
+                }
+            } else {
+                Error::ManifestUnknown {
+                    registry: self.registry.clone(),
+                    repository: repo.to_string(),
+                    reference: reference.to_string(),
+                }
+            });
         }
         if !resp.status().is_success() {
             return Err(self.fail("GET", &url, &what, resp).await);
@@ -199,9 +216,11 @@ impl Client {
                 )
                 .await?;
             if resp.status() == StatusCode::NOT_FOUND {
-                return Err(Error::ManifestUnknown(format!(
-                    "{repo} (no such repository)"
-                )));
+                return Err(Error::RepositoryUnknown {
+                    registry: self.registry.clone(),
+                    repository: repo.to_string(),
+                    what: repo.to_string(),
+                });
             }
             if !resp.status().is_success() {
                 return Err(self

@@ -160,7 +160,7 @@ impl CredentialPolicy {
             .map(|mut seen| seen.insert(key))
             .unwrap_or(true);
         if first {
-            eprintln!("DEBUG: {line}");
+            crate::debug::log(format_args!("{line}"));
         }
     }
 }

@@ -55,7 +55,8 @@ pub(crate) async fn read_body(
         .map_err(|e| match e {
             bounded::BodyError::TooLarge(t) => Error::Bounded(t),
             bounded::BodyError::Transport(e) if e.is_timeout() => deadline::too_long(method, &url),
-            bounded::BodyError::Transport(e) => connect_error(&url, &e),
+            // The answer's headers came, so the handshake (and any certificate) was already accepted.
+            bounded::BodyError::Transport(e) => connect_error(&url, &e, &[]),
         })
 }
 
@@ -96,7 +97,15 @@ impl Client {
                 Ok(resp) => {
                     self.log_answer(&method, &url, &resp);
                     if retryable(resp.status()) && attempt + 1 < ATTEMPTS {
-                        tokio::time::sleep(backoff(attempt, retry_after(&resp))).await;
+                        let wait = backoff(attempt, retry_after(&resp));
+                        crate::debug::log(format_args!(
+                            "{method} {}: HTTP {} (attempt {} of {ATTEMPTS}); retrying in {} ms",
+                            http::redact_url(url.as_str()),
+                            resp.status().as_u16(),
+                            attempt + 1,
+                            wait.as_millis()
+                        ));
+                        tokio::time::sleep(wait).await;
                         attempt += 1;
                         continue;
                     }
@@ -109,9 +118,17 @@ impl Client {
                     // A refused connection or a TLS failure will not heal by retrying.
                     let permanent = crate::http::is_permanent(&e);
                     if permanent || attempt + 1 >= ATTEMPTS {
-                        return Err(connect_error(url.as_str(), &e));
+                        return Err(connect_error(url.as_str(), &e, &self.ca_files));
                     }
-                    tokio::time::sleep(backoff(attempt, None)).await;
+                    let wait = backoff(attempt, None);
+                    crate::debug::log(format_args!(
+                        "{method} {}: {} (attempt {} of {ATTEMPTS}); retrying in {} ms",
+                        http::redact_url(url.as_str()),
+                        http::error_chain(&e),
+                        attempt + 1,
+                        wait.as_millis()
+                    ));
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
             }
@@ -194,7 +211,7 @@ impl Client {
             if small && e.is_timeout() && !e.is_connect() {
                 deadline::too_long(method.as_str(), url.as_str())
             } else {
-                connect_error(url.as_str(), &e)
+                connect_error(url.as_str(), &e, &self.ca_files)
             }
         })?;
         self.log_answer(&method, &url, &resp);

@@ -40,6 +40,8 @@ enum Command {
     Tree(commands::tree::Args),
     /// List a repository's tags, newest first (Harbor push time, else image creation time).
     ListVersions(commands::list_versions::Args),
+    /// Check an image's cosign signatures offline against a public key or a policy.json.
+    Verify(commands::verify::Args),
     #[command(flatten)]
     Builtin(cli::Builtin),
 }
@@ -60,6 +62,9 @@ fn run() -> Result<ExitCode> {
         }
         Command::ListVersions(args) => {
             cli::runtime()?.block_on(commands::list_versions::run(&cli.global, &out, args))
+        }
+        Command::Verify(args) => {
+            cli::runtime()?.block_on(commands::verify::run(&cli.global, &out, args))
         }
         Command::Builtin(builtin) => Ok(builtin.run::<Cli>(ABOUT, &cli.global)?),
     }

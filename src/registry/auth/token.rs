@@ -268,7 +268,7 @@ impl Client {
                 if e.is_timeout() && !e.is_connect() {
                     deadline::too_long("POST", url.as_str())
                 } else {
-                    connect_error(url.as_str(), &e)
+                    connect_error(url.as_str(), &e, &self.ca_files)
                 }
             })?;
         self.log_answer(&Method::POST, url, &resp);

@@ -3,13 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use gdcloud::ops::extract::{self, LayerOptions, Options};
-use gdcloud::plugin::cli::{parse_platform, GlobalArgs};
-use gdcloud::plugin::{Format, Output};
+use gdcloud::ops::verify;
+use gdcloud::plugin::cli::{self, parse_platform, GlobalArgs};
+use gdcloud::plugin::{progress, Output};
+
+use super::verify::TrustArgs;
 
 #[derive(Debug, clap::Args)]
 #[command(
+    group = clap::ArgGroup::new("trust").args(["key", "policy"]).requires("verify"),
     after_help = "Examples:\n  gdcloud artifacts extract app-1.0 app-1.0-extracted                 # root filesystem, as umoci unpack\n  gdcloud artifacts extract bundle app-rootfs --image-name 1.0          # one image of a layout\n  gdcloud artifacts extract app-1.0 app-1.0.tar --docker-executable     # for docker/podman load\n  gdcloud artifacts extract untrusted-1.0 rootfs --rootless             # no owners, devices, setuid\n\nDESTINATION must be empty or absent. Layers that try to write outside it are refused."
 )]
 pub struct Args {
@@ -31,9 +35,18 @@ pub struct Args {
     /// attributes (file capabilities) are dropped too.
     #[arg(long, conflicts_with = "docker_executable")]
     rootless: bool,
+    /// Check the image's cosign signatures in SOURCE (its sha256-<digest>.sig entry, with --key
+    /// or --policy) before anything is written.
+    #[arg(long, requires = "trust")]
+    verify: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
-pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
+pub fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
+    if args.verify {
+        check_signatures(global, out, &args)?;
+    }
     let opts = Options {
         source: args.source.clone(),
         destination: args.destination.clone(),
@@ -46,18 +59,23 @@ pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
             LayerOptions::default()
         },
     };
-    let report = extract::run(&opts).with_context(|| {
+    let bars = progress::new(out.progress_enabled(), "extract");
+    let report = extract::run(&opts, &*bars).with_context(|| {
         format!(
             "extract {} {}",
             args.source.display(),
             args.destination.display()
         )
     })?;
-    if out.format == Format::Json {
-        out.json(&report)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    out.line(&report.destination.display().to_string())?;
+    out.result(&report, || {
+        out.line(&report.destination.display().to_string())?;
+        status(out, &report);
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(out: &Output, report: &extract::Report) {
     match report.mode {
         "artifact" => out.status(&format!("Wrote {} artifact files", report.files)),
         "docker-archive" => out.status(&format!(
@@ -76,5 +94,36 @@ pub fn run(_global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCode> {
             report.bytes
         )),
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `--verify`: every verdict on SOURCE's image must be an acceptance, before DESTINATION is
+/// touched.
+fn check_signatures(global: &GlobalArgs, out: &Output, args: &Args) -> Result<()> {
+    let config = global.config()?;
+    let opts = verify::Options {
+        source: args.source.display().to_string(),
+        image_name: args.image_name.clone(),
+        default_registry: config.get(gdcloud::ops::discovery::REGISTRY_PROPERTY),
+        selection: verify::Selection {
+            platform: args.platform.clone(),
+            all_platforms: false,
+        },
+        client: Default::default(),
+        trust: args.trust.trust().expect("clap requires --key or --policy"),
+    };
+    let report = cli::runtime()?
+        .block_on(verify::run(&opts))
+        .with_context(|| format!("verify {}", args.source.display()))?;
+    if let Some(v) = report.refused().next() {
+        bail!(
+            "{}@{} is refused by --verify: {}; nothing was written",
+            v.image,
+            v.digest,
+            v.reason
+        );
+    }
+    for v in &report.verdicts {
+        out.status(&format!("Verified {}@{}: {}", v.image, v.digest, v.reason));
+    }
+    Ok(())
 }

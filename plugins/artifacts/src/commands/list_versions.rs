@@ -1,5 +1,6 @@
 //! `gdcloud artifacts list-versions REPOSITORY`: flags → `ops::list_versions::Options`; tags one per
-//! line (with `--latest`, just the newest) or JSON.
+//! line (with `--latest`, just the newest), or the listing in any `--format`, whose rows are the
+//! versions (`--format 'value(tag)'`).
 
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ use anyhow::{Context, Result};
 use gdcloud::ops::discovery;
 use gdcloud::ops::list_versions::{self, Api, Options};
 use gdcloud::plugin::cli::{self, GlobalArgs, KubeArgs, RegistryArgs};
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum ApiArg {
@@ -80,11 +81,10 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         }
         listing.versions.truncate(1);
     }
-    if out.format == Format::Json {
-        out.json(&listing)?;
-    } else if args.latest {
-        out.line(&listing.versions[0].tag)?;
-    } else {
+    out.resources(&listing, "versions", || {
+        if args.latest {
+            return out.line(&listing.versions[0].tag);
+        }
         for v in &listing.versions {
             out.line(&format!(
                 "{}\t{}\t{}",
@@ -93,6 +93,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
                 v.digest
             ))?;
         }
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,3 +5,4 @@ pub mod list_versions;
 pub mod pull;
 pub mod push;
 pub mod tree;
+pub mod verify;

@@ -8,10 +8,13 @@ use gdcloud::ops::discovery;
 use gdcloud::ops::pull::{self, Options};
 use gdcloud::plugin::cli::{self, parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::progress;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
+
+use super::verify::TrustArgs;
 
 #[derive(Debug, clap::Args)]
 #[command(
+    group = clap::ArgGroup::new("trust").args(["key", "policy"]).requires("verify"),
     after_help = "Examples:\n  gdcloud artifacts pull harbor.example.com/project/app:1.0 app-1.0\n  gdcloud artifacts pull --single-manifest-repo --platform linux/amd64 project/app:1.0 app-1.0\n\nDESTINATION must be empty or absent; an interrupted pull resumes when run again with the same arguments."
 )]
 pub struct Args {
@@ -28,6 +31,11 @@ pub struct Args {
     /// Blobs downloaded at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// Check the image's cosign signatures (with --key or --policy) before anything is written.
+    #[arg(long, requires = "trust")]
+    verify: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
     #[command(flatten)]
     registry: RegistryArgs,
     /// The cluster that names the registry for references without a host, when
@@ -52,14 +60,20 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         platform: args.platform.clone(),
         concurrency: args.concurrency.into(),
         client: args.registry.client_options(global)?,
+        verify: if args.verify {
+            args.trust.trust()
+        } else {
+            None
+        },
     };
     let bars = progress::new(out.progress_enabled(), "pull");
     let report = pull::run(&opts, &*bars)
         .await
         .with_context(|| format!("pull {} {}", args.source, args.destination.display()))?;
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else {
+    out.result(&report, || {
+        for v in &report.verified {
+            out.status(&format!("Verified {}@{}: {}", v.image, v.digest, v.reason));
+        }
         out.line(&format!("{} {}", report.reference, report.digest))?;
         out.status(&format!(
             "Pulled {} into {} ({} blobs, {} bytes downloaded{})",
@@ -73,6 +87,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
                 String::new()
             }
         ));
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,7 @@ use gdcloud::ops::discovery;
 use gdcloud::ops::push::{self, LayerCompression, Options};
 use gdcloud::plugin::cli::{self, parse_platform, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::progress;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -80,9 +80,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let report = push::run(&opts, &*bars)
         .await
         .with_context(|| format!("push {} {}", args.source.display(), args.destination))?;
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else {
+    out.result(&report, || {
         out.line(&format!("{} {}", report.destination, report.digest))?;
         out.status(&format!(
             "Pushed {}: {} blobs uploaded ({} bytes, {} layers compressed), {} already there, {} mounted",
@@ -93,6 +91,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
             report.blobs_skipped,
             report.blobs_mounted
         ));
-    }
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use gdcloud::ops::discovery;
 use gdcloud::ops::tree::{self, Node, Options};
 use gdcloud::plugin::cli::{self, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::Escaped;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -86,12 +86,19 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let images = tree::run(&opts)
         .await
         .with_context(|| format!("tree {}", args.oci_bundle))?;
-    if out.format == Format::Json {
-        out.json(&images)?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    out.result(&images, || {
+        for line in lines(&images) {
+            out.line(&line)?;
+        }
+        Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The tree for people: each image's `REPOSITORY:TAG` line, then its nodes.
+fn lines(images: &[tree::Image]) -> Vec<String> {
     let mut lines = Vec::new();
-    for image in &images {
+    for image in images {
         match &image.tag {
             Some(t) => lines.push(format!("{}:{}", Escaped(&image.repository), Escaped(t))),
             // No repository name here: an untagged entry must not match the runbook's grep.
@@ -99,8 +106,5 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         }
         draw(&image.root, "", true, &mut lines);
     }
-    for l in lines {
-        out.line(&l)?;
-    }
-    Ok(ExitCode::SUCCESS)
+    lines
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::configure_docker::{self, Change, Options, Report};
 use gdcloud::plugin::cli::{GlobalArgs, KubeArgs};
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -62,19 +62,18 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     if let Some(host) = &report.discovered {
         out.status(&format!("Using the cluster's registry {host}"));
     }
+    if let Some(recorded) = &report.recorded {
+        out.status(&recorded.to_string());
+    }
     for w in &report.warnings {
         out.warn(&w.to_string());
     }
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else {
-        render(out, &report)?;
-    }
+    out.result(&report, || render(out, &report))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The report as lines: one per change (or "already configured"), then the audience and the CAs.
-fn render(out: &Output, report: &Report) -> Result<()> {
+fn render(out: &Output, report: &Report) -> std::io::Result<()> {
     let verb = if report.dry_run {
         "would use"
     } else {

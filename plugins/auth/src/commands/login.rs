@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use gdcloud::ops::login::{self, Interaction, Options};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -83,10 +83,8 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let report = login::run(&mut config, &opts, &Terminal)
         .await
         .context("login")?;
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else {
-        out.line(&format!("You are now logged in as [{}].", report.account))?;
-    }
+    out.result(&report, || {
+        out.line(&format!("You are now logged in as [{}].", report.account))
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::identity_token::{self, Freshness, Options, DEFAULT_MARGIN};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(
@@ -35,20 +35,17 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let token = identity_token::run(&config, &opts)
         .await
         .context("print-identity-token")?;
-    if out.format == Format::Json {
-        #[derive(serde::Serialize)]
-        struct Shown<'a> {
-            token: &'a str,
-            account: &'a str,
-            expires_at: u64,
-        }
-        out.json(&Shown {
-            token: token.token.expose(),
-            account: &token.account,
-            expires_at: token.expires_at,
-        })?;
-    } else {
-        out.line(token.token.expose())?;
+    #[derive(serde::Serialize)]
+    struct Shown<'a> {
+        token: &'a str,
+        account: &'a str,
+        expires_at: u64,
     }
+    let shown = Shown {
+        token: token.token.expose(),
+        account: &token.account,
+        expires_at: token.expires_at,
+    };
+    out.result(&shown, || out.line(shown.token))?;
     Ok(ExitCode::SUCCESS)
 }

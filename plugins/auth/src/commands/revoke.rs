@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::revoke;
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -19,10 +19,9 @@ pub async fn run(global: &GlobalArgs, out: &Output, _args: Args) -> Result<ExitC
     if let Some(w) = &report.warning {
         out.warn(w);
     }
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else if let Some(a) = &report.account {
-        out.line(&format!("Revoked credentials for [{a}]."))?;
-    }
+    out.result(&report, || match &report.account {
+        Some(a) => out.line(&format!("Revoked credentials for [{a}].")),
+        None => Ok(()),
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use gdcloud::ops::config::{Activated, Configurations, Listing};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::{Escaped, Format, Output};
+use gdcloud::plugin::{Escaped, Output};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -45,17 +45,13 @@ pub fn run(global: &GlobalArgs, out: &Output, command: Command) -> Result<ExitCo
         Command::Activate { name } => report_activated(out, &configurations.activate(&name)?),
         Command::List => {
             let all = configurations.configurations(flag)?;
-            match out.format {
-                Format::Json => out.json(&all)?,
-                Format::Text => out.line(render_table(&all).trim_end())?,
-            }
+            out.result(&all, || out.line(render_table(&all).trim_end()))?;
         }
         Command::Describe { name } => {
             let listing = configurations.describe(flag, &name)?;
-            match out.format {
-                Format::Json => out.json(&listing)?,
-                Format::Text => out.line(render_description(&listing).trim_end())?,
-            }
+            out.result(&listing, || {
+                out.line(render_description(&listing).trim_end())
+            })?;
         }
         Command::Delete { name } => {
             configurations.delete(flag, &name)?;

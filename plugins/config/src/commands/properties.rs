@@ -3,18 +3,21 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
-use gdcloud::ops::config::{Change, Configurations, ListOptions};
+use std::io::IsTerminal;
+
+use anyhow::{bail, Context, Result};
+use gdcloud::ops::config::{self, Change, Configurations, ListOptions};
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = super::properties_help())]
 pub struct SetArgs {
     /// SECTION/PROPERTY, e.g. artifacts/registry.
     pub property: String,
-    /// The value (one line).
-    pub value: String,
+    /// The value (one line). Omitted or `-`: read from stdin, the way to give a secret
+    /// (storage/s3_secret_access_key), which on the command line other users could see.
+    pub value: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,11 +45,30 @@ pub struct ListArgs {
 }
 
 pub fn set(global: &GlobalArgs, out: &Output, args: SetArgs) -> Result<ExitCode> {
-    let change = Configurations::open()?.set(
-        global.configuration.as_deref(),
-        &args.property,
-        &args.value,
-    )?;
+    let value = match args.value.as_deref() {
+        None | Some("-") => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                out.status(&format!(
+                    "Enter the value of {} and press Ctrl-D:",
+                    args.property
+                ));
+            }
+            config::read_value(stdin.lock())
+                .with_context(|| format!("read the value of {} from stdin", args.property))?
+        }
+        Some(v) => {
+            if config::is_secret(&args.property) {
+                out.warn(&format!(
+                    "{} was given on the command line, where other users (ps) and the shell history see it; pipe it in instead: `printf %s \"$KEY\" | gdcloud config set {} -`",
+                    args.property, args.property
+                ));
+            }
+            v.to_string()
+        }
+    };
+    let change =
+        Configurations::open()?.set(global.configuration.as_deref(), &args.property, &value)?;
     out.status(&format!("Updated property [{}].", change.property));
     warn_overridden(out, &change);
     Ok(ExitCode::SUCCESS)
@@ -73,10 +95,7 @@ pub fn get(global: &GlobalArgs, out: &Output, args: GetArgs) -> Result<ExitCode>
     if let Some(var) = &v.from_env {
         out.debug(&format!("{} comes from {var}", v.property));
     }
-    match out.format {
-        Format::Json => out.json(value)?,
-        Format::Text => out.line(value)?,
-    }
+    out.result(value, || out.line(value))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -86,19 +105,17 @@ pub fn list(global: &GlobalArgs, out: &Output, args: ListArgs) -> Result<ExitCod
         show_secrets: args.show_secrets,
     };
     let listing = Configurations::open()?.list(global.configuration.as_deref(), opts)?;
-    match out.format {
-        Format::Json => out.json(&listing.properties)?,
-        Format::Text => {
-            let text = super::render_sections(&listing.properties);
-            if !text.is_empty() {
-                out.line(text.trim_end())?;
-            }
-            out.status(&format!(
-                "\nYour active configuration is: [{}]",
-                listing.name
-            ));
+    out.result(&listing.properties, || {
+        let text = super::render_sections(&listing.properties);
+        if !text.is_empty() {
+            out.line(text.trim_end())?;
         }
-    }
+        out.status(&format!(
+            "\nYour active configuration is: [{}]",
+            listing.name
+        ));
+        Ok(())
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

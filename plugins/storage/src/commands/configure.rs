@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use gdcloud::ops::storage_config;
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 use super::source::ClusterArgs;
 
@@ -23,9 +23,10 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let report = storage_config::configure(&mut config, &args.cluster.options())
         .await
         .context("configure")?;
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else {
+    for recorded in &report.recorded {
+        out.status(&recorded.to_string());
+    }
+    out.result(&report, || {
         out.line(&format!(
             "Configured S3 access in configuration [{}] from secret {}/{}: access key {}, endpoint {}{}",
             report.configuration,
@@ -34,7 +35,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
             report.access_key_id,
             report.endpoint,
             report.ca_file.as_ref().map(|c| format!(", CA {}", c.display())).unwrap_or_default()
-        ))?;
-    }
+        ))
+    })?;
     Ok(ExitCode::SUCCESS)
 }

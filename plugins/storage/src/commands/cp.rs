@@ -8,7 +8,7 @@ use gdcloud::ops::storage_cp::{self, Options};
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::progress::{self, BlobProgress, Progress};
 use gdcloud::plugin::Escaped;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 use std::sync::Arc;
 
 use super::source::ClusterArgs;
@@ -80,9 +80,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         }
         Err(e) => return Err(anyhow::Error::new(e).context("cp")),
     };
-    if out.format == Format::Json {
-        out.json(&report)?;
-    } else {
+    out.resources(&report, "copied", || {
         for item in &report.copied {
             // Keys come from the server: control characters in them are made visible.
             out.line(&format!(
@@ -91,7 +89,8 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
                 Escaped(&item.destination)
             ))?;
         }
-    }
+        Ok(())
+    })?;
     for item in &report.copied {
         if let Some(r) = &item.resumed {
             out.status(&format!(

@@ -9,7 +9,7 @@ use gdcloud::ops::storage_config::{
     self, environment, fish_quote, powershell_quote, sh_quote, STALE_VARIABLES,
 };
 use gdcloud::plugin::cli::GlobalArgs;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 use super::source::ClusterArgs;
 
@@ -44,17 +44,19 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         .await
         .context("env")?;
     let vars = environment(&settings);
-    if out.format == Format::Json {
-        let map: serde_json::Map<String, serde_json::Value> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
-            .collect();
-        out.json(&map)?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let map: serde_json::Map<String, serde_json::Value> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+        .collect();
+    out.result(&map, || exports(out, args.shell, &vars))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The exports in the syntax of `shell`.
+fn exports(out: &Output, shell: ShellKind, vars: &[(&str, String)]) -> std::io::Result<()> {
     // Stale variables first, so the shell ends up with exactly the settings printed.
     for k in STALE_VARIABLES {
-        let line = match args.shell {
+        let line = match shell {
             ShellKind::Sh => format!("unset {k}"),
             ShellKind::Fish => format!("set -e {k}"),
             ShellKind::Powershell => {
@@ -63,13 +65,13 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         };
         out.line(&line)?;
     }
-    for (k, v) in &vars {
-        let line = match args.shell {
+    for (k, v) in vars {
+        let line = match shell {
             ShellKind::Sh => format!("export {k}={}", sh_quote(v)),
             ShellKind::Fish => format!("set -gx {k} {}", fish_quote(v)),
             ShellKind::Powershell => format!("$env:{k} = {}", powershell_quote(v)),
         };
         out.line(&line)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -7,7 +7,7 @@ use gdcloud::ops::storage_config;
 use gdcloud::ops::storage_ls;
 use gdcloud::plugin::cli::GlobalArgs;
 use gdcloud::plugin::Escaped;
-use gdcloud::plugin::{Format, Output};
+use gdcloud::plugin::Output;
 
 use super::source::ClusterArgs;
 
@@ -46,11 +46,13 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         out.status(&super::cp::region_note(r));
     }
     let listed = listed.entries;
-    if out.format == Format::Json {
-        out.json(&listed)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    for l in &listed {
+    out.result(&listed, || draw(out, &listed))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `aws s3 ls`'s layout: buckets with their dates, `PRE` prefixes, objects with date and size.
+fn draw(out: &Output, listed: &[storage_ls::Listed]) -> std::io::Result<()> {
+    for l in listed {
         if l.bucket {
             out.line(&format!(
                 "{:>20} {}",
@@ -68,5 +70,5 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
             ))?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
