@@ -2,7 +2,7 @@
 # End-to-end demo of the operator runbook (README: "Runbook steps and the commands that replace
 # them") with gdcloud-kit, on real local servers: a real kube-apiserver + etcd (holding the
 # bucket key Secret, the `dnssuffix` ConfigMap and
-# the HarborCluster `harbor` whose .spec.externalURL is the local registry), s3s-fs holding the image
+# the HarborCluster `harbor` whose .spec.externalURL is the local registry), Garage (one node) holding the image
 # tarball `g/oracle_db.tar` in bucket BUCKET, and a Distribution registry standing in for Harbor with
 # Docker token auth, as Harbor has (its tokens come from the tests' token server, run as
 # examples/token-server.rs). Every step is printed as the operator would type it; no secret is
@@ -10,7 +10,7 @@
 #
 #   scripts/runbook-demo.sh
 #
-# Installs what it needs (Debian packages; kube-apiserver and s3s-fs via scripts/testenv/, cached),
+# Installs what it needs (Debian packages; kube-apiserver and Garage via scripts/testenv/, cached),
 # builds the workspace and the token server (`cargo build --release --locked --workspace`, then
 # `--example token-server`) unless GDCLOUD_BIN_DIR names a directory holding the binaries (and the
 # token server in its examples/, as `cargo build --examples` leaves it), runs everything in a temp dir
@@ -50,9 +50,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 KUBE_APISERVER="$(bash "$REPO/scripts/testenv/kube-apiserver.sh" | tail -n1)" ||
   die "scripts/testenv/kube-apiserver.sh failed"
-S3S_FS="$(bash "$REPO/scripts/testenv/s3s-fs.sh" | tail -n1)" || die "scripts/testenv/s3s-fs.sh failed"
+GARAGE="$(bash "$REPO/scripts/testenv/garage.sh" | tail -n1)" || die "scripts/testenv/garage.sh failed"
 [ -x "$KUBE_APISERVER" ] || die "no kube-apiserver binary ($KUBE_APISERVER)"
-[ -x "$S3S_FS" ] || die "no s3s-fs binary ($S3S_FS)"
+[ -x "$GARAGE" ] || die "no garage binary ($GARAGE)"
 
 if [ -n "${GDCLOUD_BIN_DIR:-}" ]; then
   BIN_DIR="$(cd "$GDCLOUD_BIN_DIR" && pwd)" || die "GDCLOUD_BIN_DIR=$GDCLOUD_BIN_DIR is not a directory"
@@ -79,8 +79,9 @@ REPORT_DIR="${DEMO_REPORT_DIR:-}"
 
 # Secrets: from the environment (the test passes its own) or fresh random ones.
 rand() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
-ACCESS_KEY="${DEMO_ACCESS_KEY:-DEMOKEY$(rand | cut -c1-12 | tr a-f A-F)}"
-SECRET_KEY="${DEMO_SECRET_KEY:-demo-secret-$(rand)}"
+# Garage's key format: GK + 24 hex digits, and a 64-digit hex secret.
+ACCESS_KEY="${DEMO_ACCESS_KEY:-GK$(rand)}"
+SECRET_KEY="${DEMO_SECRET_KEY:-$(rand)$(rand)$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')}"
 REG_USER="demo"
 REG_PASSWORD="${DEMO_REGISTRY_PASSWORD:-demo-pass-$(rand)}"
 
@@ -203,8 +204,8 @@ kc() { kubectl --kubeconfig "$KUBECFG" "$@"; }
 kube_ready() { [ "$(kc get --raw=/readyz 2>/dev/null)" = ok ]; }
 wait_for kube-apiserver 90 kube_ready
 
-# --- s3s-fs with the image tarball in the bucket -----------------------------------------------------
-# The runbook's BUCKET placeholder: S3 bucket names are lower case (s3s-fs refuses `BUCKET`).
+# --- Garage (one node) with the image tarball in the bucket -------------------------------------------
+# The runbook's BUCKET placeholder: S3 bucket names are lower case (Garage refuses `BUCKET`).
 BUCKET="${DEMO_BUCKET:-oracle-images}"
 info "building the image tarball (umoci + skopeo)"
 B="$S/image"
@@ -217,18 +218,30 @@ mkdir -p "$B/bundle/rootfs/opt/oracle"
 printf 'Oracle Database 19c demo image (gdcloud-kit runbook demo)\n' >"$B/bundle/rootfs/opt/oracle/VERSION"
 umoci repack --image "$B/layout:19c" "$B/bundle" >/dev/null
 umoci config --image "$B/layout:19c" --config.cmd /bin/sh --os linux --architecture amd64 >/dev/null
-mkdir -p "$S/s3/$BUCKET/g"
 skopeo --insecure-policy copy -q "oci:$B/layout:19c" \
-  "docker-archive:$S/s3/$BUCKET/g/oracle_db.tar:proj/oracle_db:19c" >/dev/null ||
+  "docker-archive:$B/oracle_db.tar:proj/oracle_db:19c" >/dev/null ||
   die "skopeo copy to docker-archive failed"
 
-info "starting s3s-fs and the registry"
+info "starting Garage and the registry"
 S3_PORT=$(free_port)
+S3_RPC_PORT=$(free_port)
 S3_URL="http://127.0.0.1:$S3_PORT"
-RUST_LOG=info NO_COLOR=1 start s3s-fs "$S3S_FS" --host 127.0.0.1 --port "$S3_PORT" \
-  --access-key "$ACCESS_KEY" --secret-key "$SECRET_KEY" "$S/s3"
-s3_up() { curl -s --max-time 2 -o /dev/null "$S3_URL/"; }
-wait_for s3s-fs 15 s3_up
+mkdir -p "$S/s3/meta" "$S/s3/data"
+printf '%s\n' "metadata_dir = \"$S/s3/meta\"" "data_dir = \"$S/s3/data\"" 'db_engine = "sqlite"' \
+  'replication_factor = 1' "rpc_bind_addr = \"127.0.0.1:$S3_RPC_PORT\"" \
+  "rpc_public_addr = \"127.0.0.1:$S3_RPC_PORT\"" "rpc_secret = \"$(rand)$(rand)$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')\"" \
+  '' '[s3_api]' "api_bind_addr = \"127.0.0.1:$S3_PORT\"" 's3_region = "us-east-1"' >"$S/s3/garage.toml"
+# The key and the bucket are made at start (--default-bucket); the key never reaches argv.
+GARAGE_DEFAULT_ACCESS_KEY="$ACCESS_KEY" GARAGE_DEFAULT_SECRET_KEY="$SECRET_KEY" GARAGE_DEFAULT_BUCKET="$BUCKET" \
+  RUST_LOG=warn NO_COLOR=1 start garage "$GARAGE" -c "$S/s3/garage.toml" server --single-node --default-bucket
+# curl signs with SigV4; its --user reads the key pair from a 0600 config file, not from argv.
+( umask 077; printf 'user = "%s:%s"\n' "$ACCESS_KEY" "$SECRET_KEY" >"$S/s3/curl.conf" )
+s3_curl() { curl -sS -f --max-time 60 -K "$S/s3/curl.conf" --aws-sigv4 "aws:amz:us-east-1:s3" \
+  -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"; }
+s3_up() { s3_curl -o /dev/null "$S3_URL/$BUCKET?list-type=2&max-keys=1" 2>/dev/null; }
+wait_for garage 30 s3_up
+s3_curl -o /dev/null -T "$B/oracle_db.tar" "$S3_URL/$BUCKET/g/oracle_db.tar" ||
+  die "could not put g/oracle_db.tar into the bucket"
 
 # --- Distribution registry standing in for Harbor (token auth) -----------------------------------
 # The token server (as `start`, but the password goes on stdin, never in argv) writes its signing key
@@ -346,7 +359,7 @@ run() { show "$*"; "$@" || die "step '$STEP' failed: $*"; }
 step() { STEP="$1"; printf '\n==== %s ====\n' "$1"; }
 K="$KUBECFG"
 
-printf '\n# gdcloud-kit runbook demo: kube-apiserver %s, s3s-fs %s, registry %s (Harbor stand-in, token auth)\n' \
+printf '\n# gdcloud-kit runbook demo: kube-apiserver %s, Garage %s, registry %s (Harbor stand-in, token auth)\n' \
   "$KUBE_SERVER" "$S3_URL" "$REG_HOST"
 printf '# every server runs on loopback in %s; no secret is shown below.\n' "${DEMO}"
 

@@ -46,18 +46,17 @@ fi
 # give each test its own.
 unset DBUS_SESSION_BUS_ADDRESS DOCKER_CONFIG REGISTRY_AUTH_FILE GDCLOUD_CONFIG GDCLOUD_ACTIVE_CONFIG_NAME
 
-# >>> testenv: real kube-apiserver + etcd and S3 servers (Garage; s3s-fs) -- owned by scripts/testenv/ >>>
+# >>> testenv: real kube-apiserver + etcd and S3 server (Garage) -- owned by scripts/testenv/ >>>
 # The scripts are idempotent and cache what they build under ~/.cache/gdcloud-kit (cold: kube-apiserver
-# ~5 min, Garage ~13 min, s3s-fs ~4 min; warm: well under a second). Each prints its binary's path as its
-# last line; tests/util/{kube,garage}.rs start one per test from these paths (they run the scripts
-# themselves if unset). The storage tests run on Garage; s3s-fs is left to the runbook demo.
+# ~5 min, Garage ~13 min; warm: well under a second). Each prints its binary's path as its last line;
+# tests/util/{kube,garage}.rs start one per test from these paths (they run the scripts themselves if
+# unset). The storage tests and the runbook demo run on Garage; scripts/testenv/s3s-fs.sh is kept
+# only for `scripts/bench/storage.sh --server s3s-fs`.
 log "scripts/testenv/kube-apiserver.sh"
 GDCLOUD_TEST_KUBE_APISERVER="$(bash scripts/testenv/kube-apiserver.sh | tail -n1)"
 log "scripts/testenv/garage.sh"
 GDCLOUD_TEST_GARAGE="$(bash scripts/testenv/garage.sh | tail -n1)"
-log "scripts/testenv/s3s-fs.sh"
-GDCLOUD_TEST_S3S_FS="$(bash scripts/testenv/s3s-fs.sh | tail -n1)"
-export GDCLOUD_TEST_KUBE_APISERVER GDCLOUD_TEST_GARAGE GDCLOUD_TEST_S3S_FS
+export GDCLOUD_TEST_KUBE_APISERVER GDCLOUD_TEST_GARAGE
 # <<< testenv <<<
 
 log "cargo fmt --check"

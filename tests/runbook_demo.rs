@@ -1,4 +1,4 @@
-//! End to end: runs `scripts/runbook-demo.sh` (the seed runbook on a real kube-apiserver, s3s-fs and
+//! End to end: runs `scripts/runbook-demo.sh` (the seed runbook on a real kube-apiserver, Garage and
 //! a Distribution registry, all on loopback) with this build's binaries and checks that every step
 //! ran, that the newest tag is the pushed one, that the image's file came out of the extraction, that
 //! the registry used Docker token auth (as Harbor does) with every client getting its tokens from

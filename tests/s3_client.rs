@@ -237,7 +237,7 @@ async fn aborted_multipart_leaves_no_object() {
             }],
         )
         .await;
-    // S3 answers NoSuchUpload; s3s-fs answers AccessDenied for an upload id it does not know.
+    // S3 answers NoSuchUpload; some servers answer AccessDenied for an upload id they do not know.
     assert!(
         matches!(
             late,
@@ -287,7 +287,7 @@ async fn listing_with_prefix_delimiter_and_pages() {
     assert_eq!(page.objects[0].size, 13);
     assert!(page.objects[0].last_modified.is_some());
     let head = c.head_object(b, "logs/top-1.txt").await.unwrap();
-    // s3s-fs leaves ETags out of listings; where a server sends one, it is HEAD's.
+    // Some servers leave ETags out of listings; where a server sends one, it is HEAD's.
     if let Some(etag) = &page.objects[0].etag {
         assert_eq!(*etag, head.etag);
     }
@@ -306,7 +306,7 @@ async fn listing_with_prefix_delimiter_and_pages() {
     assert_eq!(top.objects.len(), 1);
     assert_eq!(top.objects[0].key, "root.txt");
 
-    // An empty delimiter is never sent (s3s-fs would take it as a real one): a full recursive list.
+    // An empty delimiter is never sent (some servers take it as a real one): a full recursive list.
     let mut all = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
@@ -531,7 +531,7 @@ async fn tls_with_and_without_the_ca() {
 }
 
 /// A server of ours that answers `answers` in turn (status, body) and counts requests: S3 throttles
-/// and fails with 503/500, which s3s-fs never does.
+/// and fails with 503/500, which a local server never does.
 fn scripted(
     answers: Vec<(u16, &'static str)>,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

@@ -507,7 +507,7 @@ fn uploads_carry_content_md5_and_bytes_damaged_on_the_way_are_refused() {
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let endpoint = format!("http://{}", proxy.host);
 
-    // One PUT whose first byte a middlebox flips: s3s-fs checks Content-MD5 and refuses it.
+    // One PUT whose first byte a middlebox flips: Garage checks Content-MD5 and refuses it.
     let small = data(3 * MIB + 5, 0xbad);
     let src = env.path().join("small.bin");
     std::fs::write(&src, &small).unwrap();
@@ -526,8 +526,8 @@ fn uploads_carry_content_md5_and_bytes_damaged_on_the_way_are_refused() {
         &msg,
         &["BadDigest", "changed on the way", "run the copy again"],
     );
-    // (s3s-fs writes the body before it compares the MD5, so unlike S3 it keeps the damaged
-    // bytes under the key after refusing them; the run below replaces them.)
+    // Refused means stored nothing (as S3; s3s-fs used to keep the damaged bytes).
+    assert_eq!(s3.object(&s3.bucket, "md5/small.bin"), None);
     // Run again: stored, byte for byte.
     ok(&storage(
         &env,
