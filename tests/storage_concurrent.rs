@@ -195,7 +195,7 @@ fn waiting_too_long_says_another_copy_is_in_progress() {
     assert_contains(
         &msg,
         &[
-            "another `gdcloud storage cp` is still writing it",
+            "another `gdcloud-storage cp` is still writing it",
             "GDCLOUD_S3_LOCK_WAIT",
         ],
     );
