@@ -11,45 +11,25 @@ use std::time::{Duration, Instant};
 use util::env::{ok, run_timed, TestEnv};
 use util::garage::Cluster;
 use util::proxy::Proxy;
-use util::storage::{storage, storage_cmd};
+use util::storage::{env_with_keys, path_str, pseudo_random, storage, storage_cmd};
 
 const MIB: usize = 1024 * 1024;
 
 fn env_for(c: &Cluster, endpoint: &str) -> TestEnv {
-    let env = TestEnv::new();
-    env.set_property("storage", "s3_access_key_id", &c.access_key);
-    env.set_property("storage", "s3_secret_access_key", &c.secret_key);
-    env.set_property("storage", "s3_endpoint", endpoint);
-    env
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    env_with_keys(&c.access_key, &c.secret_key, endpoint)
 }
 
 #[test]
 fn three_nodes_write_read_and_survive_a_node_going_away() {
     let mut cluster = Cluster::start("gdtest-cluster");
-    let content = data(48 * MIB + 11, 0x3333);
+    let content = pseudo_random(48 * MIB + 11, 0x3333);
     let env1 = env_for(&cluster, &cluster.nodes[0].endpoint);
     let src = env1.path().join("obj.bin");
     std::fs::write(&src, &content).unwrap();
     let url = format!("s3://{}/c/obj.bin", cluster.bucket);
 
     // Write through node 1 (multipart: 8 MiB parts), read through node 2.
-    let up = storage(&env1, &["cp", "--part-size-mib", "8", s(&src), &url]);
+    let up = storage(&env1, &["cp", "--part-size-mib", "8", path_str(&src), &url]);
     assert!(
         up.status.success(),
         "{}\n{}",
@@ -58,7 +38,7 @@ fn three_nodes_write_read_and_survive_a_node_going_away() {
     );
     let env2 = env_for(&cluster, &cluster.nodes[1].endpoint);
     let back = env2.path().join("back.bin");
-    ok(&storage(&env2, &["cp", &url, s(&back)]));
+    ok(&storage(&env2, &["cp", &url, path_str(&back)]));
     assert_eq!(
         std::fs::read(&back).unwrap(),
         content,
@@ -78,7 +58,7 @@ fn three_nodes_write_read_and_survive_a_node_going_away() {
             "--part-size-mib",
             "4",
             &url,
-            s(&target),
+            path_str(&target),
         ],
     );
     let out = std::thread::scope(|sc| {

@@ -14,33 +14,14 @@ use std::time::{Duration, Instant};
 use util::env::{ok, run_timed, stderr, TestEnv};
 use util::proxy::Proxy;
 use util::s3::S3Server;
-use util::storage::{assert_contains, fails, storage, storage_cmd};
+use util::storage::{
+    assert_contains, env_with_keys, fails, path_str, pseudo_random, storage, storage_cmd,
+};
 
 const MIB: usize = 1024 * 1024;
 
 fn env_for(s3: &S3Server) -> TestEnv {
-    let env = TestEnv::new();
-    env.set_property("storage", "s3_access_key_id", &s3.access_key);
-    env.set_property("storage", "s3_secret_access_key", &s3.secret_key);
-    env.set_property("storage", "s3_endpoint", &s3.endpoint);
-    env
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Fresh pseudo-random bytes.
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    env_with_keys(&s3.access_key, &s3.secret_key, &s3.endpoint)
 }
 
 fn names_in(dir: &Path) -> Vec<String> {
@@ -110,7 +91,7 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 fn a_second_copy_to_the_same_file_waits_for_the_first() {
     let s3 = S3Server::start();
     let env = env_for(&s3);
-    let content = data(96 * MIB + 3, 0xc0c0);
+    let content = pseudo_random(96 * MIB + 3, 0xc0c0);
     s3.put(&s3.bucket, "same/big.bin", &content);
     let out = env.path().join("dl");
     std::fs::create_dir(&out).unwrap();
@@ -123,7 +104,7 @@ fn a_second_copy_to_the_same_file_waits_for_the_first() {
         "--part-size-mib",
         "4",
         &format!("s3://{}/same/big.bin", s3.bucket),
-        s(&target),
+        path_str(&target),
     ];
 
     // The first run is frozen (SIGSTOP) while it holds the temp file: it has written its sidecar.
@@ -163,7 +144,7 @@ fn a_second_copy_to_the_same_file_waits_for_the_first() {
 fn waiting_too_long_says_another_copy_is_in_progress() {
     let s3 = S3Server::start();
     let env = env_for(&s3);
-    let content = data(64 * MIB, 0xbeef);
+    let content = pseudo_random(64 * MIB, 0xbeef);
     s3.put(&s3.bucket, "busy/blob.bin", &content);
     let target = env.path().join("blob.bin");
     let sidecar = env.path().join(".blob.bin.gdcloud-partial.json");
@@ -174,7 +155,7 @@ fn waiting_too_long_says_another_copy_is_in_progress() {
         "--part-size-mib",
         "4",
         &format!("s3://{}/busy/blob.bin", s3.bucket),
-        s(&target),
+        path_str(&target),
     ];
     let first = Running::start(storage_cmd(&env, &args), env.path(), "first");
     wait_until("the first run's sidecar", Duration::from_secs(60), || {
@@ -210,7 +191,7 @@ fn waiting_too_long_says_another_copy_is_in_progress() {
 fn ctrl_c_says_how_to_resume_and_the_resumed_run_says_what_it_reused() {
     let s3 = S3Server::start();
     let env = env_for(&s3);
-    let content = data(32 * MIB + 5, 0x1234);
+    let content = pseudo_random(32 * MIB + 5, 0x1234);
     s3.put(&s3.bucket, "int/blob.bin", &content);
     let proxy = Proxy::start(s3.endpoint.trim_start_matches("http://"));
     let target = env.path().join("blob.bin");
@@ -224,7 +205,7 @@ fn ctrl_c_says_how_to_resume_and_the_resumed_run_says_what_it_reused() {
         "--part-size-mib",
         "4",
         &format!("s3://{}/int/blob.bin", s3.bucket),
-        s(&target),
+        path_str(&target),
     ];
     // Cut after 10 MiB: two parts are done, then the run retries what is left; Ctrl-C then.
     proxy.cut_after(Some(10 * MIB as u64));

@@ -66,3 +66,32 @@ pub fn assert_contains(text: &str, parts: &[&str]) {
         assert!(text.contains(p), "expected {p:?} in:\n{text}");
     }
 }
+
+/// A test environment whose default configuration holds `endpoint` and the key pair, as
+/// `gdcloud-storage configure` would leave it.
+pub fn env_with_keys(access_key: &str, secret_key: &str, endpoint: &str) -> TestEnv {
+    let env = TestEnv::new();
+    env.set_property("storage", "s3_access_key_id", access_key);
+    env.set_property("storage", "s3_secret_access_key", secret_key);
+    env.set_property("storage", "s3_endpoint", endpoint);
+    env
+}
+
+/// Fresh pseudo-random bytes (xorshift from `seed`): Garage de-duplicates identical blocks, so
+/// each object gets its own.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A test path as the `&str` argument a command line takes.
+pub fn path_str(p: &std::path::Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
