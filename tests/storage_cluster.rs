@@ -5,7 +5,6 @@
 
 mod util;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use util::env::{ok, run_timed, TestEnv};
