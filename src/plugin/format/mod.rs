@@ -66,10 +66,10 @@ impl From<projection::Error> for Error {
     }
 }
 
-/// The printer attributes each format knows (gcloud's, less boxes, titles and wrapping).
+/// The printer attributes each format knows (gcloud's, less wrapping and column widths).
 fn known_attributes(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Table => &["no-heading", "heading", "pad"],
+        Kind::Table => &["no-heading", "heading", "pad", "box", "no-box", "title"],
         Kind::Csv => &[
             "no-heading",
             "heading",
@@ -212,7 +212,7 @@ mod tests {
             ("table", "table needs the keys to print"),
             ("value()", "value needs the keys"),
             ("json(name)", "json takes no keys"),
-            ("table[box](name)", "table has no attribute \"box\""),
+            ("table[wrap](name)", "table has no attribute \"wrap\""),
             (
                 "yaml[null=x]",
                 "yaml has no attribute \"null\" (it has: none)",

@@ -34,6 +34,10 @@ pub(super) struct Options {
     terminator: String,
     quote: bool,
     pad: usize,
+    /// `table[box]`: borders drawn with box characters, as gcloud's `box` attribute.
+    boxed: bool,
+    /// `table[title=T]`: a line above the table.
+    title: Option<String>,
 }
 
 impl Options {
@@ -49,6 +53,8 @@ impl Options {
             terminator: "\n".to_string(),
             quote: kind == Kind::Csv,
             pad: 2,
+            boxed: false,
+            title: None,
         };
         for (name, value) in attributes {
             let text = || value.clone().unwrap_or_default();
@@ -60,6 +66,9 @@ impl Options {
                 "separator" => o.separator = text(),
                 "delimiter" => o.delimiter = text(),
                 "terminator" => o.terminator = text(),
+                "box" => o.boxed = true,
+                "no-box" => o.boxed = false,
+                "title" => o.title = Some(text()),
                 "pad" => {
                     o.pad = text()
                         .parse()
@@ -218,13 +227,30 @@ fn compare(a: &Value, b: &Value) -> Ordering {
         .then_with(|| scalar(a).cmp(&scalar(b)))
 }
 
-/// Left-aligned columns by display width (comfy-table), no borders, trailing blanks trimmed.
+/// gcloud's `[box]`: solid lines all round, the heading ruled off with `├─┼─┤`.
+const GCLOUD_BOX: comfy_table::TableStyle = {
+    use comfy_table::{ContentLineStyle as Content, LineStyle as Line, TableStyle};
+    TableStyle::new()
+        .top_border(Line::new('┌', '─', '┬', '┐'))
+        .header_lines(Content::new('│', '│', '│'))
+        .header_separator(Line::new('├', '─', '┼', '┤'))
+        .content_lines(Content::new('│', '│', '│'))
+        .bottom_border(Line::new('└', '─', '┴', '┘'))
+};
+
+/// Left-aligned columns by display width (comfy-table), no borders (or box borders with
+/// `[box]`), trailing blanks trimmed; `[title=T]` goes on a line of its own above.
 fn table(o: &Options, columns: &[Column], rows: &[Vec<Value>]) -> String {
     if rows.is_empty() {
         return String::new();
     }
     let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::NOTHING)
+    let style = if o.boxed {
+        GCLOUD_BOX
+    } else {
+        comfy_table::presets::NOTHING
+    };
+    t.load_style(style)
         .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
     if o.heading {
         t.set_header(columns.iter().map(|c| escape(&c.label).into_owned()));
@@ -234,10 +260,19 @@ fn table(o: &Options, columns: &[Column], rows: &[Vec<Value>]) -> String {
     }
     let last = columns.len().saturating_sub(1);
     for (i, column) in t.column_iter_mut().enumerate() {
-        let right = if i == last { 0 } else { o.pad };
-        column.set_padding((0, u16::try_from(right).unwrap_or(u16::MAX)));
+        // Boxed cells get one blank each side, as gcloud draws them.
+        let padding = match (o.boxed, i == last) {
+            (true, _) => (1, 1),
+            (false, true) => (0, 0),
+            (false, false) => (0, u16::try_from(o.pad).unwrap_or(u16::MAX)),
+        };
+        column.set_padding(padding);
     }
     let mut out = String::new();
+    if let Some(title) = &o.title {
+        out.push_str(&escape(title));
+        out.push('\n');
+    }
     for line in t.lines() {
         out.push_str(line.trim_end());
         out.push('\n');
@@ -349,6 +384,22 @@ mod tests {
             render("table(a, b)", &wide),
             "A        B\n日本語   x\nabcdefg  y\n"
         );
+    }
+
+    #[test]
+    fn table_box_draws_borders_and_title_goes_above() {
+        let v = json!([{"tag": "1.10", "size": 10}, {"tag": "latest", "size": 100}]);
+        let got = render("table[box,title=Versions](tag, size)", &v);
+        let want = [
+            "Versions",
+            "┌────────┬──────┐",
+            "│ TAG    │ SIZE │",
+            "├────────┼──────┤",
+            "│ 1.10   │ 10   │",
+            "│ latest │ 100  │",
+            "└────────┴──────┘",
+        ];
+        assert_eq!(got.lines().collect::<Vec<_>>(), want, "{got}");
     }
 
     #[test]
