@@ -319,6 +319,11 @@ fn bundle_of_images_sharing_layers_and_an_index_stores_each_blob_once() {
     );
     let report = ok_json(&out);
     let bundle = env.path().join("bundle");
+    assert!(
+        out.stderr.is_empty(),
+        "no progress without a terminal: {}",
+        stderr(&out)
+    );
     let images = report["images"].as_array().unwrap();
     let names: Vec<&str> = images.iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(
@@ -563,6 +568,21 @@ fn with_signatures_brings_sig_tags_and_referrers_and_verify_accepts_the_bundle()
     assert_eq!(verdicts, [(multi, true), (amd64, true), (arm64, false)]);
     let (accepted, _) = verify("proj/app2:v1", &[]);
     assert!(!accepted, "proj/app2 is unsigned");
+
+    // The saved images are the rows of a projection.
+    let out = artifacts(
+        &env,
+        &[
+            "--format",
+            "value(name,digest)",
+            "save",
+            "again",
+            "proj/app2:v1",
+        ],
+        b"",
+    );
+    let app2 = remote_digest(&reg, "proj/app2:v1");
+    assert_eq!(ok(&out), format!("proj/app2:v1\t{app2}\n"));
 }
 
 /// Runs `save` of the big image and app1 through `proxy` (which cuts every connection after
@@ -701,7 +721,7 @@ fn a_blob_that_is_not_its_digest_never_gets_a_final_name() {
 }
 
 #[test]
-fn two_references_with_one_bundle_name_are_refused_before_anything_is_fetched() {
+fn clashing_names_no_references_and_a_foreign_directory_are_refused_before_any_fetch() {
     let env = TestEnv::new();
     let out = artifacts(
         &env,

@@ -60,6 +60,8 @@ pub enum Error {
         "{repository} names more than {limit} manifests below one reference; refusing to save it"
     )]
     TooManyManifests { repository: String, limit: usize },
+    #[error("{path} exists and holds something other than an interrupted save: save into a new or empty directory (nothing was changed)")]
+    NotEmpty { path: PathBuf },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -123,7 +125,7 @@ fn client_of<'a>(clients: &'a Clients, t: &refs::Target) -> &'a Client {
 pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Error> {
     let targets = refs::targets(&opts.refs, opts.default_registry.as_deref())?;
     // Refuse a DIRECTORY that is not ours before any network traffic.
-    Layout::check_for_pull(&opts.destination, SAVE_SOURCE)?;
+    Layout::check_for_pull(&opts.destination, SAVE_SOURCE).map_err(not_ours)?;
     let clients = connect(&targets, &opts.client).await?;
     let concurrency = opts.concurrency.max(1);
     let collected: Vec<graph::Collected> = stream::iter(&targets)
@@ -176,6 +178,16 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
         blobs_present,
         foreign_layers_skipped: collected.iter().map(|c| c.foreign).sum(),
     })
+}
+
+/// A non-empty DIRECTORY, or one an interrupted pull left: layout's words are pull's.
+fn not_ours(e: layout::Error) -> Error {
+    match e {
+        layout::Error::NotEmpty { path } | layout::Error::OtherPull { path, .. } => {
+            Error::NotEmpty { path }
+        }
+        e => e.into(),
+    }
 }
 
 fn saved((t, c): (&refs::Target, &graph::Collected)) -> Saved {

@@ -33,7 +33,9 @@ pub(super) struct Collected {
     pub(super) signatures: Vec<String>,
     /// Referrer manifests saved.
     pub(super) referrers: usize,
+    /// Manifests walked and blobs listed, so each is taken once.
     seen: HashSet<Digest>,
+    blobs_seen: HashSet<Digest>,
 }
 
 /// An `index.json` entry for `desc`, named `name` when given, with where it came from.
@@ -92,7 +94,7 @@ async fn walk(
                 for d in std::iter::once(&image.config).chain(image.layers.iter()) {
                     if crate::ops::pull::is_foreign(d) {
                         c.foreign += 1;
-                    } else if !c.blobs.iter().any(|b| b.digest == d.digest) {
+                    } else if c.blobs_seen.insert(d.digest.clone()) {
                         c.blobs.push(d.clone());
                     }
                 }

@@ -1,5 +1,6 @@
 //! `gdcloud artifacts save DIRECTORY [REF...]`: flags → `ops::save::Options`; one line per saved
-//! image (`NAME DIGEST`), the summary on stderr, the whole report with `--format json`.
+//! image (`NAME DIGEST`), the summary on stderr, the whole report with `--format json`, and the
+//! images as the rows of `value(…)`/`table(…)` projections.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,7 +74,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
     let report = save::run(&opts, &*bars)
         .await
         .with_context(|| format!("save into {}", args.directory.display()))?;
-    out.result(&report, || {
+    out.resources(&report, "images", || {
         for image in &report.images {
             out.line(&format!("{} {}", image.name, image.digest))?;
         }
