@@ -8,6 +8,8 @@
 //! - `--with-signatures`: cosign `.sig` tags (signed by sigstore-rs) of the images and of a
 //!   platform manifest, and a referrer from the referrers tag schema (Distribution 2.8 has no
 //!   referrers API: the save asks, gets 404, falls back); `verify DIR --key` accepts the bundle;
+//!   referrers from the API (our proxy routes the API call to a tag holding the listing, which
+//!   the real registry serves) are stored by digest, unnamed;
 //! - a save killed mid-blob, run again: it resumes with HTTP Range and every digest is right;
 //! - a registry serving a blob that is not its digest: nothing lands under a final name;
 //! - two references that would share one bundle name: refused before anything is fetched.
@@ -583,6 +585,73 @@ fn with_signatures_brings_sig_tags_and_referrers_and_verify_accepts_the_bundle()
     );
     let app2 = remote_digest(&reg, "proj/app2:v1");
     assert_eq!(ok(&out), format!("proj/app2:v1\t{app2}\n"));
+}
+
+/// A registry with the OCI 1.1 referrers API: Distribution 2.8 has none, so the proxy routes
+/// the API request to a tag holding the listing (an index, as the API answers), and the real
+/// registry serves it.
+#[test]
+fn referrers_from_the_api_are_stored_by_digest() {
+    let reg = Registry::start(RegistryOptions::new(RegistryAuth::Htpasswd, false));
+    let l = images();
+    push(&reg, l, "app1", "proj/app1:v1");
+    let app1 = remote_digest(&reg, "proj/app1:v1");
+    let env = TestEnv::new();
+    let refl = env.path().join("referrers");
+    run_ok(
+        skopeo_cmd()
+            .args(["copy", "--preserve-digests"])
+            .arg(format!("oci:{}:app2", l.display()))
+            .arg(format!("oci:{}:app2", refl.display())),
+    );
+    let referrer = entry(&refl, "app2");
+    let listing = serde_json::to_vec(&json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": referrer["mediaType"], "digest": referrer["digest"],
+            "size": referrer["size"]}]}))
+    .unwrap();
+    add_entry(
+        &refl,
+        "listing",
+        "application/vnd.oci.image.index.v1+json",
+        &listing,
+        None,
+    );
+    push(&reg, &refl, "listing", "proj/app1:listing");
+    let proxy = Proxy::start(&reg.host);
+    proxy.rewrite_target(
+        &format!("/v2/proj/app1/referrers/{app1}"),
+        "/v2/proj/app1/manifests/listing",
+    );
+
+    let mut c = env.cmd(&artifacts_exe());
+    c.args(["--format", "json", "save", "--with-signatures", "bundle"])
+        .arg(format!("{}/proj/app1:v1", proxy.host))
+        .args(["--username", &reg.username, "--password-stdin"]);
+    let report = ok_json(&run_timed(c, reg.password.as_bytes(), COMMAND_TIMEOUT));
+    assert_eq!(report["images"][0]["referrers"], 1, "{report}");
+    let bundle = env.path().join("bundle");
+    let blobs = check_blobs(&bundle);
+    let index = read_json(&bundle.join("index.json"));
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "the image and its referrer: {index}");
+    assert_eq!(entries[1]["digest"], referrer["digest"]);
+    assert!(
+        entries[1]["annotations"].get(REF_NAME).is_none(),
+        "stored by digest: {index}"
+    );
+    let m = read_json(&blob_path(&bundle, referrer["digest"].as_str().unwrap()));
+    for d in m["layers"].as_array().unwrap().iter().chain([&m["config"]]) {
+        assert!(blobs.contains(d["digest"].as_str().unwrap()), "{d}");
+    }
+    let tag_schema = format!("/manifests/{}", app1.replacen(':', "-", 1));
+    assert!(
+        !proxy
+            .requests()
+            .iter()
+            .any(|r| r.target.ends_with(&tag_schema)),
+        "no fallback to the tag schema when the API answers"
+    );
 }
 
 /// Runs `save` of the big image and app1 through `proxy` (which cuts every connection after

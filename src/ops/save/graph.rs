@@ -159,6 +159,8 @@ async fn referrers(
 ) -> Result<(), Error> {
     if let Some(listing) = client.referrers(repo, subject).await? {
         for d in &listing.manifests {
+            c.referrers += 1;
+            // Already in the bundle (a signature tag, say): it needs no second entry.
             if c.seen.contains(&d.digest) {
                 continue;
             }
@@ -167,7 +169,6 @@ async fn referrers(
             let mut desc = f.descriptor();
             desc.artifact_type = d.artifact_type.clone();
             c.entries.push(entry(desc, None, source));
-            c.referrers += 1;
         }
         return Ok(());
     }
