@@ -21,6 +21,8 @@ pub mod push;
 #[cfg(feature = "net")]
 pub mod revoke;
 #[cfg(feature = "net")]
+pub mod save;
+#[cfg(feature = "net")]
 pub mod storage_config;
 #[cfg(feature = "net")]
 pub mod storage_cp;

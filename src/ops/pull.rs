@@ -6,7 +6,7 @@
 //! re-run of an interrupted pull continues where it stopped. Manifests are written last, so a layout
 //! is only complete when everything it names is there.
 
-mod fetch;
+pub(crate) mod fetch;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -118,7 +118,8 @@ fn platforms_of(index: &oci::Index) -> String {
     }
 }
 
-fn is_foreign(desc: &Descriptor) -> bool {
+/// A layer hosted elsewhere (`urls`, non-distributable): counted, never copied (as skopeo does).
+pub(crate) fn is_foreign(desc: &Descriptor) -> bool {
     desc.urls.as_ref().is_some_and(|u| !u.is_empty())
         && (desc.media_type.contains("nondistributable") || desc.media_type.contains("foreign"))
 }

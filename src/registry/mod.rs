@@ -15,6 +15,7 @@ mod manifests;
 pub(crate) mod origin;
 pub(crate) mod paging;
 pub mod reference;
+mod referrers;
 mod transport;
 mod uploads;
 

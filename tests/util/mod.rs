@@ -2,6 +2,7 @@
 //! a token server of ours), a tiny image, a headless keyring, and a real OpenID provider.
 #![allow(dead_code)]
 
+pub mod cosign;
 pub mod env;
 pub mod garage;
 pub mod harbor_fake;

@@ -34,6 +34,8 @@ enum Command {
     Pull(commands::pull::Args),
     /// Push an OCI layout, docker-archive or oci-archive to a registry.
     Push(commands::push::Args),
+    /// Save many registry images (and their signatures) into one OCI layout bundle.
+    Save(commands::save::Args),
     /// Extract an image's root filesystem, an artifact's files, or a docker-archive for docker load.
     Extract(commands::extract::Args),
     /// Show what a bundle directory or a registry reference holds.
@@ -55,6 +57,9 @@ fn run() -> Result<ExitCode> {
         }
         Command::Push(args) => {
             cli::runtime()?.block_on(commands::push::run(&cli.global, &out, args))
+        }
+        Command::Save(args) => {
+            cli::runtime()?.block_on(commands::save::run(&cli.global, &out, args))
         }
         Command::Extract(args) => commands::extract::run(&cli.global, &out, args),
         Command::Tree(args) => {

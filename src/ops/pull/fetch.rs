@@ -16,7 +16,7 @@ use crate::registry::{self, Client, Download};
 const DOWNLOAD_ATTEMPTS: u32 = 6;
 
 /// What [`fetch_blob`] did.
-pub(super) enum Fetch {
+pub(crate) enum Fetch {
     /// The blob was already in the layout (an earlier, interrupted run), its content checked.
     Present,
     /// This many bytes were transferred.
@@ -41,7 +41,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Downloads one blob into the layout, resuming from what is already on disk.
-pub(super) async fn fetch_blob(
+pub(crate) async fn fetch_blob(
     client: &Client,
     repo: &str,
     layout: &Layout,

@@ -4,5 +4,6 @@ pub mod extract;
 pub mod list_versions;
 pub mod pull;
 pub mod push;
+pub mod save;
 pub mod tree;
 pub mod verify;
