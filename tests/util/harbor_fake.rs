@@ -20,9 +20,22 @@
 //! made to fail ([`HarborFake::fail_next_artifact_lists`]). A small front door on the public port
 //! answers a TLS `ClientHello` at once with a plain-HTTP 400 (our client tries `https://` first)
 //! and pipes everything else to the tiny_http server.
+//!
+//! Projects and quotas ([`projects`]): list, head, get and create projects and list their quotas
+//! as the swagger says, with a `library` project as every Harbor has. In front of a real registry
+//! ([`HarborConfig::upstream`], [`upstream`]) the distribution API is forwarded to it after
+//! Harbor's project and quota checks, so pushes meet Harbor's refusals.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+mod projects;
+mod upstream;
+
+#[allow(unused_imports)]
+pub use projects::harbor_project_name;
+#[allow(unused_imports)]
+pub use upstream::{display_size, Upstream};
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,6 +220,8 @@ pub struct FakeProject {
     /// Public projects can be read anonymously; private ones answer 401 without credentials.
     pub public: bool,
     pub repositories: Vec<FakeRepository>,
+    /// The quota's hard storage limit in bytes (-1 unlimited); `None`: `storage_per_project`.
+    pub storage_limit: Option<i64>,
 }
 
 impl FakeProject {
@@ -215,7 +230,14 @@ impl FakeProject {
             name: name.to_string(),
             public: false,
             repositories,
+            storage_limit: None,
         }
+    }
+
+    /// Sets the project's storage quota (bytes; -1 unlimited).
+    pub fn with_quota(mut self, hard: i64) -> FakeProject {
+        self.storage_limit = Some(hard);
+        self
     }
 
     pub fn public(name: &str, repositories: Vec<FakeRepository>) -> FakeProject {
@@ -249,6 +271,15 @@ pub struct HarborConfig {
     /// running in UTC, as the installer and chart set it up; a function of the instant for one
     /// running with a local `TZ` that has daylight saving time.
     pub utc_offset_minutes: fn(u64) -> i32,
+    /// The users among `users` that are system admins (may list quotas, set `storage_limit`).
+    pub admins: Vec<String>,
+    /// `storage_per_project`: the hard limit of new projects (-1, Harbor's default: unlimited).
+    pub storage_per_project: i64,
+    /// `project_creation_restriction: adminonly` (Harbor's default lets every user create).
+    pub only_admin_creates: bool,
+    /// A real registry the distribution API is forwarded to (see [`upstream`]); `None`: the
+    /// fake's own minimal read-only distribution API over the configured artifacts.
+    pub upstream: Option<Upstream>,
 }
 
 /// Harbor in UTC: every time ends in `Z`.
@@ -264,6 +295,10 @@ impl HarborConfig {
             projects,
             missing: Missing::NotFound,
             utc_offset_minutes: utc,
+            admins: vec![ADMIN.to_string()],
+            storage_per_project: -1,
+            only_admin_creates: false,
+            upstream: None,
         }
     }
 }
@@ -365,6 +400,7 @@ struct StoredRepository {
     artifacts: Vec<StoredArtifact>,
 }
 
+#[derive(Clone)]
 struct StoredProject {
     id: i64,
     name: String,
@@ -373,7 +409,13 @@ struct StoredProject {
 
 struct State {
     users: Vec<(String, String)>,
-    projects: Vec<StoredProject>,
+    admins: Vec<String>,
+    book: Mutex<projects::Book>,
+    upstream: Option<Upstream>,
+    /// Bytes PATCHed into each upload session (by its id), for the quota of its closing PUT.
+    uploads: Mutex<HashMap<String, i64>>,
+    /// The size of every blob pushed through the front, for the quota of a mount.
+    sizes: Mutex<HashMap<String, i64>>,
     repositories: Vec<StoredRepository>,
     missing: Missing,
     utc_offset_minutes: fn(u64) -> i32,
@@ -383,18 +425,13 @@ struct State {
 
 impl State {
     fn build(config: HarborConfig) -> State {
-        let (mut project_id, mut repository_id, mut artifact_id) = (1i64, 0, 0);
+        let (mut repository_id, mut artifact_id) = (0i64, 0);
         let (mut tag_id, mut accessory_id) = (0i64, 0i64);
-        let mut projects = Vec::new();
+        // Project 1 is Harbor's built-in `library`.
+        let mut book = projects::Book::new(config.storage_per_project, config.only_admin_creates);
         let mut repositories = Vec::new();
         for p in config.projects {
-            // Project 1 is Harbor's built-in `library`.
-            project_id += 1;
-            projects.push(StoredProject {
-                id: project_id,
-                name: p.name.clone(),
-                public: p.public,
-            });
+            book.add(&p.name, p.public, ADMIN, p.storage_limit);
             for r in p.repositories {
                 repository_id += 1;
                 let mut artifacts = Vec::new();
@@ -454,7 +491,11 @@ impl State {
         }
         State {
             users: config.users,
-            projects,
+            admins: config.admins,
+            book: Mutex::new(book),
+            upstream: config.upstream,
+            uploads: Mutex::new(HashMap::new()),
+            sizes: Mutex::new(HashMap::new()),
             repositories,
             missing: config.missing,
             utc_offset_minutes: config.utc_offset_minutes,
@@ -467,8 +508,16 @@ impl State {
         harbor_time_with_offset(unix_ms, (self.utc_offset_minutes)(unix_ms))
     }
 
-    fn project(&self, name: &str) -> Option<&StoredProject> {
-        self.projects.iter().find(|p| p.name == name)
+    fn project(&self, name: &str) -> Option<StoredProject> {
+        self.book().by_name(name).map(|p| p.project.clone())
+    }
+
+    fn book(&self) -> std::sync::MutexGuard<'_, projects::Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn blob_sizes(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.sizes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn repository(&self, project: &str, name: &str) -> Option<&StoredRepository> {
@@ -538,6 +587,16 @@ impl HarborFake {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Project `name`'s storage quota as `(hard, used)` bytes, if the project exists.
+    pub fn quota(&self, name: &str) -> Option<(i64, i64)> {
+        self.state.book().by_name(name).map(|p| (p.hard, p.used))
+    }
+
+    /// Whether project `name` is public, if it exists.
+    pub fn project_public(&self, name: &str) -> Option<bool> {
+        self.state.project(name).map(|p| p.public)
+    }
+
     /// A snapshot of every request seen so far, in arrival order.
     pub fn requests(&self) -> Vec<HarborRequest> {
         self.requests
@@ -591,19 +650,42 @@ impl HarborFake {
         path_and_query: &str,
         auth: Option<(&str, &str)>,
     ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        self.raw("GET", path_and_query, auth, &[], b"")
+    }
+
+    /// [`HarborFake::raw_get`] with any method, extra headers and a body (sent with its
+    /// `Content-Length`).
+    pub fn raw(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        auth: Option<(&str, &str)>,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect fake");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("read timeout");
-        let mut head = format!("GET {path_and_query} HTTP/1.1\r\nHost: {}\r\n", self.host());
+        let mut head = format!(
+            "{method} {path_and_query} HTTP/1.1\r\nHost: {}\r\n",
+            self.host()
+        );
         if let Some((u, p)) = auth {
             head.push_str(&format!(
                 "Authorization: Basic {}\r\n",
                 STANDARD.encode(format!("{u}:{p}"))
             ));
         }
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
         head.push_str("Connection: close\r\n\r\n");
         stream.write_all(head.as_bytes()).expect("send request");
+        stream.write_all(body).expect("send body");
         let mut raw = Vec::new();
         stream.read_to_end(&mut raw).expect("read response");
         let split = raw
@@ -720,6 +802,13 @@ impl Answer {
         self.headers.push((k.to_string(), v.to_string()));
         self
     }
+
+    /// The same status without a body (201, HEAD answers).
+    fn no_body(mut self) -> Answer {
+        self.body.clear();
+        self.headers.clear();
+        self
+    }
 }
 
 /// The credentials a request presented.
@@ -733,7 +822,7 @@ enum Presented {
 fn serve(server: &tiny_http::Server, state: &State, log: &Mutex<Vec<HarborRequest>>) {
     let mut request_id = 0u64;
     // `recv` returns an error once `unblock` was called by Drop.
-    while let Ok(req) = server.recv() {
+    while let Ok(mut req) = server.recv() {
         request_id += 1;
         let url = req.url().to_string();
         let (path, query) = match url.split_once('?') {
@@ -747,7 +836,37 @@ fn serve(server: &tiny_http::Server, state: &State, log: &Mutex<Vec<HarborReques
             .find(|h| h.field.equiv("Authorization"))
             .map(|h| h.value.as_str().to_string());
         let presented = check_auth(state, authorization.as_deref());
-        let answer = if method != "GET" {
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|h| (h.field.to_string(), h.value.to_string()))
+            .collect();
+        let mut body = Vec::new();
+        if req.as_reader().read_to_end(&mut body).is_err() {
+            continue;
+        }
+        let call = projects::Call {
+            method: &method,
+            path: &path,
+            query: &query,
+            headers: &headers,
+            body: &body,
+            presented: &presented,
+        };
+        let answer = if let Some(a) = projects::route(state, &call) {
+            a
+        } else if let Some(up) = state.upstream.as_ref().filter(|_| path.starts_with("/v2")) {
+            let f = upstream::Forward {
+                method: &method,
+                url: &url,
+                path: &path,
+                query: &query,
+                headers: &headers,
+                body: &body,
+                presented: &presented,
+            };
+            upstream::forward(state, up, &f)
+        } else if method != "GET" {
             Answer::error(405, "METHOD_NOT_ALLOWED", "the fake Harbor only serves GET")
         } else {
             route(state, &path, &query, &presented)
@@ -773,7 +892,10 @@ fn serve(server: &tiny_http::Server, state: &State, log: &Mutex<Vec<HarborReques
                 status: answer.status,
                 link_next,
             });
-        let mut resp = tiny_http::Response::from_data(answer.body).with_status_code(answer.status);
+        // Whole bodies with their `Content-Length` (a forwarded HEAD keeps the blob's).
+        let mut resp = tiny_http::Response::from_data(answer.body)
+            .with_status_code(answer.status)
+            .with_chunked_threshold(usize::MAX);
         resp.add_header(header("X-Request-Id", &format!("fake-{request_id}")));
         for (k, v) in &answer.headers {
             resp.add_header(header(k, v));
@@ -885,7 +1007,7 @@ fn list_artifacts(
         );
     };
     let project = state.project(&project_name);
-    if let Err(a) = api_access(project, presented) {
+    if let Err(a) = api_access(project.as_ref(), presented) {
         return a;
     }
 
@@ -1039,7 +1161,7 @@ fn list_artifacts(
             artifact_json(
                 state,
                 a,
-                project,
+                &project,
                 repository,
                 &encoded_repo,
                 with_tag,
