@@ -8,7 +8,7 @@
 
 mod util;
 
-use gdcloud::ops::harbor_projects::{self as hp, Created, Options, ProjectsReport};
+use gdcloud::ops::harbor_projects::{self as hp, Created, Options, ProjectStatus, ProjectsReport};
 use gdcloud::ops::{ClientOptions, Credentials};
 use gdcloud::secret::Secret;
 use serde_json::Value;
@@ -86,7 +86,7 @@ fn harbor_fake_api_existing_projects_and_their_quotas() {
             (
                 p.name.as_str(),
                 p.id,
-                p.created,
+                p.status,
                 p.need,
                 p.quota.map(|q| (q.hard, q.used)),
             )
@@ -95,8 +95,14 @@ fn harbor_fake_api_existing_projects_and_their_quotas() {
     assert_eq!(
         summary,
         [
-            ("app", 2, false, GIB, Some((-1, 0))),
-            ("small", 3, false, 1000, Some((1000, 0)))
+            ("app", Some(2), ProjectStatus::Exists, GIB, Some((-1, 0))),
+            (
+                "small",
+                Some(3),
+                ProjectStatus::Exists,
+                1000,
+                Some((1000, 0))
+            )
         ]
     );
     let quota_reads: Vec<_> = fake
@@ -145,7 +151,7 @@ fn harbor_fake_api_creates_missing_projects_private() {
         .iter()
         .find(|p| p.name == "newproj")
         .unwrap();
-    assert!(new.created);
+    assert_eq!((new.status, new.id), (ProjectStatus::Created, Some(4)));
     assert_eq!(new.quota.map(|q| (q.hard, q.used)), Some((-1, 0)));
     assert_eq!(fake.project_public("newproj"), Some(false));
     let posts: Vec<u16> = fake
@@ -256,6 +262,49 @@ fn harbor_fake_api_new_projects_count_against_the_default_quota() {
 }
 
 #[test]
+fn harbor_fake_api_dry_run_changes_nothing_and_checks_the_default_quota() {
+    let mut config = HarborConfig::new(vec![FakeProject::private("app", vec![])]);
+    config.storage_per_project = 1000;
+    let fake = HarborFake::start(config);
+    let mut opts = as_admin(&fake, true, true);
+    opts.dry_run = true;
+    let report = prepare(&opts, &[("app", 5), ("fresh", 1000)]).expect("fits");
+    let summary: Vec<_> = report
+        .projects
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.id,
+                p.status,
+                p.quota.map(|q| (q.hard, q.used)),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("app", Some(2), ProjectStatus::Exists, Some((1000, 0))),
+            ("fresh", None, ProjectStatus::ToCreate, Some((1000, 0)))
+        ]
+    );
+    let err = prepare(&opts, &[("fresh", 1001)]).unwrap_err().to_string();
+    assert!(
+        err.starts_with("project fresh needs 1001 B more but has 1000 B left"),
+        "{err}"
+    );
+    assert_eq!(fake.project_public("fresh"), None);
+    assert!(
+        fake.requests().iter().all(|r| r.method == "GET"),
+        "a dry run only reads"
+    );
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.path == "/api/v2.0/configurations"));
+}
+
+#[test]
 fn harbor_fake_api_refuses_a_name_harbor_would_refuse_before_sending_it() {
     let fake = fake();
     let err = prepare(&as_admin(&fake, true, true), &[("Team/App\u{1b}", 1)])
@@ -333,6 +382,8 @@ fn harbor_fake_api_projects_and_quotas_answer_as_the_swagger_says() {
         403
     );
     assert_eq!(status("DELETE", "/api/v2.0/projects/app", admin, b""), 405);
+    assert_eq!(status("GET", "/api/v2.0/configurations", dev, b""), 403);
+    assert_eq!(status("GET", "/api/v2.0/configurations", None, b""), 401);
     // What the fake does not implement is refused loudly, never ignored.
     let (s, _, body) = fake.raw("GET", "/api/v2.0/quotas?sort=used.storage", admin, &[], b"");
     assert_eq!(s, 400);

@@ -160,7 +160,7 @@ fn headers(client: &Client, creds: &Credentials, url: &Url) -> HeaderMap {
 
 /// Maps a failure answer: 401/403 say the login is not an admin's, the rest keep Harbor's
 /// (escaped) error text.
-async fn failure(
+pub(super) async fn failure(
     client: &Client,
     method: &str,
     url: &Url,
@@ -280,109 +280,28 @@ pub async fn storage_quota(
     }))
 }
 
-/// One project of a load, once prepared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PreparedProject {
-    pub name: String,
-    pub id: i64,
-    /// Made by this preparation (`false` when it was there, or another loader made it first).
-    pub created: bool,
-    /// Bytes the load would newly store there.
-    pub need: u64,
-    /// Its storage quota when it was checked (`None`: not checked, or Harbor keeps none).
-    pub quota: Option<StorageQuota>,
-}
-
-/// What [`prepare_projects`] found and did, project by project in name order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProjectsReport {
-    pub projects: Vec<PreparedProject>,
-}
-
-/// Makes a load into Harbor safe to start: every project of `needs` (`(project, bytes the load
-/// would newly send there)`, a project may repeat) must exist — missing ones are created private
-/// when `create`, else the load is refused naming them — and, when `check_quota`, the bytes must
-/// fit each project's quota. Nothing is created while an existing project's quota already refuses
-/// the load, and no blob is sent by any of this. `creds` is Harbor's admin login.
-pub async fn prepare_projects(
-    client: &Client,
-    creds: &Credentials,
-    needs: &[(String, u64)],
-    create: bool,
-    check_quota: bool,
-) -> Result<ProjectsReport> {
-    let mut total: BTreeMap<String, u64> = BTreeMap::new();
-    for (p, n) in needs {
-        check_name(p)?;
-        let t = total.entry(p.clone()).or_default();
-        *t = t.saturating_add(*n);
+/// Harbor's `storage_per_project` (`getConfigurations`, admin only): the hard limit a project
+/// gets when it is created; -1 (unlimited) when Harbor does not say.
+pub async fn default_storage_limit(client: &Client, creds: &Credentials) -> Result<i64> {
+    #[derive(Deserialize)]
+    struct Item {
+        value: i64,
     }
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for (name, need) in &total {
-        match project(client, creds, name).await? {
-            Some(p) => found.push(prepared(p.id, name, *need, false)),
-            None => missing.push((name.clone(), *need)),
-        }
+    #[derive(Deserialize)]
+    struct Configurations {
+        #[serde(default)]
+        storage_per_project: Option<Item>,
     }
-    if !missing.is_empty() && !create {
-        let names: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
-        return Err(ProjectsError::Missing {
-            projects: names.join(", "),
-            registry: client.registry().to_string(),
-        });
+    let url = api_url(client, "api/v2.0/configurations")?;
+    let resp = client
+        .send_raw(Method::GET, url.clone(), headers(client, creds, &url))
+        .await?;
+    if resp.status() != StatusCode::OK {
+        let action = "reading the system configuration";
+        return Err(failure(client, "GET", &url, action, resp).await);
     }
-    if check_quota {
-        fill_quotas(client, creds, &mut found).await?;
-    }
-    let mut made = Vec::new();
-    for (name, need) in missing {
-        let created = create_project(client, creds, &name).await? == Created::Created;
-        let Some(p) = project(client, creds, &name).await? else {
-            return Err(ProjectsError::Unexpected {
-                registry: client.registry().to_string(),
-                what: format!("creating project {name}"),
-                reason: "the project is still missing after it was created".into(),
-            });
-        };
-        made.push(prepared(p.id, &name, need, created));
-    }
-    if check_quota {
-        // New projects got Harbor's default limit (`storage_per_project`): read it, not guess it.
-        fill_quotas(client, creds, &mut made).await?;
-    }
-    found.extend(made);
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(ProjectsReport { projects: found })
-}
-
-fn prepared(id: i64, name: &str, need: u64, created: bool) -> PreparedProject {
-    PreparedProject {
-        name: name.to_string(),
-        id,
-        created,
-        need,
-        quota: None,
-    }
-}
-
-/// Reads the quotas of `projects` and runs the preflight on them.
-async fn fill_quotas(
-    client: &Client,
-    creds: &Credentials,
-    projects: &mut [PreparedProject],
-) -> Result<()> {
-    let mut quotas = BTreeMap::new();
-    let mut needs = Vec::new();
-    for p in projects.iter_mut() {
-        p.quota = storage_quota(client, creds, p.id).await?;
-        if let Some(q) = p.quota {
-            quotas.insert(p.name.clone(), q);
-        }
-        needs.push((p.name.clone(), p.need));
-    }
-    quota::check(&needs, &quotas)?;
-    Ok(())
+    let c: Configurations = json(client, resp, "the system configuration").await?;
+    Ok(c.storage_per_project.map_or(quota::UNLIMITED, |i| i.value))
 }
 
 #[cfg(test)]

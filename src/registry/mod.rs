@@ -5,7 +5,7 @@
 //! they do: connecting (`client`), sending with retries (`transport`), the token dance
 //! ([`auth`]), manifests and tags (`manifests`), blob reads (`blobs`) and uploads (`uploads`).
 //! Harbor's REST API: tags with push times (`harbor`), projects and quotas (`harbor_projects`),
-//! the quota preflight of a load (`quota`, pure).
+//! getting them ready for a load (`harbor_prepare`), the quota preflight (`quota`, pure).
 
 pub mod auth;
 mod blobs;
@@ -13,6 +13,7 @@ pub(crate) mod client;
 pub(crate) mod deadline;
 pub(crate) mod error;
 pub(crate) mod harbor;
+pub(crate) mod harbor_prepare;
 pub(crate) mod harbor_projects;
 mod manifests;
 pub(crate) mod origin;

@@ -21,13 +21,15 @@
 //! answers a TLS `ClientHello` at once with a plain-HTTP 400 (our client tries `https://` first)
 //! and pipes everything else to the tiny_http server.
 //!
-//! Projects and quotas ([`projects`]): list, head, get and create projects and list their quotas
-//! as the swagger says, with a `library` project as every Harbor has. In front of a real registry
-//! ([`HarborConfig::upstream`], [`upstream`]) the distribution API is forwarded to it after
-//! Harbor's project and quota checks, so pushes meet Harbor's refusals.
+//! Projects and quotas ([`projects`]): list, head, get and create projects, list their quotas and
+//! read `storage_per_project` ([`configurations`]) as the swagger says, with a `library` project
+//! as every Harbor has. In front of a real registry ([`HarborConfig::upstream`], [`upstream`])
+//! the distribution API is forwarded to it after Harbor's project and quota checks, so pushes
+//! meet Harbor's refusals.
 #![allow(dead_code)]
 
 mod artifacts;
+mod configurations;
 mod distribution;
 mod fixture;
 mod projects;

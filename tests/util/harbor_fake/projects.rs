@@ -124,13 +124,14 @@ impl Call<'_> {
     }
 }
 
-/// Answers the projects and quotas routes; `None` for any other path.
+/// Answers the projects, quotas and configurations routes; `None` for any other path.
 pub(super) fn route(state: &State, call: &Call) -> Option<Answer> {
     let answer = match (call.path, call.method) {
         ("/api/v2.0/projects", "GET") => list(state, call),
         ("/api/v2.0/projects", "HEAD") => head(state, call),
         ("/api/v2.0/projects", "POST") => create(state, call),
         ("/api/v2.0/quotas", "GET") => quotas(state, call),
+        ("/api/v2.0/configurations", _) => super::configurations::route(state, call),
         ("/api/v2.0/projects" | "/api/v2.0/quotas", m) => not_implemented(m, call.path),
         (p, m) => {
             let one = p
