@@ -89,6 +89,11 @@ pub async fn harbor_admin(cluster: &Cluster) -> Result<Credentials, Error> {
     })
 }
 
+/// Harbor's admin login from the `harbor-admin` secret of the cluster `opts` names.
+pub async fn harbor_admin_from(opts: &k8s::Options) -> Result<Credentials, Error> {
+    harbor_admin(&k8s::connect(opts).await?).await
+}
+
 /// The registry for references and `configure-docker` when nothing is configured: the cluster's.
 pub async fn registry_from(opts: &k8s::Options) -> Result<String, Error> {
     registry(&k8s::connect(opts).await?).await

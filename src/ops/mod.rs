@@ -9,6 +9,8 @@ pub mod discovery;
 #[cfg(feature = "images")]
 pub mod extract;
 #[cfg(feature = "net")]
+pub mod harbor_projects;
+#[cfg(feature = "net")]
 pub mod identity_token;
 #[cfg(feature = "net")]
 pub mod list_versions;

@@ -19,7 +19,7 @@ use crate::bounded;
 const PAGE_SIZE: u32 = 100;
 
 /// Characters left alone when encoding a path segment (RFC 3986 unreserved).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+pub(super) const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')

@@ -135,6 +135,38 @@ impl Client {
         }
     }
 
+    /// One small request with a body and no token dance (Harbor's REST API takes Basic auth in
+    /// `headers`), sent once under the small-request deadline: a POST that creates something is
+    /// not replayed blindly.
+    pub(crate) async fn send_raw_body(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<Response> {
+        if self.log_http {
+            http::log_exchange(method.as_str(), url.as_str(), None, &headers);
+        }
+        let resp = self
+            .http
+            .request(method.clone(), url.clone())
+            .headers(headers)
+            .body(body)
+            .timeout(deadline::request_timeout())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() && !e.is_connect() {
+                    deadline::too_long(method.as_str(), url.as_str())
+                } else {
+                    connect_error(url.as_str(), &e, &self.ca_files)
+                }
+            })?;
+        self.log_answer(&method, &url, &resp);
+        Ok(resp)
+    }
+
     /// `--log-http`: the answer's status and headers (redacted).
     pub(super) fn log_answer(&self, method: &Method, url: &Url, resp: &Response) {
         if self.log_http {
