@@ -114,6 +114,12 @@ pub enum SignedIdentity {
         #[serde(rename = "dockerRepository")]
         docker_repository: String,
     },
+    /// `--key` without a policy: any signed name, as `cosign verify` accepts it. The payload's
+    /// digest still binds the signature to these exact bytes; what goes unchecked is only the
+    /// name it was signed under, which on an air-gapped mirror is the source registry's, never
+    /// the local Harbor's. Not a policy.json rule (a policy names its own).
+    #[serde(skip)]
+    AnyIdentity,
     /// Images under `prefix` are expected to be signed as under `signedPrefix` (a mirror).
     #[serde(rename = "remapIdentity")]
     RemapIdentity {
@@ -148,6 +154,7 @@ impl SignedIdentity {
             SignedIdentity::ExactReference { .. } => "exactReference",
             SignedIdentity::ExactRepository { .. } => "exactRepository",
             SignedIdentity::RemapIdentity { .. } => "remapIdentity",
+            SignedIdentity::AnyIdentity => "any identity (--key)",
         }
     }
 
@@ -165,6 +172,7 @@ impl SignedIdentity {
                 !i.name_only() && !signed.name_only() && i.to_string() == signed.to_string()
             }),
             SignedIdentity::MatchRepository => image.is_some_and(|i| i.name == signed.name),
+            SignedIdentity::AnyIdentity => true,
             SignedIdentity::ExactReference { docker_reference } => {
                 DockerRef::parse(docker_reference).is_some_and(|want| {
                     !want.name_only()
@@ -220,6 +228,14 @@ mod tests {
     }
 
     #[test]
+    fn any_identity_is_not_a_policy_rule_and_needs_no_image_name() {
+        assert!(SignedIdentity::AnyIdentity.matches(None, "reg.io/p/app"));
+        assert!(!SignedIdentity::AnyIdentity.matches(None, "not a reference"));
+        let parsed: Result<SignedIdentity, _> = serde_json::from_str(r#"{"type":"AnyIdentity"}"#);
+        assert!(parsed.is_err());
+    }
+
+    #[test]
     fn match_rules_follow_containers_policy_json() {
         use SignedIdentity::*;
         let tagged = r("reg.io/p/app:1");
@@ -239,6 +255,9 @@ mod tests {
             (MatchExact, &by_digest, "reg.io/p/app:1", false),
             (MatchRepository, &tagged, "reg.io/p/app", true),
             (MatchRepository, &tagged, "reg.io/p/app2:1", false),
+            // --key: cosign's tag-less repository, or the source registry of a mirror.
+            (AnyIdentity, &tagged, "reg.io/p/app", true),
+            (AnyIdentity, &tagged, "gcr.io/source/app:1", true),
             (
                 ExactReference {
                     docker_reference: "other.io/x:1".into(),

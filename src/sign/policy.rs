@@ -50,13 +50,14 @@ pub struct Verdict {
 }
 
 impl Policy {
-    /// `--key FILE`: every image must carry a signature by this key, for its own name
-    /// (`matchRepoDigestOrExact`, the policy.json default).
+    /// `--key FILE`: every image must carry a signature by this key over its manifest digest,
+    /// under whatever name it was signed (as `cosign verify --key` checks; see
+    /// [`SignedIdentity::AnyIdentity`]). Name rules need `--policy`.
     pub fn from_key(key: PublicKey) -> Policy {
         Policy {
             default: vec![Requirement::Sigstore {
                 keys: vec![key],
-                identity: SignedIdentity::default(),
+                identity: SignedIdentity::AnyIdentity,
             }],
             docker: BTreeMap::new(),
         }

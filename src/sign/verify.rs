@@ -71,8 +71,14 @@ pub fn check_one(
             rule.name()
         ));
     }
+    let unchecked = match rule {
+        SignedIdentity::AnyIdentity => {
+            " (name not checked with --key, as cosign; --policy checks it)"
+        }
+        _ => "",
+    };
     Ok(format!(
-        "signed by the {} key as {}",
+        "signed by the {} key as {}{unchecked}",
         key.kind(),
         crate::text::escape(&claims.docker_reference)
     ))
