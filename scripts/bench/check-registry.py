@@ -65,12 +65,12 @@ def plan(root):
 
 
 def main(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("bundle")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", help="the OCI layout the registry was loaded from")
     p.add_argument("registry", help="HOST:PORT")
-    p.add_argument("--prefix", default="")
-    p.add_argument("--workers", type=int, default=8)
-    p.add_argument("--scheme", choices=("http", "https"), default="http")
+    p.add_argument("--prefix", default="", help="the refs are under HOST:PORT/PREFIX/")
+    p.add_argument("--workers", type=int, default=8, help="HEAD requests in flight (default 8)")
+    p.add_argument("--scheme", choices=("http", "https"), default="http", help="default http")
     a = p.parse_args(argv)
     prefix = a.prefix.strip("/") + "/" if a.prefix.strip("/") else ""
     base = "%s://%s/v2/%s" % (a.scheme, a.registry, prefix)

@@ -213,7 +213,7 @@ def ensure_keys(private_key, public_key):
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="directory to create (must not exist)")
     p.add_argument("--images", type=int, default=200, help="images (indexes included), default 200")
     p.add_argument("--indexes", type=int, default=None,
