@@ -287,9 +287,10 @@ $(tail -n 20 "$logf")"
 # check_registry PORT WHO: the registry serves every ref of the bundle at the bundle's digest, and
 # every manifest and blob below it (check-registry.py; expectations read from the bundle).
 check_registry() {
+  local c0=$EPOCHREALTIME
   python3 "$SCRIPT_DIR/check-registry.py" "$BUNDLE" "127.0.0.1:$1" --workers 8 >"$T/check.log" 2>&1 \
     || die "$2 left a wrong registry: $(tail -n 12 "$T/check.log")"
-  log "$2: $(tail -n 1 "$T/check.log")"
+  log "$2: $(tail -n 1 "$T/check.log") (checked in $(awk -v a="$c0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s)"
 }
 
 done_with() { if [[ $KEEP == 0 ]]; then rm -rf "$@"; fi; }
