@@ -26,14 +26,15 @@ go-containerregistry gives cosign's signature image (empty architecture/os, zero
 payload digest as its one diff_id). An index is signed once, by its own digest (as `cosign sign`
 does without --recursive).
 
-cosign puts the repository alone in docker-reference (no tag). A containers policy's default
-signedIdentity, matchRepoDigestOrExact, wants the exact tag for an image named by tag, so neither
-skopeo nor `gdcloud artifacts verify --key` (which applies that default) accepts such a signature
-for `projN/repoM:tag`; podman's documentation has cosign users say matchRepository. So the
-bundle comes with BUNDLE.policy.json: a sigstoreSigned requirement with that key and
-matchRepository for the --identity-registry host (`verify --policy` accepts every image with it).
+cosign puts the repository alone in docker-reference (no tag). `gdcloud artifacts verify --key`
+checks the key and the digest and not that name, as `cosign verify --key` does; a containers
+policy's default signedIdentity, matchRepoDigestOrExact, wants the exact tag for an image named by
+tag, so skopeo with such a policy refuses it (podman's documentation has cosign users say
+matchRepository). So the bundle also comes with BUNDLE.policy.json: a sigstoreSigned requirement
+with that key and matchRepository for the --identity-registry host (`verify --policy` accepts
+every image with it).
 --identity-with-tag writes `HOST/projN/repoM:tag` instead, as skopeo's
---sign-by-sigstore-private-key does; then `verify --key` accepts them too.
+--sign-by-sigstore-private-key does.
 
 The public key (PEM, SubjectPublicKeyInfo, what `cosign public-key` prints) is written beside the
 bundle as BUNDLE.pub (or --public-key PATH). The private key is made in a temp dir and deleted,
