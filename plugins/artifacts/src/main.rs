@@ -34,6 +34,8 @@ enum Command {
     Pull(commands::pull::Args),
     /// Push an OCI layout, docker-archive or oci-archive to a registry.
     Push(commands::push::Args),
+    /// Load a whole bundle (many images, their signatures) into a registry, digests unchanged.
+    Load(commands::load::Args),
     /// Extract an image's root filesystem, an artifact's files, or a docker-archive for docker load.
     Extract(commands::extract::Args),
     /// Show what a bundle directory or a registry reference holds.
@@ -55,6 +57,9 @@ fn run() -> Result<ExitCode> {
         }
         Command::Push(args) => {
             cli::runtime()?.block_on(commands::push::run(&cli.global, &out, args))
+        }
+        Command::Load(args) => {
+            cli::runtime()?.block_on(commands::load::run(&cli.global, &out, args))
         }
         Command::Extract(args) => commands::extract::run(&cli.global, &out, args),
         Command::Tree(args) => {
