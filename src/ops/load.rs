@@ -42,8 +42,14 @@ pub enum Error {
     NoRegistry,
     #[error("{0} is not REGISTRY[/PREFIX]: give a host (and a path of lowercase repository components), e.g. harbor.example.com/mirror")]
     Destination(String),
-    #[error("{refused} of the bundle's entries were refused and {failed} cannot be loaded; nothing was sent (--continue-on-error loads the others)")]
-    Stopped { refused: usize, failed: usize },
+    #[error("{first} {verb}: {reason} ({refused} entries refused, {failed} cannot be loaded); nothing was sent: fix the bundle, or load the others with --continue-on-error")]
+    Stopped {
+        first: String,
+        verb: &'static str,
+        reason: String,
+        refused: usize,
+        failed: usize,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -170,18 +176,22 @@ pub async fn preflight(_client: &Client, plan: &Plan, opts: &Options) -> Result<
     if opts.continue_on_error {
         return Ok(());
     }
-    let (mut refused, mut failed) = (0, 0);
-    for item in &plan.items {
-        match item.status {
-            Status::Refused => refused += 1,
-            Status::Failed => failed += 1,
-            _ => {}
-        }
-    }
-    if refused + failed > 0 {
-        return Err(Error::Stopped { refused, failed });
-    }
-    Ok(())
+    let stopped = |s: &Status| matches!(s, Status::Refused | Status::Failed);
+    let Some(first) = plan.items.iter().find(|i| stopped(&i.status)) else {
+        return Ok(());
+    };
+    let count = |want: Status| plan.items.iter().filter(|i| i.status == want).count();
+    Err(Error::Stopped {
+        first: first.destination(),
+        verb: if first.status == Status::Refused {
+            "is refused by --verify"
+        } else {
+            "cannot be loaded"
+        },
+        reason: first.reason.clone().unwrap_or_default(),
+        refused: count(Status::Refused),
+        failed: count(Status::Failed),
+    })
 }
 
 /// Plans the load and, unless `--dry-run`, sends it. An entry that fails is in the report, not
