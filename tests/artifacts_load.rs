@@ -452,16 +452,18 @@ fn a_killed_load_finishes_on_a_rerun_without_sending_again_what_was_complete() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bundle");
     let mut b = Bundle::new(&dir);
-    let mut blobs = Vec::new();
+    let (mut blobs, mut images) = (Vec::new(), Vec::new());
     for i in 0..3 {
         let layer = noise(20 + i, 20_000);
         let d = b.image(&format!("small{i}"), &[&layer], false);
         b.add(&d, Some(&format!("proj/small{i}:1")));
         blobs.push((format!("proj/small{i}"), sha256(&layer)));
+        images.push((format!("proj/small{i}:1"), d));
     }
     let big = noise(30, 96 << 20);
     let big_desc = b.image("big", &[&big], false);
     b.add(&big_desc, Some("proj/big:1"));
+    images.push(("proj/big:1".into(), big_desc));
     b.finish();
     blobs.push(("proj/big".into(), sha256(&big)));
     let bundle = dir.to_str().unwrap();
@@ -535,7 +537,7 @@ fn a_killed_load_finishes_on_a_rerun_without_sending_again_what_was_complete() {
         })
         .collect();
     assert!(resent.is_empty(), "complete blobs sent again: {resent:?}");
-    for (name, desc) in [("proj/big:1", &big_desc)] {
+    for (name, desc) in &images {
         assert_eq!(
             remote_digest(&reg, name).as_deref(),
             desc["digest"].as_str()

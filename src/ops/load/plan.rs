@@ -99,7 +99,18 @@ impl Plan {
     }
 }
 
-/// Plans the load of `bundle`: HEADs `--concurrency` at a time, judges images when `policy`.
+/// HEADs in flight per `--concurrency`: they are small requests, and a re-run of a loaded
+/// bundle is nothing but them (one per entry), so they go wider than transfers.
+const HEADS_PER_TRANSFER: usize = 4;
+/// At most this many HEADs at once, whatever `--concurrency` says.
+const MAX_HEADS: usize = 64;
+
+fn heads_at_once(concurrency: usize) -> usize {
+    (concurrency.max(1) * HEADS_PER_TRANSFER).min(MAX_HEADS)
+}
+
+/// Plans the load of `bundle`: HEADs many at a time ([`heads_at_once`]), judges images when
+/// `policy`.
 pub(super) async fn make(
     client: &Client,
     entries: Vec<Entry>,
@@ -114,7 +125,7 @@ pub(super) async fn make(
         .collect();
     let mut items: Vec<Item> = stream::iter(items)
         .map(|item| check_tag(client, item))
-        .buffered(opts.concurrency.max(1))
+        .buffered(heads_at_once(opts.concurrency))
         .collect()
         .await;
     if let Some(policy) = policy {
@@ -244,7 +255,7 @@ async fn check_blobs(client: &Client, mut items: Vec<Item>, concurrency: usize) 
             };
             ((repo, digest), r.map_err(|e| e.to_string()))
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(heads_at_once(concurrency))
         .collect()
         .await;
     let answers: HashMap<(String, Digest), Result<bool, String>> = answers.into_iter().collect();
@@ -312,5 +323,73 @@ fn totals(items: Vec<Item>) -> Plan {
         items,
         blobs_to_send: blobs,
         bytes_to_send: bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::Descriptor;
+
+    fn desc(content: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: crate::oci::OCI_LAYER_GZIP.into(),
+            digest: Digest::sha256_of(content),
+            size: content.len() as u64,
+            urls: None,
+            annotations: None,
+            platform: None,
+            artifact_type: None,
+        }
+    }
+
+    fn item(repository: &str, blobs: &[&[u8]], present: &[&[u8]]) -> Item {
+        let manifest = desc(repository.as_bytes());
+        Item {
+            entry: Entry {
+                repository: repository.into(),
+                tag: Some("1".into()),
+                ref_name: None,
+                layout: 0,
+                root: manifest.clone(),
+                kind: Kind::Image,
+                manifests: vec![(manifest, repository.as_bytes().to_vec())],
+                blobs: blobs.iter().map(|b| desc(b)).collect(),
+                problem: None,
+            },
+            repository: repository.into(),
+            status: Status::Planned,
+            reason: None,
+            present: present.iter().map(|b| Digest::sha256_of(b)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_blob_is_sent_once_and_weighed_once_per_project() {
+        let mut skipped = item("c/app", &[b"zzzzzzz"], &[]);
+        skipped.status = Status::Skipped;
+        let plan = totals(vec![
+            item("a/one", &[b"base", b"x"], &[]),
+            item("a/two", &[b"base", b"yy"], &[b"yy"]),
+            item("b/three", &[b"base", b"yy"], &[]),
+            skipped,
+        ]);
+        // base and x go up; yy is in a/two already and is mounted from there into b/three.
+        assert_eq!((plan.blobs_to_send, plan.bytes_to_send), (2, 5));
+        let need = |p: &str| {
+            plan.projects()
+                .into_iter()
+                .find(|n| n.project == p)
+                .map(|n| (n.new_blobs, n.new_bytes))
+        };
+        // Project a: base and x once (4 + 1 bytes), and its two manifests ("a/one", "a/two").
+        assert_eq!(need("a"), Some((2, 5 + 10)));
+        // Project b: base and yy (Harbor counts a mounted blob in each project), its manifest.
+        assert_eq!(need("b"), Some((2, 6 + 7)));
+        assert_eq!(
+            need("c"),
+            None,
+            "nothing goes into a skipped entry's project"
+        );
     }
 }
