@@ -381,6 +381,8 @@ fn broken_bundle(dir: &Path) -> (Value, Value) {
     let lost = noise(11, 5000);
     let broken = b.image("broken", &[&lost], false);
     b.add(&broken, Some("proj/broken:1"));
+    // A name that would drive the terminal: refused, and never printed raw.
+    b.add(&good, Some("proj/evil:1\u{1b}]0;x\u{7}"));
     b.finish();
     fs::remove_file(b.path_of(&sha256(&lost))).unwrap();
     (good, broken)
@@ -408,13 +410,22 @@ fn a_broken_entry_stops_the_load_or_with_continue_on_error_fails_alone() {
     let out = load(&env, &reg, &[bundle, &reg.host, "--continue-on-error"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let r = report(&out);
-    assert_eq!(
-        statuses(&r),
-        [
-            ("proj/broken:1".to_string(), "failed".to_string()),
-            ("proj/good:1".into(), "pushed".into())
-        ],
+    let got = statuses(&r);
+    assert_eq!(got.len(), 3, "{r}");
+    assert!(
+        got.contains(&("proj/broken:1".into(), "failed".into())),
         "{r}"
+    );
+    assert!(
+        got.contains(&("proj/good:1".into(), "pushed".into())),
+        "{r}"
+    );
+    let evil = got.iter().find(|(name, _)| name.contains("evil")).unwrap();
+    assert_eq!(evil.1, "failed", "{r}");
+    assert!(
+        !evil.0.chars().any(char::is_control),
+        "escaped: {:?}",
+        evil.0
     );
     let broken = r["refs"]
         .as_array()

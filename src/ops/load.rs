@@ -122,7 +122,8 @@ pub struct Report {
     pub refs: Vec<RefReport>,
     /// What each Harbor project receives (the quota preflight's figures).
     pub projects: Vec<ProjectNeed>,
-    /// Blobs no repository of the registry held, and their bytes: what the plan sends.
+    /// Blobs none of the target repositories held, and their bytes: what the plan uploads
+    /// (the HEADs ask only the repositories loaded into).
     pub blobs_to_send: usize,
     pub bytes_to_send: u64,
     pub blobs_uploaded: usize,
@@ -182,7 +183,7 @@ pub async fn preflight(_client: &Client, plan: &Plan, opts: &Options) -> Result<
     };
     let count = |want: Status| plan.items.iter().filter(|i| i.status == want).count();
     Err(Error::Stopped {
-        first: first.destination(),
+        first: crate::text::escape(&first.destination()).into_owned(),
         verb: if first.status == Status::Refused {
             "is refused by --verify"
         } else {
@@ -250,8 +251,9 @@ fn report_of(host: &str, prefix: Option<String>, opts: &Options, plan: &Plan) ->
         .items
         .iter()
         .map(|item| RefReport {
-            reference: item.destination(),
-            source: item.entry.name(),
+            // Names come from the bundle: escaped, as everything bound for a terminal.
+            reference: crate::text::escape(&item.destination()).into_owned(),
+            source: crate::text::escape(&item.entry.name()).into_owned(),
             digest: item.entry.root.digest.to_string(),
             status: item.status,
             reason: item.reason.clone(),

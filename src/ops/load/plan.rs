@@ -13,6 +13,7 @@ use super::bundle::{Entry, Kind, Layouts};
 use super::{Error, Options, Status};
 use crate::oci::Digest;
 use crate::ops::verify::{self, check_layout, Selection};
+use crate::registry::reference::valid_tag;
 use crate::registry::{Client, Reference, Scope};
 use crate::sign::Policy;
 
@@ -62,7 +63,7 @@ pub struct ProjectNeed {
 
 pub struct Plan {
     pub(super) items: Vec<Item>,
-    /// Blobs no repository of the registry holds yet: they are uploaded, once.
+    /// Blobs none of the target repositories holds yet: they are uploaded, once.
     pub(super) blobs_to_send: usize,
     pub(super) bytes_to_send: u64,
 }
@@ -172,6 +173,12 @@ fn new_item(entry: Entry, prefix: Option<&str>) -> Item {
         let reason = format!(
             "{} is not a valid repository name (lowercase letters, digits, . _ - and /)",
             crate::text::escape(&item.repository)
+        );
+        item.fail(Status::Failed, reason);
+    } else if let Some(tag) = item.entry.tag.as_deref().filter(|t| !valid_tag(t)) {
+        let reason = format!(
+            "{} is not a valid tag (letters, digits, . _ -, at most 128)",
+            crate::text::escape(tag)
         );
         item.fail(Status::Failed, reason);
     }
@@ -306,7 +313,7 @@ fn spare_blobs_of_present_children(items: &mut [Item]) {
     }
 }
 
-/// The blobs to upload: those no repository of the registry holds, once each.
+/// The blobs to upload: those none of the target repositories holds, once each.
 fn totals(items: Vec<Item>) -> Plan {
     let held: HashSet<&Digest> = items.iter().flat_map(|i| i.present.iter()).collect();
     let mut counted = HashSet::new();

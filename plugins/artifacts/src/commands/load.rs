@@ -101,22 +101,37 @@ fn text(out: &Output, report: &Report) -> std::io::Result<()> {
         };
         out.line(&line)?;
     }
-    let verb = if report.dry_run { "Would send" } else { "Sent" };
-    let (blobs, bytes) = if report.dry_run {
-        (report.blobs_to_send, report.bytes_to_send)
-    } else {
-        (report.blobs_uploaded, report.bytes_uploaded)
-    };
-    out.status(&format!(
-        "{verb} {blobs} blobs ({bytes} bytes) to {}: {} entries pushed, {} already there, {} refused, {} failed; blobs: {} mounted, {} already there",
-        report.registry,
-        report.count(Status::Pushed) + report.count(Status::Planned),
+    let failed = format!(
+        "{} already there, {} refused, {} failed",
         report.count(Status::Skipped),
         report.count(Status::Refused),
-        report.count(Status::Failed),
-        report.blobs_mounted,
-        report.blobs_skipped,
-    ));
+        report.count(Status::Failed)
+    );
+    if report.dry_run {
+        for p in &report.projects {
+            out.status(&format!(
+                "Project {}: {} new blobs, {} new bytes",
+                p.project, p.new_blobs, p.new_bytes
+            ));
+        }
+        out.status(&format!(
+            "Would send {} blobs ({} bytes) to {}: {} entries to push, {failed}",
+            report.blobs_to_send,
+            report.bytes_to_send,
+            report.registry,
+            report.count(Status::Planned),
+        ));
+    } else {
+        out.status(&format!(
+            "Sent {} blobs ({} bytes) to {}, {} mounted, {} already there: {} entries pushed, {failed}",
+            report.blobs_uploaded,
+            report.bytes_uploaded,
+            report.registry,
+            report.blobs_mounted,
+            report.blobs_skipped,
+            report.count(Status::Pushed),
+        ));
+    }
     if let Some(log) = report.transparency_log {
         out.status(log);
     }
