@@ -364,6 +364,29 @@ fn a_bundle_loads_with_its_digests_blobs_mounted_once_and_a_rerun_skips_everythi
     assert_eq!(blob_heads(&reg), heads_before, "nor asks about a blob");
     assert!(elapsed < Duration::from_secs(5), "re-run took {elapsed:?}");
 
+    // --ref: one image, with its signature and its referrer.
+    let plan = report(&load(
+        &env,
+        &reg,
+        &[
+            bundle,
+            &format!("{host}/sel"),
+            "--ref",
+            "proj/docker:1",
+            "--dry-run",
+        ],
+    ));
+    let chosen: Vec<String> = statuses(&plan).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        chosen,
+        [
+            "sel/proj/docker:1".to_string(),
+            format!("sel/proj/docker:{sig_tag}"),
+            format!("sel/{sbom_ref}"),
+        ],
+        "{plan}"
+    );
+
     // Under a prefix: new repositories, the same digests.
     let out = load(&env, &reg, &[bundle, &format!("{host}/mirror")]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -38,6 +38,10 @@ pub enum Error {
     Verify(#[from] verify::Error),
     #[error("{0} holds no OCI image layout (no oci-layout file in it or below it); give the bundle's directory")]
     NoBundle(PathBuf),
+    #[error(
+        "no image of the bundle matches --ref {0}; `gdcloud artifacts tree BUNDLE` lists them"
+    )]
+    NoMatch(String),
     #[error("no registry to load into: give REGISTRY[/PREFIX] or set one with `gdcloud config set artifacts/registry HOST`")]
     NoRegistry,
     #[error("{0} is not REGISTRY[/PREFIX]: give a host (and a path of lowercase repository components), e.g. harbor.example.com/mirror")]
@@ -62,6 +66,9 @@ pub struct Options {
     pub concurrency: usize,
     /// Blobs larger than this upload as PATCH chunks of this size.
     pub chunk_size: u64,
+    /// `--ref PATTERN`: only the images whose `PROJECT/REPO:TAG` matches one (`*` wildcards),
+    /// with their signatures and referrers.
+    pub refs: Vec<String>,
     pub dry_run: bool,
     pub continue_on_error: bool,
     /// `--verify` with `--key` or `--policy`.
@@ -205,6 +212,12 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
     client_opts.plain_http |= plain_http;
     let client = Client::connect(&host, &client_opts).await?;
     let bundle::Bundle { layouts, entries } = bundle;
+    let entries = bundle::select(entries, &opts.refs);
+    if entries.is_empty() && !opts.refs.is_empty() {
+        return Err(Error::NoMatch(
+            crate::text::escape(&opts.refs.join(" ")).into_owned(),
+        ));
+    }
     let mut plan = plan::make(
         &client,
         entries,

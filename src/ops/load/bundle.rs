@@ -201,6 +201,52 @@ fn walk(
     Ok(subject)
 }
 
+/// `--ref PATTERN`: the images whose `PROJECT/REPO:TAG` matches a pattern (`*` stands for any
+/// run of characters), with their cosign tags and referrers; everything without patterns.
+pub(super) fn select(entries: Vec<Entry>, patterns: &[String]) -> Vec<Entry> {
+    if patterns.is_empty() {
+        return entries;
+    }
+    let chosen = |e: &Entry| patterns.iter().any(|p| glob(p, &e.name()));
+    let kept: HashSet<(String, Digest)> = entries
+        .iter()
+        .filter(|e| e.kind == Kind::Image && chosen(e))
+        .flat_map(|e| {
+            e.manifests
+                .iter()
+                .map(|(d, _)| (e.repository.clone(), d.digest.clone()))
+        })
+        .collect();
+    entries
+        .into_iter()
+        .filter(|e| match &e.kind {
+            Kind::Image => chosen(e),
+            Kind::Signature(d) | Kind::Referrer(d) => {
+                chosen(e) || kept.contains(&(e.repository.clone(), d.clone()))
+            }
+        })
+        .collect()
+}
+
+/// Whether `name` matches `pattern`, where `*` matches any run of characters (none included).
+fn glob(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, rest) = parts.split_first().expect("split yields one part at least");
+    let Some(mut left) = name.strip_prefix(first) else {
+        return false;
+    };
+    let Some((last, middle)) = rest.split_last() else {
+        return left.is_empty();
+    };
+    for part in middle {
+        match left.find(part) {
+            Some(at) => left = &left[at + part.len()..],
+            None => return false,
+        }
+    }
+    left.len() >= last.len() && left.ends_with(last)
+}
+
 /// An untagged referrer goes into every repository of the bundle that holds its subject (an
 /// image or one of an index's manifests); one whose subject is not in the bundle stays out.
 fn place_referrers(entries: &mut Vec<Entry>, untagged: Vec<Entry>) {
@@ -248,5 +294,18 @@ mod tests {
             Kind::Referrer(d.clone())
         );
         assert_eq!(kind_of(Some("sha256-abc.sig"), None), Kind::Image);
+    }
+
+    #[test]
+    fn ref_patterns() {
+        assert!(glob("proj/app:1.0", "proj/app:1.0"));
+        assert!(!glob("proj/app:1.0", "proj/app:1.01"));
+        assert!(glob("proj/*", "proj/a/b:t"));
+        assert!(glob("*:1.0", "proj/app:1.0"));
+        assert!(glob("proj/*:*", "proj/app:1.0"));
+        assert!(glob("p*a*p:1", "proj/app:1"));
+        assert!(!glob("p*x*", "proj/app:1"));
+        assert!(!glob("*app:1.0", "proj/app:1"));
+        assert!(glob("*", ""));
     }
 }

@@ -16,7 +16,7 @@ use super::verify::TrustArgs;
 #[derive(Debug, clap::Args)]
 #[command(
     group = clap::ArgGroup::new("trust").args(["key", "policy"]).requires("verify"),
-    after_help = "Examples:\n  gdcloud artifacts load ./bundle                                  # into artifacts/registry\n  gdcloud artifacts load ./bundle harbor.example.com/mirror         # repositories under mirror/\n  gdcloud artifacts load ./bundle --dry-run                         # the plan: refs, blobs, bytes\n  gdcloud artifacts load ./bundle --verify --key cosign.pub         # refuse unsigned images\n\nEvery image and index keeps its digest; signature tags (sha256-<digest>.sig/.att/.sbom) and referrers go with their image. What the registry already has at the same digest is skipped: run it again after an interruption. Exit status 1 when any entry failed or was refused."
+    after_help = "Examples:\n  gdcloud artifacts load ./bundle                                  # into artifacts/registry\n  gdcloud artifacts load ./bundle harbor.example.com/mirror         # repositories under mirror/\n  gdcloud artifacts load ./bundle --dry-run                         # the plan: refs, blobs, bytes\n  gdcloud artifacts load ./bundle --ref 'project/app:*'             # one repository, its signatures\n  gdcloud artifacts load ./bundle --verify --key cosign.pub         # refuse unsigned images\n\nEvery image and index keeps its digest; signature tags (sha256-<digest>.sig/.att/.sbom) and referrers go with their image. What the registry already has at the same digest is skipped: run it again after an interruption. Exit status 1 when any entry failed or was refused."
 )]
 pub struct Args {
     /// A bundle: an OCI layout with PROJECT/REPO:TAG ref names, or a directory of layouts.
@@ -30,6 +30,10 @@ pub struct Args {
     /// Blobs larger than this many MiB upload in chunks of this size.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     chunk_size_mib: u64,
+    /// Load only the images whose PROJECT/REPO:TAG matches (`*` matches anything; repeatable),
+    /// with their signature tags and referrers.
+    #[arg(long = "ref", value_name = "PATTERN")]
+    refs: Vec<String>,
     /// Print the plan (entries, blobs to send, bytes) and send nothing.
     #[arg(long)]
     dry_run: bool,
@@ -67,6 +71,7 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
         default_registry,
         concurrency: args.concurrency.into(),
         chunk_size: args.chunk_size_mib * 1024 * 1024,
+        refs: args.refs.clone(),
         dry_run: args.dry_run,
         continue_on_error: args.continue_on_error,
         trust: if args.verify {
