@@ -107,6 +107,15 @@ fn open_layout(path: &Path, name: Option<&str>) -> Result<LocalImage, Error> {
     })
 }
 
+impl Layout {
+    /// The layout's blobs as a [`BlobSource`], for a bundle load that sends many images of it.
+    pub fn blob_source(&self) -> Arc<dyn BlobSource> {
+        Arc::new(LayoutBlobs {
+            layout: self.clone(),
+        })
+    }
+}
+
 /// Blobs of an OCI layout directory.
 struct LayoutBlobs {
     layout: Layout,

@@ -15,6 +15,8 @@ pub mod identity_token;
 #[cfg(feature = "net")]
 pub mod list_versions;
 #[cfg(feature = "net")]
+pub mod load;
+#[cfg(feature = "net")]
 pub mod login;
 #[cfg(feature = "net")]
 pub mod pull;

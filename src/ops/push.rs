@@ -11,7 +11,7 @@
 
 mod compress;
 mod convert;
-mod upload;
+pub(crate) mod upload;
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -102,7 +102,7 @@ pub struct Report {
 }
 
 /// Blobs are read, and chunk sizes rounded, in pieces of this size.
-const READ_CHUNK: usize = crate::body::PIECE;
+pub(crate) const READ_CHUNK: usize = crate::body::PIECE;
 
 #[derive(Default)]
 struct Counters {
@@ -138,6 +138,7 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
         scope: &scope,
         chunk_size: (opts.chunk_size.max(READ_CHUNK as u64) / READ_CHUNK as u64)
             * READ_CHUNK as u64,
+        head_first: true,
     };
     let (counters, converted) = transfer_blobs(&target, &blobs, &image, opts, progress).await?;
     chosen.rewrite(opts.compression, &converted)?;

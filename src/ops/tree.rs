@@ -72,7 +72,7 @@ pub struct Image {
 const MAX_DEPTH: usize = 8;
 
 /// Layout directories at or below `dir`, in name order.
-fn find_layouts(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+pub(crate) fn find_layouts(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if dir.join("oci-layout").is_file() {
         out.push(dir.to_path_buf());
         return;
@@ -194,29 +194,7 @@ async fn local(dir: &Path) -> Result<Vec<Image>, Error> {
     let mut images = Vec::new();
     for root in layouts {
         let layout = Layout::open(&root)?;
-        let rel = root
-            .strip_prefix(dir)
-            .unwrap_or(&root)
-            .to_string_lossy()
-            .to_string();
-        let fallback = if rel.is_empty() {
-            // A layout given directly: Harbor repositories are PROJECT/REPO, so its folder and
-            // the one above it name it (`bundle/proj/app` → `proj/app`).
-            let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-            let mut parts: Vec<String> = canonical
-                .components()
-                .rev()
-                .take(2)
-                .filter_map(|c| match c {
-                    std::path::Component::Normal(n) => Some(n.to_string_lossy().to_string()),
-                    _ => None,
-                })
-                .collect();
-            parts.reverse();
-            parts.join("/")
-        } else {
-            rel
-        };
+        let fallback = fallback_repository(dir, &root);
         for entry in layout.index()?.manifests {
             // An image we pulled remembers its repository; a bundle's folders name theirs.
             let pulled_from = entry
@@ -240,6 +218,32 @@ async fn local(dir: &Path) -> Result<Vec<Image>, Error> {
         }
     }
     Ok(images)
+}
+
+/// The repository of a layout entry whose ref name is a bare tag: the layout's path below the
+/// bundle `dir`; for a layout given directly, its folder and the one above it (Harbor
+/// repositories are PROJECT/REPO: `bundle/proj/app` → `proj/app`).
+pub(crate) fn fallback_repository(dir: &Path, root: &Path) -> String {
+    let rel = root
+        .strip_prefix(dir)
+        .unwrap_or(root)
+        .to_string_lossy()
+        .to_string();
+    if !rel.is_empty() {
+        return rel;
+    }
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut parts: Vec<String> = canonical
+        .components()
+        .rev()
+        .take(2)
+        .filter_map(|c| match c {
+            std::path::Component::Normal(n) => Some(n.to_string_lossy().to_string()),
+            _ => None,
+        })
+        .collect();
+    parts.reverse();
+    parts.join("/")
 }
 
 async fn remote(opts: &Options) -> Result<Vec<Image>, Error> {

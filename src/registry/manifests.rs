@@ -144,6 +144,33 @@ impl Client {
         })
     }
 
+    /// The digest `reference` (a tag or digest) names in `repo`, from a HEAD's
+    /// `Docker-Content-Digest`; `None` when the registry has no such manifest. A bundle load
+    /// skips what is already there with one request, touching none of its blobs.
+    pub async fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<Digest>> {
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_str(&oci::MANIFEST_ACCEPT.join(", ")).expect("static"),
+        );
+        let resp = self
+            .request(Method::HEAD, url.clone(), &Scope::push(repo), headers)
+            .await?;
+        match resp.status() {
+            s if s.is_success() => Ok(resp
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| Digest::parse(s).ok())
+                .or_else(|| Digest::parse(reference).ok())),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self
+                .fail("HEAD", &url, &format!("manifest {repo}:{reference}"), resp)
+                .await),
+        }
+    }
+
     /// Uploads a manifest under `reference` (a tag or its digest).
     pub async fn put_manifest(
         &self,

@@ -36,6 +36,8 @@ enum Command {
     Push(commands::push::Args),
     /// Save many registry images (and their signatures) into one OCI layout bundle.
     Save(commands::save::Args),
+    /// Load a whole bundle (many images, their signatures) into a registry, digests unchanged.
+    Load(commands::load::Args),
     /// Extract an image's root filesystem, an artifact's files, or a docker-archive for docker load.
     Extract(commands::extract::Args),
     /// Show what a bundle directory or a registry reference holds.
@@ -60,6 +62,9 @@ fn run() -> Result<ExitCode> {
         }
         Command::Save(args) => {
             cli::runtime()?.block_on(commands::save::run(&cli.global, &out, args))
+        }
+        Command::Load(args) => {
+            cli::runtime()?.block_on(commands::load::run(&cli.global, &out, args))
         }
         Command::Extract(args) => commands::extract::run(&cli.global, &out, args),
         Command::Tree(args) => {

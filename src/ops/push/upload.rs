@@ -1,7 +1,8 @@
 //! One blob of a push: skipped when the registry has it (HEAD), mounted from the repository it
 //! was pulled from when the registry can, else uploaded from the source, with retries. A layer to
 //! compress is first staged into an unnamed temporary file: the registry must be told the
-//! compressed digest before anything is sent.
+//! compressed digest before anything is sent. A bundle load (`ops::load`) sends its blobs
+//! through the same [`push_blob`], one [`Target`] per blob (its mount source varies).
 
 use std::fs::File;
 use std::io::Read;
@@ -20,12 +21,12 @@ use crate::registry::{self, BlobUpload, Client, Mount, Scope};
 const UPLOAD_ATTEMPTS: u32 = 3;
 
 /// A blob to push: as it is, or a plain-tar layer to compress first.
-pub(super) struct Blob {
-    pub(super) desc: Descriptor,
-    pub(super) codec: Option<Codec>,
+pub(crate) struct Blob {
+    pub(crate) desc: Descriptor,
+    pub(crate) codec: Option<Codec>,
 }
 
-pub(super) enum Outcome {
+pub(crate) enum Outcome {
     Uploaded(u64),
     Skipped,
     Mounted,
@@ -33,9 +34,9 @@ pub(super) enum Outcome {
 
 /// What became of one blob; for a compressed layer, also its uncompressed digest and what it
 /// became.
-pub(super) struct Pushed {
-    pub(super) outcome: Outcome,
-    pub(super) compressed: Option<(Digest, Written)>,
+pub(crate) struct Pushed {
+    pub(crate) outcome: Outcome,
+    pub(crate) compressed: Option<(Digest, Written)>,
 }
 
 /// A read error of a local blob as our error: a layout error it carries (a corrupt file, named)
@@ -66,16 +67,18 @@ async fn check_local_blob(blobs: Arc<dyn BlobSource>, digest: Digest) -> Result<
 }
 
 /// Where blobs go: the same for every blob of a push.
-pub(super) struct Target<'a> {
-    pub(super) client: &'a Client,
-    pub(super) repo: &'a str,
-    pub(super) mount_from: Option<&'a str>,
-    pub(super) scope: &'a Scope,
-    pub(super) chunk_size: u64,
+pub(crate) struct Target<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) repo: &'a str,
+    pub(crate) mount_from: Option<&'a str>,
+    pub(crate) scope: &'a Scope,
+    pub(crate) chunk_size: u64,
+    /// HEAD the blob first: off when the caller has just asked (a bundle load's plan).
+    pub(crate) head_first: bool,
 }
 
 /// Pushes one blob, compressing it first when asked.
-pub(super) async fn push_blob(
+pub(crate) async fn push_blob(
     target: &Target<'_>,
     blob: &Blob,
     blobs: Arc<dyn BlobSource>,
@@ -191,11 +194,12 @@ where
         mount_from,
         scope,
         chunk_size,
+        head_first,
     } = *target;
     // A compressed layer's bar already counted its input: the upload does not count again.
     let counts = check.is_some();
     let left = if counts { size } else { 0 };
-    if client.blob_exists(repo, digest, scope).await?.is_some() {
+    if head_first && client.blob_exists(repo, digest, scope).await?.is_some() {
         bar.skip(left);
         bar.done();
         return Ok(Outcome::Skipped);

@@ -2,6 +2,7 @@
 
 pub mod extract;
 pub mod list_versions;
+pub mod load;
 pub mod pull;
 pub mod push;
 pub mod save;
