@@ -65,7 +65,7 @@ pub async fn create(opts: &Options, name: &str) -> Result<Created, Error> {
 }
 
 /// The login Harbor's API gets: the one given, the cluster's admin, else the registry login.
-async fn admin_login(client: &Client, opts: &Options) -> Result<Credentials, Error> {
+pub(crate) async fn admin_login(client: &Client, opts: &Options) -> Result<Credentials, Error> {
     if let Some(c) = &opts.admin {
         return Ok(c.clone());
     }

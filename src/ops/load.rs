@@ -12,6 +12,7 @@
 //! repositories that need it.
 
 mod bundle;
+mod harbor;
 mod plan;
 mod send;
 
@@ -36,6 +37,8 @@ pub enum Error {
     Layout(#[from] crate::layout::Error),
     #[error(transparent)]
     Verify(#[from] verify::Error),
+    #[error(transparent)]
+    Harbor(#[from] crate::ops::harbor_projects::Error),
     #[error("{0} holds no OCI image layout (no oci-layout file in it or below it); give the bundle's directory")]
     NoBundle(PathBuf),
     #[error(
@@ -74,6 +77,14 @@ pub struct Options {
     /// `--verify` with `--key` or `--policy`.
     pub trust: Option<Trust>,
     pub client: ClientOptions,
+    /// Harbor: create missing projects (private) instead of refusing the load.
+    pub create_projects: bool,
+    /// Harbor: load even when the new bytes do not fit a project's quota.
+    pub skip_quota_check: bool,
+    /// Harbor's admin login for its REST API; else `harbor_admin_from`'s, else the registry's.
+    pub harbor_admin: Option<crate::registry::auth::Credentials>,
+    /// Read Harbor's admin login from this cluster's `harbor-admin` secret.
+    pub harbor_admin_from: Option<crate::kube::Options>,
 }
 
 /// What became of one entry.
@@ -129,6 +140,9 @@ pub struct Report {
     pub refs: Vec<RefReport>,
     /// What each Harbor project receives (the quota preflight's figures).
     pub projects: Vec<ProjectNeed>,
+    /// Harbor only: each project's state (existed, created, to create) and quota.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub harbor_projects: Option<crate::ops::harbor_projects::ProjectsReport>,
     /// Blobs none of the target repositories held, and their bytes: what the plan uploads
     /// (the HEADs ask only the repositories loaded into).
     pub blobs_to_send: usize,
@@ -218,20 +232,36 @@ pub async fn run(opts: &Options, progress: &dyn Progress) -> Result<Report, Erro
             crate::text::escape(&opts.refs.join(" ")).into_owned(),
         ));
     }
+    let projects = entries
+        .iter()
+        .map(|e| plan::project_of(&plan::repository_of(e, prefix.as_deref())).to_string())
+        .collect();
+    let harbor = harbor::survey(&client, projects, opts).await?;
+    let absent = harbor
+        .as_ref()
+        .map(|h| h.absent.clone())
+        .unwrap_or_default();
     let mut plan = plan::make(
         &client,
         entries,
         &layouts,
         prefix.as_deref(),
         policy.as_ref(),
+        &absent,
         opts,
     )
     .await?;
     let mut report = report_of(&host, prefix, opts, &plan);
     if opts.dry_run {
+        if let Some(h) = &harbor {
+            report.harbor_projects = Some(harbor::settle(&client, h, &plan, opts).await?);
+        }
         return Ok(report);
     }
     preflight(&client, &plan, opts).await?;
+    if let Some(h) = &harbor {
+        report.harbor_projects = Some(harbor::settle(&client, h, &plan, opts).await?);
+    }
     let sender = send::Sender::new(
         &client,
         &layouts,
@@ -281,6 +311,7 @@ fn report_of(host: &str, prefix: Option<String>, opts: &Options, plan: &Plan) ->
         transparency_log: opts.trust.as_ref().map(|_| sign::NO_TRANSPARENCY_LOG),
         refs,
         projects: plan.projects(),
+        harbor_projects: None,
         blobs_to_send: plan.blobs_to_send,
         bytes_to_send: plan.bytes_to_send,
         blobs_uploaded: 0,

@@ -73,7 +73,7 @@ impl Plan {
     pub fn projects(&self) -> Vec<ProjectNeed> {
         let mut per: BTreeMap<&str, (HashSet<&Digest>, ProjectNeed)> = BTreeMap::new();
         for item in self.items.iter().filter(|i| i.status == Status::Planned) {
-            let project = item.repository.split('/').next().unwrap_or("");
+            let project = project_of(&item.repository);
             let (seen, need) = per.entry(project).or_insert_with(|| {
                 (
                     HashSet::new(),
@@ -111,13 +111,15 @@ fn heads_at_once(concurrency: usize) -> usize {
 }
 
 /// Plans the load of `bundle`: HEADs many at a time ([`heads_at_once`]), judges images when
-/// `policy`.
+/// `policy`. Nothing is asked of the repositories of `absent` projects (Harbor projects still to
+/// be created): everything is new there.
 pub(super) async fn make(
     client: &Client,
     entries: Vec<Entry>,
     layouts: &[Layouts],
     prefix: Option<&str>,
     policy: Option<&Policy>,
+    absent: &HashSet<String>,
     opts: &Options,
 ) -> Result<Plan, Error> {
     let items: Vec<Item> = entries
@@ -125,7 +127,7 @@ pub(super) async fn make(
         .map(|entry| new_item(entry, prefix))
         .collect();
     let mut items: Vec<Item> = stream::iter(items)
-        .map(|item| check_tag(client, item))
+        .map(|item| check_tag(client, item, absent))
         .buffered(heads_at_once(opts.concurrency))
         .collect()
         .await;
@@ -151,15 +153,25 @@ pub(super) async fn make(
             item.fail(Status::Failed, reason);
         }
     }
-    let items = check_blobs(client, items, opts.concurrency).await;
+    let items = check_blobs(client, items, absent, opts.concurrency).await;
     Ok(totals(items))
 }
 
-fn new_item(entry: Entry, prefix: Option<&str>) -> Item {
-    let repository = match prefix {
+/// The repository `entry` goes into: `prefix/` before its own.
+pub(super) fn repository_of(entry: &Entry, prefix: Option<&str>) -> String {
+    match prefix {
         Some(p) => format!("{p}/{}", entry.repository),
         None => entry.repository.clone(),
-    };
+    }
+}
+
+/// A repository's Harbor project: its first component.
+pub(super) fn project_of(repository: &str) -> &str {
+    repository.split('/').next().unwrap_or("")
+}
+
+fn new_item(entry: Entry, prefix: Option<&str>) -> Item {
+    let repository = repository_of(&entry, prefix);
     let mut item = Item {
         repository,
         status: Status::Planned,
@@ -186,8 +198,8 @@ fn new_item(entry: Entry, prefix: Option<&str>) -> Item {
 }
 
 /// One HEAD of the tag (or digest): an entry already there at the same digest is skipped whole.
-async fn check_tag(client: &Client, mut item: Item) -> Item {
-    if item.status != Status::Planned {
+async fn check_tag(client: &Client, mut item: Item, absent: &HashSet<String>) -> Item {
+    if item.status != Status::Planned || absent.contains(project_of(&item.repository)) {
         return item;
     }
     let root = item.entry.root.digest.to_string();
@@ -234,10 +246,17 @@ fn judge(
 
 /// HEADs what planned entries need, each manifest and blob once per repository: a child
 /// manifest already there spares its blobs the question.
-async fn check_blobs(client: &Client, mut items: Vec<Item>, concurrency: usize) -> Vec<Item> {
+async fn check_blobs(
+    client: &Client,
+    mut items: Vec<Item>,
+    absent: &HashSet<String>,
+    concurrency: usize,
+) -> Vec<Item> {
     let mut questions: Vec<(String, Digest, bool)> = Vec::new();
     let mut asked = HashSet::new();
-    for item in items.iter().filter(|i| i.status == Status::Planned) {
+    let asking =
+        |i: &&Item| i.status == Status::Planned && !absent.contains(project_of(&i.repository));
+    for item in items.iter().filter(asking) {
         let children = &item.entry.manifests[..item.entry.manifests.len().saturating_sub(1)];
         let blobs = item.entry.blobs.iter().map(|b| (&b.digest, false));
         for (digest, is_manifest) in children.iter().map(|(d, _)| (&d.digest, true)).chain(blobs) {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use gdcloud::ops::discovery;
+use gdcloud::ops::harbor_projects::{human, ProjectStatus};
 use gdcloud::ops::load::{self, Options, Report, Status};
 use gdcloud::plugin::cli::{self, GlobalArgs, KubeArgs, RegistryArgs};
 use gdcloud::plugin::{progress, Output};
@@ -16,7 +17,7 @@ use super::verify::TrustArgs;
 #[derive(Debug, clap::Args)]
 #[command(
     group = clap::ArgGroup::new("trust").args(["key", "policy"]).requires("verify"),
-    after_help = "Examples:\n  gdcloud artifacts load ./bundle                                  # into artifacts/registry\n  gdcloud artifacts load ./bundle harbor.example.com/mirror         # repositories under mirror/\n  gdcloud artifacts load ./bundle --dry-run                         # the plan: refs, blobs, bytes\n  gdcloud artifacts load ./bundle --ref 'project/app:*'             # one repository, its signatures\n  gdcloud artifacts load ./bundle --verify --key cosign.pub         # refuse unsigned images\n\nEvery image and index keeps its digest; signature tags (sha256-<digest>.sig/.att/.sbom) and referrers go with their image. What the registry already has at the same digest is skipped: run it again after an interruption. Exit status 1 when any entry failed or was refused."
+    after_help = "Examples:\n  gdcloud artifacts load ./bundle                                  # into artifacts/registry\n  gdcloud artifacts load ./bundle harbor.example.com/mirror         # repositories under mirror/\n  gdcloud artifacts load ./bundle --dry-run                         # the plan: refs, blobs, bytes\n  gdcloud artifacts load ./bundle --ref 'project/app:*'             # one repository, its signatures\n  gdcloud artifacts load ./bundle --verify --key cosign.pub         # refuse unsigned images\n  gdcloud artifacts load ./bundle --create-projects --credentials-from-cluster   # Harbor\n\nEvery image and index keeps its digest; signature tags (sha256-<digest>.sig/.att/.sbom) and referrers go with their image. What the registry already has at the same digest is skipped: run it again after an interruption. Exit status 1 when any entry failed or was refused."
 )]
 pub struct Args {
     /// A bundle: an OCI layout with PROJECT/REPO:TAG ref names, or a directory of layouts.
@@ -46,6 +47,17 @@ pub struct Args {
     verify: bool,
     #[command(flatten)]
     trust: TrustArgs,
+    /// Harbor: create the projects the bundle needs that do not exist yet (private), through
+    /// Harbor's API with its admin login, before anything is sent.
+    #[arg(long)]
+    create_projects: bool,
+    /// Harbor: do not refuse the load when its new bytes would not fit a project's quota.
+    #[arg(long)]
+    skip_quota_check: bool,
+    /// Harbor: read its admin login (for projects and quotas) from the cluster's harbor-admin
+    /// secret instead of using the registry login.
+    #[arg(long)]
+    credentials_from_cluster: bool,
     #[command(flatten)]
     registry: RegistryArgs,
     /// The cluster that names the registry when neither REGISTRY nor artifacts/registry does.
@@ -80,6 +92,12 @@ pub async fn run(global: &GlobalArgs, out: &Output, args: Args) -> Result<ExitCo
             None
         },
         client: args.registry.client_options(global)?,
+        create_projects: args.create_projects,
+        skip_quota_check: args.skip_quota_check,
+        harbor_admin: None,
+        harbor_admin_from: args
+            .credentials_from_cluster
+            .then(|| args.cluster.options()),
     };
     let bars = progress::new(out.progress_enabled(), "load");
     let report = load::run(&opts, &*bars)
@@ -112,6 +130,24 @@ fn text(out: &Output, report: &Report) -> std::io::Result<()> {
         report.count(Status::Refused),
         report.count(Status::Failed)
     );
+    for p in report.harbor_projects.iter().flat_map(|h| &h.projects) {
+        let state = match p.status {
+            ProjectStatus::Exists => "exists",
+            ProjectStatus::Created => "created (private)",
+            ProjectStatus::CreatedByAnother => "created by another loader",
+            ProjectStatus::ToCreate => "to be created (private)",
+        };
+        let room = match p.quota {
+            Some(q) if q.hard < 0 => ", no quota".to_string(),
+            Some(q) => format!(
+                ", quota {} of which {} used",
+                human(q.hard as u64),
+                human(q.used.max(0) as u64)
+            ),
+            None => String::new(),
+        };
+        out.status(&format!("Harbor project {}: {state}{room}", p.name));
+    }
     if report.dry_run {
         for p in &report.projects {
             out.status(&format!(
