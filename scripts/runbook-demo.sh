@@ -412,6 +412,28 @@ f="$(cd "oracle_db-$TAG-extracted" && find . -path '*opt/oracle/VERSION' -type f
 [ -n "$f" ] || die "step '$STEP': opt/oracle/VERSION is not in oracle_db-$TAG-extracted"
 run cat "oracle_db-$TAG-extracted/${f#./}"
 
+step "8. Load a signed bundle into the registry, checking every signature first"
+note "a bundle as it reaches the air-gapped side: one OCI layout naming each image PROJECT/REPO:TAG,"
+note "its cosign signature beside it as PROJECT/REPO:sha256-<digest>.sig (3 images, one multi-platform)"
+show "python3 scripts/bench/make-bundle.py --images 3 --indexes 1 bundle   # writes bundle.pub too"
+python3 "$REPO/scripts/bench/make-bundle.py" --images 3 --indexes 1 --projects 1 \
+  --identity-registry "$REG_HOST" -q bundle >/dev/null || die "step '$STEP' failed: make-bundle.py"
+run gdcloud-artifacts tree bundle
+run gdcloud-artifacts load bundle --verify --key bundle.pub --kubeconfig "$K"
+note "a second run finds everything there at the same digest"
+run gdcloud-artifacts load bundle --kubeconfig "$K"
+
+step "9. Pull one of its images and extract it"
+show "IMAGE=\$(gdcloud-artifacts tree bundle --format 'value(repository,tag)' | grep -v '\.sig' | head -n1 | tr '\t' :)"
+IMAGE="$(gdcloud-artifacts tree bundle --format 'value(repository,tag)' | grep -v '\.sig' | head -n1 | tr '\t' :)"
+[ -n "$IMAGE" ] || die "step '$STEP': tree listed no image"
+note "the whole image (an index is signed as the index), its signature checked before anything is written"
+run gdcloud-artifacts pull --verify --key bundle.pub "$IMAGE" loaded-image --kubeconfig "$K"
+run gdcloud-artifacts extract --platform linux/amd64 loaded-image loaded-image-extracted
+n="$(find loaded-image-extracted -type f | wc -l)"
+[ "$n" -gt 0 ] || die "step '$STEP': nothing was extracted from $IMAGE"
+printf '%s files extracted from %s\n' "$n" "$IMAGE"
+
 # --- Summary --------------------------------------------------------------------------------------
 printf '\n==== Summary ====\n'
 printf '%s\n' \
@@ -420,5 +442,6 @@ printf '%s\n' \
   "downloaded                : s3://$BUCKET/g/oracle_db.tar ($(wc -c <oracle_db.tar) bytes)" \
   "pushed, newest tag        : $REG_HOST/proj/oracle_db:$TAG" \
   "pulled, extracted         : oracle_db-$TAG -> oracle_db-$TAG-extracted/${f#./}" \
+  "signed bundle loaded      : 3 images verified with bundle.pub; $IMAGE pulled and extracted" \
   "run time                  : $((SECONDS - T0)) s"
 printf 'runbook demo: OK\n'
