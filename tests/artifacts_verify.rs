@@ -17,92 +17,15 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use base64::Engine as _;
-use crypto_secretbox::aead::{Aead, KeyInit};
-use crypto_secretbox::XSalsa20Poly1305;
-use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
+use util::cosign::{SigningKey, PASSPHRASE};
 use util::env::*;
 use util::image::{skopeo_cmd, tiny_image_layout, TAG};
 use util::registry::{require_tool, Registry, RegistryAuth, RegistryOptions};
 
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-/// The passphrase of every test signing key (given to skopeo in a file, never in argv).
-const PASSPHRASE: &str = "correct horse battery staple";
-
-// ------------------------------------------------------------------------------ signing keys
-
-/// A P-256 key pair as cosign stores it: `cosign.key` (encrypted) and `cosign.pub`.
-struct SigningKey {
-    private: PathBuf,
-    public: PathBuf,
-    passphrase: PathBuf,
-}
-
-fn pem(tag: &str, der: &[u8]) -> String {
-    let body = B64.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN {tag}-----\n{}\n-----END {tag}-----\n",
-        lines.join("\n")
-    )
-}
-
-/// cosign's private key format (go-tuf `encrypted`, as skopeo 1.9.3 reads it in
-/// containers/image `signature/sigstore/copied.go`): JSON holding the scrypt parameters
-/// (exactly N=32768, r=8, p=1: other values are refused), the secretbox nonce and the sealed
-/// PKCS#8 (tag first, as NaCl writes it), under PEM type `ENCRYPTED COSIGN PRIVATE KEY`.
-fn encrypt_private_key(pkcs8: &[u8], passphrase: &str) -> String {
-    let rng = SystemRandom::new();
-    let mut salt = [0u8; 32];
-    let mut nonce = [0u8; 24];
-    rng.fill(&mut salt).unwrap();
-    rng.fill(&mut nonce).unwrap();
-    let mut key = [0u8; 32];
-    let params = scrypt::Params::new(15, 8, 1).unwrap();
-    scrypt::scrypt(passphrase.as_bytes(), &salt, &params, &mut key).unwrap();
-    let sealed = XSalsa20Poly1305::new(&key.into())
-        .encrypt(&nonce.into(), pkcs8)
-        .unwrap();
-    let doc = json!({
-        "kdf": {"name": "scrypt", "params": {"N": 32768, "r": 8, "p": 1}, "salt": B64.encode(salt)},
-        "cipher": {"name": "nacl/secretbox", "nonce": B64.encode(nonce)},
-        "ciphertext": B64.encode(sealed),
-    });
-    pem("ENCRYPTED COSIGN PRIVATE KEY", doc.to_string().as_bytes())
-}
-
-impl SigningKey {
-    fn new(dir: &Path, name: &str) -> SigningKey {
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
-        // SubjectPublicKeyInfo of a P-256 key (RFC 5480): a fixed prefix, then the point.
-        let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
-        spki.extend_from_slice(pair.public_key().as_ref());
-        let key = SigningKey {
-            private: dir.join(format!("{name}.key")),
-            public: dir.join(format!("{name}.pub")),
-            passphrase: dir.join(format!("{name}.pass")),
-        };
-        fs::write(
-            &key.private,
-            encrypt_private_key(pkcs8.as_ref(), PASSPHRASE),
-        )
-        .unwrap();
-        fs::write(&key.public, pem("PUBLIC KEY", &spki)).unwrap();
-        fs::write(&key.passphrase, PASSPHRASE).unwrap();
-        key
-    }
-}
+// The signing keys (cosign's encrypted format) are util::cosign's.
 
 // -------------------------------------------------------------------------------- the world
 
@@ -722,10 +645,15 @@ fn a_bundle_layout_is_verified_offline_and_extract_verify_refuses_before_writing
     assert_eq!(v["verified"], true, "{report}");
     assert_eq!(v["digest"], digest.as_str());
     let signed_as = format!("signed by the ECDSA P-256 key as {}/proj/app:1", w.reg.host);
-    assert_eq!(v["reason"], signed_as.as_str());
-    // The same key file through a policy.json: the same verdict.
+    // --key checks the key and the digest, not the name (as cosign verify --key).
+    let by_key =
+        format!("{signed_as} (name not checked with --key, as cosign; --policy checks it)");
+    assert_eq!(v["reason"], by_key.as_str());
+    // The same key file through a policy.json: the same verdict, the name checked.
     let good = w.policy("good", &w.key, None);
-    ok(&verify("proj/app:1", &["--policy", good.to_str().unwrap()]));
+    let out = verify("proj/app:1", &["--policy", good.to_str().unwrap()]);
+    let report: Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(report["verdicts"][0]["reason"], signed_as.as_str());
 
     let out = verify("proj/other:1", &["--key", &key]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));

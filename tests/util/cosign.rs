@@ -1,8 +1,8 @@
 //! Cosign signatures made by a real signer for tests that need signed images in a registry:
 //! a P-256 key in cosign's encrypted format (scrypt + NaCl secretbox over PKCS#8, which
 //! sigstore-rs reads) and [`sign`], which signs an image of a plain-HTTP, htpasswd registry with
-//! sigstore-rs into its `sha256-<hex>.sig` tag, as `cosign sign` does. The same construction as
-//! `tests/artifacts_verify.rs` (which explains the format), shared here for the bundle tests.
+//! sigstore-rs into its `sha256-<hex>.sig` tag, as `cosign sign` does. Shared by the verify, save and
+//! bundle tests.
 #![allow(dead_code)]
 
 use std::fs;
@@ -18,12 +18,15 @@ use serde_json::json;
 use super::registry::Registry;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-const PASSPHRASE: &str = "correct horse battery staple";
+/// The passphrase of every test signing key (given to skopeo in a file, never in argv).
+pub const PASSPHRASE: &str = "correct horse battery staple";
 
-/// `cosign.key` (encrypted) and `cosign.pub`.
+/// A P-256 key pair as cosign stores it: `NAME.key` (encrypted), `NAME.pub`, and the
+/// passphrase in `NAME.pass`.
 pub struct SigningKey {
     pub private: PathBuf,
     pub public: PathBuf,
+    pub passphrase: PathBuf,
 }
 
 fn pem(tag: &str, der: &[u8]) -> String {
@@ -39,6 +42,10 @@ fn pem(tag: &str, der: &[u8]) -> String {
     )
 }
 
+/// cosign's private key format (go-tuf `encrypted`, as skopeo 1.9.3 reads it in
+/// containers/image `signature/sigstore/copied.go`): JSON holding the scrypt parameters
+/// (exactly N=32768, r=8, p=1: other values are refused), the secretbox nonce and the sealed
+/// PKCS#8 (tag first, as NaCl writes it), under PEM type `ENCRYPTED COSIGN PRIVATE KEY`.
 fn encrypt_private_key(pkcs8: &[u8]) -> String {
     let rng = SystemRandom::new();
     let (mut salt, mut nonce, mut key) = ([0u8; 32], [0u8; 24], [0u8; 32]);
@@ -63,14 +70,17 @@ impl SigningKey {
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
             .unwrap();
+        // SubjectPublicKeyInfo of a P-256 key (RFC 5480): a fixed prefix, then the point.
         let mut spki = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
         spki.extend_from_slice(pair.public_key().as_ref());
         let key = SigningKey {
             private: dir.join(format!("{name}.key")),
             public: dir.join(format!("{name}.pub")),
+            passphrase: dir.join(format!("{name}.pass")),
         };
         fs::write(&key.private, encrypt_private_key(pkcs8.as_ref())).unwrap();
         fs::write(&key.public, pem("PUBLIC KEY", &spki)).unwrap();
+        fs::write(&key.passphrase, PASSPHRASE).unwrap();
         key
     }
 }
