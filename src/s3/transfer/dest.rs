@@ -301,6 +301,14 @@ impl Dir {
         }
     }
 
+    /// Makes a rename in this directory durable (`fsync` of the directory), as `atomic.rs`
+    /// does after its rename; best effort: some file systems refuse to sync a directory, and the
+    /// file's data is already synced.
+    pub fn sync(&self) {
+        // SAFETY: a plain fsync of an open descriptor.
+        unsafe { libc::fsync(self.fd.as_raw_fd()) };
+    }
+
     fn io(&self, action: &'static str, name: &OsStr, source: io::Error) -> Refusal {
         Refusal::Io {
             action,

@@ -14,6 +14,7 @@ use super::dest::{self, Dir};
 use super::parts::{self, part_size_for, PART_ATTEMPTS};
 use super::sidecar::Ledger;
 use super::verify::verify_blocking;
+use super::writeback::Writeback;
 use super::{io_err, lock, Error, Moved, Options, Reused};
 use crate::progress::{BlobProgress, Progress};
 use crate::s3::{self, ObjectInfo};
@@ -153,6 +154,8 @@ impl Landing {
             Err(e) => return Err(io_err("rename into place", target)(e)),
         }
         self.dir.remove(&self.sidecar_name);
+        // The new name durable too, before "Copied" (the data was synced before the rename).
+        self.dir.sync();
         Ok(true)
     }
 }
@@ -236,6 +239,7 @@ impl Object<'_> {
         let body = dl.into_stream();
         let mut body = std::pin::pin!(body);
         let mut floor = s3::RateFloor::new(self.bucket, self.key);
+        let mut writeback = Writeback::new(self.file, *offset);
         loop {
             let chunk = tokio::select! {
                 biased;
@@ -248,9 +252,11 @@ impl Object<'_> {
                 .write_all_at(&chunk, *offset)
                 .map_err(io_err("write", self.partial))?;
             *offset += chunk.len() as u64;
+            writeback.wrote_to(*offset);
             floor.add(chunk.len());
             self.bar.inc(chunk.len() as u64);
         }
+        writeback.flush_to(*offset);
         Ok(())
     }
 }

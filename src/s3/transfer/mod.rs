@@ -26,6 +26,7 @@ mod parts;
 mod sidecar;
 mod upload;
 mod verify;
+mod writeback;
 
 pub(crate) use download::download;
 pub(crate) use interrupt::Interrupt;

@@ -1,5 +1,6 @@
 //! The check a finished download passes before it takes its name: its size always, its MD5 when
-//! the ETag is a plain MD5 (single-part uploads), then fsync.
+//! the ETag is a plain MD5 (single-part uploads), then `fdatasync`, which by then waits only for
+//! the last bytes: the streams handed the rest to the disk as they went ([`writeback`](super::writeback)).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -26,7 +27,8 @@ pub(super) async fn verify_blocking(
         .and_then(|r| r)
 }
 
-/// Size always; MD5 when the ETag is a plain MD5 (single-part uploads); then fsync.
+/// Size always; MD5 when the ETag is a plain MD5 (single-part uploads); then `fdatasync` (the
+/// size was set before the first byte, so it is among the metadata `fdatasync` writes).
 fn verify(file: File, path: &Path, size: u64, etag: &str) -> Result<(), Error> {
     let len = file.metadata().map_err(io_err("inspect", path))?.len();
     if len != size {
@@ -59,5 +61,5 @@ fn verify(file: File, path: &Path, size: u64, etag: &str) -> Result<(), Error> {
             });
         }
     }
-    file.sync_all().map_err(io_err("sync", path))
+    file.sync_data().map_err(io_err("sync", path))
 }
