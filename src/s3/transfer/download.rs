@@ -225,8 +225,25 @@ impl Object<'_> {
                 Err(e) => return Err(e),
             }
         }
+        self.sync_part().await?;
         ledger.lock().expect("not poisoned").mark_done(i);
         Ok(end - start)
+    }
+
+    /// Makes the bytes written so far durable before the sidecar calls a part done: a resume
+    /// after a crash or power loss trusts every part the sidecar names, and only a plain-MD5
+    /// ETag would catch a part of zeros. With early writeback (`writeback`) this waits for
+    /// little more than the last step of each stream; it runs off the async workers.
+    async fn sync_part(&self) -> Result<(), Error> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(io_err("sync", self.partial))?;
+        tokio::task::spawn_blocking(move || file.sync_data())
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|r| r)
+            .map_err(io_err("sync", self.partial))
     }
 
     /// Writes bytes `offset..end` of the object at their place in the temp file, advancing
