@@ -42,15 +42,11 @@ export LC_ALL=C   # '.' in $EPOCHREALTIME and in printf/awk numbers
 SCRIPT_START=$EPOCHREALTIME
 
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
-SCRIPT_DIR=$(dirname "$SCRIPT")
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-
-PROGRESS=1
-BENCH_VERBOSE=0
-say() { if [[ $PROGRESS == 1 ]]; then printf '[bundle-bench] %s\n' "$*" >&2; fi; }
-log() { if [[ $BENCH_VERBOSE == 1 ]]; then printf '[bundle-bench] %s\n' "$*" >&2; fi; }
-die() { printf 'bundle bench: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '/^# Usage:/,/^# docker-registry, skopeo/{s/^# \{0,1\}//;p}' "$SCRIPT"; }
+BENCH_NAME=bundle
+USAGE_END='^# docker-registry, skopeo'
+# say, log, die, usage, the temp dir and cleanup, tools, our binary, registries, timed, header lines
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$SCRIPT")/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
 # Options
@@ -58,7 +54,6 @@ usage() { sed -n '/^# Usage:/,/^# docker-registry, skopeo/{s/^# \{0,1\}//;p}' "$
 RUNS=${RUNS:-1}
 IMAGES=200
 CONCURRENCY=4
-KEEP=0
 LAYER_ARGS=()
 need() { [[ $1 -ge 2 ]] || die "$2 needs a value"; }
 while [[ $# -gt 0 ]]; do
@@ -85,73 +80,18 @@ done
 # ---------------------------------------------------------------------------------------------
 # Temp dir, cleanup (registries are stopped whatever happens)
 # ---------------------------------------------------------------------------------------------
-T=$(mktemp -d "${TMPDIR:-/tmp}/bundle-bench.XXXXXX")
-REGISTRY_PIDS=()
-stop_registry() { # PID: stop it (TERM, KILL after 5 s), reap it, forget it
-  local pid=$1 i keep=() p
-  if kill "$pid" 2>/dev/null; then
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  for p in "${REGISTRY_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  REGISTRY_PIDS=("${keep[@]}")
-}
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${REGISTRY_PIDS[@]}"; do stop_registry "$pid"; done
-  if [[ $KEEP == 1 ]]; then
-    printf 'bundle bench: temp dir kept: %s\n' "$T" >&2
-  else
-    rm -rf "$T" 2>/dev/null || { sleep 0.5; rm -rf "$T" 2>/dev/null || true; }
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_tmpdir
 
 # ---------------------------------------------------------------------------------------------
 # Tools: install what is missing (apt-get update only then)
 # ---------------------------------------------------------------------------------------------
-missing=()
-for pair in docker-registry:docker-registry skopeo:skopeo /usr/bin/time:time python3:python3 openssl:openssl; do
-  cmd=${pair%%:*} pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  say "installing: ${missing[*]}"
-  sudo=()
-  if [[ $(id -u) != 0 ]]; then command -v sudo >/dev/null || die "missing packages (${missing[*]}) and not root"; sudo=(sudo); fi
-  { "${sudo[@]}" apt-get update -q \
-      && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
-  } >"$T/apt.log" 2>&1 || die "apt-get install ${missing[*]} failed: $(tail -n 20 "$T/apt.log")"
-fi
-# skopeo refuses to run without a signature policy; an accept-anything one changes no timing.
-SKOPEO=(skopeo)
-if [[ ! -e /etc/containers/policy.json && ! -e ${XDG_CONFIG_HOME:-$HOME/.config}/containers/policy.json ]]; then
-  SKOPEO=(skopeo --insecure-policy)
-fi
+install_missing docker-registry:docker-registry skopeo:skopeo /usr/bin/time:time python3:python3 openssl:openssl
+set_skopeo
 
 # ---------------------------------------------------------------------------------------------
 # Our binary
 # ---------------------------------------------------------------------------------------------
-if [[ -n ${GDCLOUD_BIN_DIR:-} ]]; then
-  OURS=$GDCLOUD_BIN_DIR/gdcloud-artifacts
-else
-  say "building gdcloud-artifacts (cargo build --release --locked -p gdcloud-artifacts)"
-  (cd "$REPO_ROOT" && cargo build --release --locked -p gdcloud-artifacts) >"$T/cargo.log" 2>&1 \
-    || die "cargo build --release --locked -p gdcloud-artifacts failed (or use GDCLOUD_BIN_DIR=DIR):
-$(tail -n 30 "$T/cargo.log")"
-  target_dir=$(cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') \
-    || target_dir=$(cd "$REPO_ROOT" && realpath -m "${CARGO_TARGET_DIR:-target}")
-  OURS=$target_dir/release/gdcloud-artifacts
-fi
-[[ -x $OURS ]] || die "$OURS: not an executable file"
-OURS=$(readlink -f "$OURS")
-OURS_VERSION=$("$OURS" --version 2>/dev/null | head -n 1 || true)
+find_ours gdcloud-artifacts
 # Our binary reads no user configuration here (no default registry, no credentials of the user's).
 export GDCLOUD_CONFIG=$T/gdcloud-config
 mkdir -p "$GDCLOUD_CONFIG"
@@ -192,97 +132,10 @@ EOF
 source "$T/bundle.env"
 
 # ---------------------------------------------------------------------------------------------
-# Registries
-# ---------------------------------------------------------------------------------------------
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# start_registry DIR: a Distribution registry storing in DIR/storage on a random free port, no auth,
-# plain HTTP on 127.0.0.1; sets REG_PID and REG_PORT once it answers /v2/.
-start_registry() {
-  local dir=$1
-  mkdir -p "$dir/storage"
-  for _ in 1 2 3; do
-    REG_PORT=$(free_port)
-    cat >"$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $dir/storage
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$REG_PORT
-  secret: bundle-bench
-EOF
-    docker-registry serve "$dir/config.yml" >>"$dir/registry.log" 2>&1 &
-    REG_PID=$!
-    REGISTRY_PIDS+=("$REG_PID")
-    if python3 - "$REG_PORT" "$REG_PID" <<'EOF'
-import os, sys, time, urllib.request
-port, pid = sys.argv[1], int(sys.argv[2])
-deadline = time.time() + 15
-while time.time() < deadline:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit(1)                     # the registry died (port taken?)
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%s/v2/" % port, timeout=1) as r:
-            if r.status == 200:
-                sys.exit(0)
-    except Exception:
-        pass
-    time.sleep(0.05)
-sys.exit(1)
-EOF
-    then
-      log "registry up on 127.0.0.1:$REG_PORT (pid $REG_PID, storage $dir/storage)"
-      return 0
-    fi
-    stop_registry "$REG_PID"
-  done
-  die "docker-registry did not come up: $(tail -n 20 "$dir/registry.log")"
-}
-
-# ---------------------------------------------------------------------------------------------
 # Timing and checks
 # ---------------------------------------------------------------------------------------------
-RESULTS=$T/results.tsv
-: >"$RESULTS"
-
-# timed OP TOOL RUN LOGFILE CMD...: sync, then wall time, peak RSS and CPU time of CMD; it must exit 0.
-timed() {
-  local op=$1 tool=$2 run=$3 logf=$4 rc=0 t0 t1 secs rss cpu usage
-  shift 4
-  sync
-  t0=$EPOCHREALTIME
-  /usr/bin/time -f '%M %U %S' -o "$logf.time" "$@" >"$logf" 2>&1 </dev/null || rc=$?
-  t1=$EPOCHREALTIME
-  if [[ $rc != 0 ]]; then
-    die "$op run $run, $tool failed (exit $rc): $*
-$(tail -n 20 "$logf")"
-  fi
-  usage=$(tail -n 1 "$logf.time")
-  [[ $usage =~ ^([0-9]+)\ ([0-9.]+)\ ([0-9.]+)$ ]] \
-    || die "$op run $run, $tool: no peak RSS / CPU time from /usr/bin/time: $(cat "$logf.time")"
-  rss=${BASH_REMATCH[1]}
-  cpu=$(awk -v u="${BASH_REMATCH[2]}" -v s="${BASH_REMATCH[3]}" 'BEGIN { printf "%.2f", u + s }')
-  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$tool" "$run" "$secs" "$rss" "$cpu" >>"$RESULTS"
-  say "$(printf '%-5s run %d/%d  %-4s %8.3f s  CPU %7.2f s  peak RSS %7.1f MiB' "$op" "$run" "$RUNS" "$tool" "$secs" \
-    "$cpu" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')")"
-}
+# timed (lib.sh) prints its progress lines in this format.
+TIMED_FORMAT='%-5s run %d/%d  %-4s %8.3f s  CPU %7.2f s  peak RSS %7.1f MiB'
 
 # check_registry PORT WHO: the registry serves every ref of the bundle at the bundle's digest, and
 # every manifest and blob below it (check-registry.py; expectations read from the bundle).
@@ -298,8 +151,6 @@ done_with() { if [[ $KEEP == 0 ]]; then rm -rf "$@"; fi; }
 # ---------------------------------------------------------------------------------------------
 # Header
 # ---------------------------------------------------------------------------------------------
-cpu=$(awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
-os_name=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || true)
 echo "gdcloud-artifacts load vs skopeo copy per ref (xargs -P $CONCURRENCY): $RUNS run(s) per tool, alternating"
 echo "bundle: $IMAGES images ($INDEX_COUNT multi-platform indexes), $REF_COUNT refs ($SIG_COUNT signatures), $BLOB_COUNT blobs, $BUNDLE_MIB MiB; generated in $GEN_SECS s"
 if [[ $HAVE_LOAD == 1 ]]; then
@@ -308,18 +159,9 @@ else
   echo "ours:  $OURS ($OURS_VERSION): NO load subcommand, not measured"
 fi
 echo "peer:  $(skopeo --version), registry: $(docker-registry --version 2>/dev/null | awk '{print "distribution " $NF}')"
-echo "machine: nproc=$(nproc), CPU: ${cpu:-unknown}, ${os_name:-unknown OS}, kernel $(uname -r)"
+echo "machine: $(machine_info)"
 echo "wall time: bash \$EPOCHREALTIME around the command; CPU (user+sys) and peak RSS: /usr/bin/time; sync before each run"
-sync
-cpu_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
-read -r busy0 idle0 < <(cpu_ticks); sleep 1; read -r busy1 idle1 < <(cpu_ticks)
-busy=$(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v n="$(nproc)" \
-  'BEGIN { printf "%.2f", (b + i > 0) ? n * b / (b + i) : 0 }')
-read -r load1 _ </proc/loadavg
-echo "before the first run: $busy of $(nproc) CPUs busy with other work (1 s sample), load average $load1"
-if awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }'; then
-  echo "WARNING: other work is running on this machine; it competes for the CPUs and disk, timings will be noisy"
-fi
+report_busy
 
 # ---------------------------------------------------------------------------------------------
 # The runs

@@ -62,7 +62,11 @@ export LC_ALL=C   # '.' in $EPOCHREALTIME and in printf/awk numbers
 SCRIPT_START=$EPOCHREALTIME
 
 SCRIPT=$(readlink -f "${BASH_SOURCE[0]}")
-REPO_ROOT=$(cd "$(dirname "$SCRIPT")/../.." && pwd)
+BENCH_NAME=storage
+USAGE_END='^#      TMPDIR'
+# say, log, die, usage, want, the temp dir and cleanup, tools, our binary, free_port, timed, header lines
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$SCRIPT")/lib.sh"
 # Bump when the source file recipe changes: the cache is keyed by it (and by the size).
 SOURCE_VERSION=v1
 BUCKET=bench
@@ -71,19 +75,11 @@ SRC_KEY=obj
 AK=GK$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 SK=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 
-PROGRESS=1
-BENCH_VERBOSE=0
-say() { if [[ $PROGRESS == 1 ]]; then printf '[storage-bench] %s\n' "$*" >&2; fi; }
-log() { if [[ $BENCH_VERBOSE == 1 ]]; then printf '[storage-bench] %s\n' "$*" >&2; fi; }
-die() { printf 'storage bench: error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '/^# Usage:/,/^#      TMPDIR/{s/^# \{0,1\}//;p}' "$SCRIPT"; }
-
 # ---------------------------------------------------------------------------------------------
 # Options
 # ---------------------------------------------------------------------------------------------
 RUNS=${RUNS:-3}
 SIZE_MIB=1024
-KEEP=0
 ONLY=()
 OURS_ARGS=()
 SEED=multipart
@@ -119,7 +115,6 @@ if [[ ${#ONLY[@]} -eq 0 ]]; then ONLY=(download upload); fi
 for op in "${ONLY[@]}"; do
   case $op in download|upload) ;; *) die "--only takes download or upload (got '$op')" ;; esac
 done
-want() { local o; for o in "${ONLY[@]}"; do [[ $o == "$1" ]] && return 0; done; return 1; }
 
 # No CA overrides for any tool (this machine may export them globally; everything here is plain
 # HTTP on loopback, and a bundle path can change what a tool loads at start-up).
@@ -128,33 +123,14 @@ unset AWS_CA_BUNDLE SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE REQUESTS_CA_BUNDLE
 # ---------------------------------------------------------------------------------------------
 # Temp dir, cleanup (the server is killed whatever happens)
 # ---------------------------------------------------------------------------------------------
-T=$(mktemp -d "${TMPDIR:-/tmp}/storage-bench.XXXXXX")
+bench_tmpdir
 SERVER_PID=
 stop_server() { # stop the server (TERM, KILL after 5 s) and reap it
-  local pid=$SERVER_PID i
-  [[ -n $pid ]] || return 0
-  if kill "$pid" 2>/dev/null; then
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
+  [[ -n $SERVER_PID ]] || return 0
+  stop_process "$SERVER_PID"
   SERVER_PID=
 }
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_server
-  if [[ -n ${BUILD_TMP:-} ]]; then rm -f "$BUILD_TMP" 2>/dev/null || true; fi
-  if [[ $KEEP == 1 ]]; then
-    printf 'storage bench: temp dir kept: %s\n' "$T" >&2
-  else
-    rm -rf "$T" 2>/dev/null || { sleep 0.5; rm -rf "$T" 2>/dev/null || true; }
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+CLEANUP_HOOKS+=(stop_server)
 
 # Room for the stored object, one download, the fresh upload source, and every uploaded object
 # (Garage frees deleted blocks only after 10 minutes), plus slack.
@@ -170,19 +146,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Tools: s3s-fs and the peers from the test environment script; time and python3 from apt
 # ---------------------------------------------------------------------------------------------
-missing=()
-for pair in /usr/bin/time:time python3:python3; do
-  cmd=${pair%%:*} pkg=${pair#*:}
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  say "installing: ${missing[*]}"
-  sudo=()
-  if [[ $(id -u) != 0 ]]; then command -v sudo >/dev/null || die "missing packages (${missing[*]}) and not root"; sudo=(sudo); fi
-  { "${sudo[@]}" apt-get update -q \
-      && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
-  } >"$T/apt.log" 2>&1 || die "apt-get install ${missing[*]} failed: $(tail -n 20 "$T/apt.log")"
-fi
+install_missing /usr/bin/time:time python3:python3
 command -v flock >/dev/null || die "flock (util-linux) not found"
 say "$SERVER, rclone, aws, curl: scripts/testenv/$SERVER.sh (cached after the first run)"
 SERVER_BIN=$(bash "$REPO_ROOT/scripts/testenv/$SERVER.sh" 2>"$T/$SERVER-install.log" | tail -n 1) \
@@ -205,21 +169,7 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Our binary
 # ---------------------------------------------------------------------------------------------
-if [[ -n ${GDCLOUD_BIN_DIR:-} ]]; then
-  OURS=$GDCLOUD_BIN_DIR/gdcloud-storage
-else
-  say "building gdcloud-storage (cargo build --release --locked -p gdcloud-storage)"
-  (cd "$REPO_ROOT" && cargo build --release --locked -p gdcloud-storage) >"$T/cargo.log" 2>&1 \
-    || die "cargo build --release --locked -p gdcloud-storage failed (or use GDCLOUD_BIN_DIR=DIR):
-$(tail -n 30 "$T/cargo.log")"
-  target_dir=$(cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])') \
-    || target_dir=$(cd "$REPO_ROOT" && realpath -m "${CARGO_TARGET_DIR:-target}")
-  OURS=$target_dir/release/gdcloud-storage
-fi
-[[ -x $OURS ]] || die "$OURS: not an executable file"
-OURS=$(readlink -f "$OURS")
-OURS_VERSION=$("$OURS" --version 2>/dev/null | head -n 1 || true)
+find_ours gdcloud-storage
 "$OURS" cp --help >"$T/cp-help.txt" 2>&1 || die "$OURS cp --help failed: $(head -n 5 "$T/cp-help.txt")"
 # The defaults the binary documents (shown in the header; the table is for defaults + --ours-args).
 help_default() { # FLAG: the [default: X] of FLAG in `cp --help`, or "?"
@@ -264,9 +214,6 @@ SRC_MD5=$(cat "$CACHE/md5")
 # The server
 # ---------------------------------------------------------------------------------------------
 DATA=$T/data
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 start_s3sfs() { # PORT
   mkdir -p "$DATA/$BUCKET"
   RUST_LOG=error "$SERVER_BIN" --host 127.0.0.1 --port "$1" --access-key "$AK" --secret-key "$SK" "$DATA" \
@@ -301,7 +248,6 @@ done
 [[ -n $SERVER_PID ]] || die "$SERVER did not come up: $(tail -n 20 "$T/server.log")"
 ENDPOINT=http://127.0.0.1:$PORT
 log "$SERVER up on $ENDPOINT (pid $SERVER_PID, data $DATA)"
-CLK_TCK=$(getconf CLK_TCK)
 server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 
 # Each tool's environment: its own settings only.
@@ -366,35 +312,9 @@ fi
 # ---------------------------------------------------------------------------------------------
 # Timing and checks
 # ---------------------------------------------------------------------------------------------
-RESULTS=$T/results.tsv
-: >"$RESULTS"
-
-# timed OP TOOL RUN LOGFILE CMD...: sync, then wall time, peak RSS and CPU of CMD, and the server's
-# CPU time meanwhile; CMD must exit 0.
-timed() {
-  local op=$1 tool=$2 run=$3 logf=$4 rc=0 t0 t1 s0 s1 secs rss cpu srv usage
-  shift 4
-  sync
-  s0=$(server_ticks)
-  t0=$EPOCHREALTIME
-  /usr/bin/time -f '%M %U %S' -o "$logf.time" "$@" >"$logf" 2>&1 </dev/null || rc=$?
-  t1=$EPOCHREALTIME
-  s1=$(server_ticks)
-  if [[ $rc != 0 ]]; then
-    die "$op run $run, $tool failed (exit $rc): $*
-$(tail -n 20 "$logf")"
-  fi
-  usage=$(tail -n 1 "$logf.time")
-  [[ $usage =~ ^([0-9]+)\ ([0-9.]+)\ ([0-9.]+)$ ]] \
-    || die "$op run $run, $tool: no peak RSS / CPU time from /usr/bin/time: $(cat "$logf.time")"
-  rss=${BASH_REMATCH[1]}
-  cpu=$(awk -v u="${BASH_REMATCH[2]}" -v s="${BASH_REMATCH[3]}" 'BEGIN { printf "%.2f", u + s }')
-  srv=$(awk -v a="$s0" -v b="$s1" -v t="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
-  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$op" "$tool" "$run" "$secs" "$rss" "$cpu" "$srv" >>"$RESULTS"
-  say "$(printf '%-8s run %d/%d  %-6s %8.3f s  CPU %6.2f s  server CPU %6.2f s  %7.1f MiB' "$op" "$run" "$RUNS" \
-    "$tool" "$secs" "$cpu" "$srv" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')")"
-}
+# timed (lib.sh) prints its progress lines in this format, with the server's CPU time.
+TIMED_FORMAT='%-8s run %d/%d  %-6s %8.3f s  CPU %6.2f s  server CPU %6.2f s  %7.1f MiB'
+TIMED_SERVER_TICKS=server_ticks
 
 # check_download DIR FILE WHO: DIR holds FILE only, and FILE has the source's bytes.
 check_download() {
@@ -474,28 +394,17 @@ done_with() { if [[ $KEEP == 0 || $2 != "$RUNS" ]]; then rm -rf "$1"; fi; } # PA
 # Header
 # ---------------------------------------------------------------------------------------------
 START=$EPOCHREALTIME
-cpu=$(awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
-os_name=$(sed -n 's/^PRETTY_NAME="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /etc/os-release 2>/dev/null || true)
 echo "gdcloud-storage cp vs rclone / aws s3 cp: $RUNS runs per tool per operation, alternating ours, rclone, aws, curl, ours ..."
 echo "object: ${SIZE_MIB} MiB of random bytes, $ETAG_NOTE"
 echo "        source $BUILD_NOTE: $SRC"
 echo "server: $SERVER $("$SERVER_BIN" --version 2>/dev/null | head -n 1 | awk '{ print $2 }') on $ENDPOINT (loopback, plain HTTP$([[ $SERVER == garage ]] && echo ", one node, compression off")), data dir in $T"
 echo "ours:  $OURS ($OURS_VERSION); cp defaults $OURS_DEFAULTS; extra args: ${OURS_ARGS[*]:-(none)}"
 echo "peers: $("$RCLONE" version 2>/dev/null | head -n 1) (defaults), $("$AWS" --version 2>&1 | head -n 1) (defaults), curl $CURL_VERSION"
-echo "machine: nproc=$(nproc), CPU: ${cpu:-unknown}, ${os_name:-unknown OS}, kernel $(uname -r), $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+echo "machine: $(machine_info), $(awk '/^MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
 echo "wall time: bash \$EPOCHREALTIME around the command; CPU (user+sys) and peak RSS: /usr/bin/time; server CPU: /proc; sync before each run"
 # CPUs busy with other work just before the first run (1 s sample of /proc/stat, after our own
 # writes, e.g. the seeding's, are flushed).
-sync
-cpu_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
-read -r busy0 idle0 < <(cpu_ticks); sleep 1; read -r busy1 idle1 < <(cpu_ticks)
-busy=$(awk -v b=$((busy1 - busy0)) -v i=$((idle1 - idle0)) -v n="$(nproc)" \
-  'BEGIN { printf "%.2f", (b + i > 0) ? n * b / (b + i) : 0 }')
-read -r load1 _ </proc/loadavg
-echo "before the first run: $busy of $(nproc) CPUs busy with other work (1 s sample), load average $load1"
-if awk -v b="$busy" 'BEGIN { exit !(b > 0.2) }'; then
-  echo "WARNING: other work is running on this machine; it competes for the CPUs and disk, timings will be noisy"
-fi
+report_busy
 
 # ---------------------------------------------------------------------------------------------
 # download: s3://bench/obj -> a fresh directory per run and tool
