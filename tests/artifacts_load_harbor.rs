@@ -65,6 +65,11 @@ fn load(env: &TestEnv, fake: &HarborFake, bundle: &Path, extra: &[&str]) -> Outp
         .arg(bundle)
         .arg(fake.host())
         .args(["--username", ADMIN, "--password-stdin", "--quiet"])
+        // One transfer (four HEADs) at a time: the fake answers one request at a time and,
+        // with a dozen connections open at once, now and then never sees one of them (the
+        // client then waits out its 60 s deadline). Concurrency is proven against Distribution
+        // in tests/artifacts_load.rs.
+        .args(["--concurrency", "1"])
         .args(extra);
     run_with_stdin(c, format!("{ADMIN_PASSWORD}\n").as_bytes())
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use util::env::*;
-use util::image::{skopeo_cmd, tiny_image_layout, TAG};
+use util::image::{podman, skopeo_cmd, tiny_image_layout, TAG};
 use util::proxy::Proxy;
 use util::registry::{require_tool, Registry, RegistryAuth, RegistryOptions};
 
@@ -162,25 +162,6 @@ fn skopeo_inspect_local(image: &str) -> Value {
 }
 
 // --------------------------------------------------------------------------- podman and umoci
-
-/// `podman ARGS` with a private vfs store under the test's directory (run from there, so
-/// `oci:RELATIVE:TAG` names stay lower-case as podman wants).
-fn podman(env: &TestEnv, args: &[&str]) -> Output {
-    require_tool("podman");
-    let mut c = env.cmd("podman");
-    c.arg("--storage-driver=vfs")
-        .arg(format!(
-            "--root={}",
-            env.path().join("podman-root").display()
-        ))
-        .arg(format!(
-            "--runroot={}",
-            env.path().join("podman-runroot").display()
-        ))
-        .args(["--cgroup-manager=cgroupfs", "--events-backend=none"])
-        .args(args);
-    run_timed(c, b"", COMMAND_TIMEOUT)
-}
 
 /// `podman pull --quiet SOURCE` → the image id it printed.
 fn podman_pull(env: &TestEnv, args: &[&str]) -> String {

@@ -4,7 +4,7 @@
 //!
 //! - images sharing a base layer and a multi-platform index, from arguments and a list file:
 //!   each blob is stored once and fetched once (counted in the registry's access log), the index
-//!   keeps its exact bytes, `tree` lists every `PROJECT/REPO:TAG`, skopeo and umoci read it;
+//!   keeps its exact bytes, `tree` lists every `PROJECT/REPO:TAG`, skopeo, umoci and podman read it;
 //! - `--with-signatures`: cosign `.sig` tags (signed by sigstore-rs) of the images and of a
 //!   platform manifest, and a referrer from the referrers tag schema (Distribution 2.8 has no
 //!   referrers API: the save asks, gets 404, falls back); `verify DIR --key` accepts the bundle;
@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use util::cosign::{sign, SigningKey};
 use util::env::*;
-use util::image::skopeo_cmd;
+use util::image::{podman, skopeo_cmd};
 use util::proxy::Proxy;
 use util::registry::{require_tool, Registry, RegistryAuth, RegistryOptions};
 
@@ -431,6 +431,21 @@ fn bundle_of_images_sharing_layers_and_an_index_stores_each_blob_once() {
         fs::read(unpacked.join("rootfs/base.bin")).unwrap().len(),
         256 << 10
     );
+    // podman too (a path relative to the test's directory: podman wants a lower-case name).
+    let pulled = ok(&podman(
+        &env,
+        &["pull", "--quiet", "oci:bundle:proj/app1:v1"],
+    ));
+    assert_eq!(
+        pulled.trim().len(),
+        64,
+        "podman printed an image id: {pulled}"
+    );
+    let listed = ok(&podman(
+        &env,
+        &["images", "--format", "{{.ID}}", "--no-trunc"],
+    ));
+    assert!(listed.contains(&pulled.trim()[..12]), "{listed}");
 }
 
 #[test]

@@ -108,3 +108,22 @@ pub fn skopeo_inspect(reg: &Registry, reference: &str, creds: Option<(&str, &str
         .output()
         .expect("run skopeo inspect")
 }
+
+/// `podman ARGS` with a private vfs store under the test's directory (run from there, so
+/// `oci:RELATIVE:TAG` names stay lower-case as podman wants), bounded by five minutes.
+pub fn podman(env: &super::env::TestEnv, args: &[&str]) -> Output {
+    require_tool("podman");
+    let mut c = env.cmd("podman");
+    c.arg("--storage-driver=vfs")
+        .arg(format!(
+            "--root={}",
+            env.path().join("podman-root").display()
+        ))
+        .arg(format!(
+            "--runroot={}",
+            env.path().join("podman-runroot").display()
+        ))
+        .args(["--cgroup-manager=cgroupfs", "--events-backend=none"])
+        .args(args);
+    super::env::run_timed(c, b"", std::time::Duration::from_secs(300))
+}
