@@ -606,6 +606,47 @@ fn with_signatures_brings_sig_tags_and_referrers_and_verify_accepts_the_bundle()
     );
     let app2 = remote_digest(&reg, "proj/app2:v1");
     assert_eq!(ok(&out), format!("proj/app2:v1\t{app2}\n"));
+
+    // The other side of the air gap: `load` pushes the saved bundle, signatures verified first,
+    // into another registry, every image, index and signature at its digest.
+    let other = Registry::start(RegistryOptions::new(RegistryAuth::Htpasswd, false));
+    login(&mut env, &other);
+    let out = artifacts(
+        &env,
+        &[
+            "--format",
+            "json",
+            "load",
+            "bundle",
+            &other.host,
+            "--verify",
+            "--key",
+            pubkey,
+            "--ref",
+            "proj/app1:*",
+            "--quiet",
+        ],
+        b"",
+    );
+    let loaded = ok_json(&out);
+    let refs = loaded["refs"].as_array().unwrap();
+    assert!(refs.iter().all(|r| r["status"] == "pushed"), "{loaded}");
+    assert!(
+        refs.iter().any(|r| r["reference"] == "proj/app1:v1"),
+        "{loaded}"
+    );
+    let sig = format!("proj/app1:{}.sig", app1.replace(':', "-"));
+    assert!(
+        refs.iter().any(|r| r["reference"] == sig.as_str()),
+        "{loaded}"
+    );
+    for r in refs {
+        let reference = r["reference"].as_str().unwrap();
+        assert_eq!(
+            remote_digest(&other, reference),
+            remote_digest(&reg, reference)
+        );
+    }
 }
 
 /// A registry with the OCI 1.1 referrers API: Distribution 2.8 has none, so the proxy routes

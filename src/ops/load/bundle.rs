@@ -139,8 +139,16 @@ fn read_entry(layout: &Layout, at: usize, desc: Descriptor, fallback: &str) -> E
     entry
 }
 
+/// What an entry is from its tag and `subject`: a cosign tag (`sha256-<hex>.sig/.att/.sbom`) or
+/// the OCI referrers tag schema's index (`sha256-<hex>`, what `save` stores when the registry has
+/// no referrers API) travels with the image of that digest, as does a manifest with a subject;
+/// anything else is an image.
 fn kind_of(tag: Option<&str>, subject: Option<Digest>) -> Kind {
-    if let Some(tag) = tag.filter(|t| is_signature_tag(t)) {
+    let referrers_tag = |t: &&str| {
+        t.strip_prefix("sha256-")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    if let Some(tag) = tag.filter(|t| is_signature_tag(t) || referrers_tag(t)) {
         let hex = &tag["sha256-".len().."sha256-".len() + 64];
         if let Ok(d) = Digest::parse(&format!("sha256:{hex}")) {
             return Kind::Signature(d);
@@ -294,6 +302,10 @@ mod tests {
             Kind::Referrer(d.clone())
         );
         assert_eq!(kind_of(Some("sha256-abc.sig"), None), Kind::Image);
+        // The referrers tag schema's index travels with its image too.
+        let referrers = format!("sha256-{}", d.hex());
+        assert_eq!(kind_of(Some(&referrers), None), Kind::Signature(d.clone()));
+        assert_eq!(kind_of(Some("sha256-abc"), None), Kind::Image);
     }
 
     #[test]
