@@ -7,7 +7,7 @@
 //! each request, so the tests check what our client sent (pages followed, encoding, credentials)
 //! as well as what it printed.
 
-mod util;
+use crate::util;
 
 use std::process::Output;
 

@@ -11,7 +11,7 @@
 //! Bundles are written here blob by blob (as `skopeo copy --all` or oc-mirror lay them out), so
 //! that each test knows every digest it must find in the registry.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -10,7 +10,7 @@
 //! everything); a quota the new bytes would not fit refuses the load before anything is sent,
 //! naming the project, and `--skip-quota-check` lets Harbor refuse it itself.
 
-mod util;
+use crate::util;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

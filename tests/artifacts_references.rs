@@ -8,7 +8,7 @@
 //! The real binary runs in a private environment (`tests/util/env.rs`) against a real Distribution
 //! registry (`tests/util/registry.rs`) on a loopback port.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::process::Output;

@@ -13,7 +13,7 @@
 //! HOME/DOCKER_CONFIG (`tests/util/env.rs`), so tests run in parallel; a missing tool fails the
 //! test with a message naming it.
 
-mod util;
+use crate::util;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

@@ -11,7 +11,7 @@
 //! random loopback port (`tests/util/registry.rs`), each test in its own private HOME/DOCKER_CONFIG
 //! (`tests/util/env.rs`); a missing tool fails the test with a message naming it.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -14,7 +14,7 @@
 //! - a registry serving a blob that is not its digest: nothing lands under a final name;
 //! - two references that would share one bundle name: refused before anything is fetched.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::fs;

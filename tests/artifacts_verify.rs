@@ -9,7 +9,7 @@
 //! of an index signed) our verdict must equal its; cosign does not check identities, so the
 //! identity rows are judged by containers-policy.json(5)'s rules instead.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::path::{Path, PathBuf};

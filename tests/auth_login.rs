@@ -7,7 +7,7 @@
 //! provider's JWT as the password. Needs `npm ci --prefix tests/oidc` once; tools that are missing
 //! fail the test, never skip it.
 
-mod util;
+use crate::util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -5,7 +5,7 @@
 //! script, and the man pages are rendered by groff. A shell or tool that is not installed skips
 //! its part with a note (tests/run.sh installs bash, zsh, fish and groff).
 
-mod util;
+use crate::util;
 use util::env::*;
 
 use std::fs;

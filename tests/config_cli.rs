@@ -4,7 +4,7 @@
 //! as gcloud keeps it), the errors for unknown properties and missing configurations, secrets masked
 //! by `list`, and 20 concurrent writers losing nothing.
 
-mod util;
+use crate::util;
 use util::env::*;
 
 use std::fs;

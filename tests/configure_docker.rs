@@ -10,7 +10,7 @@
 //! only shared locations are the system `certs.d` directories a root run writes, which the CA tests
 //! use with a unique fake host and clean up through a guard.
 
-mod util;
+use crate::util;
 use util::env::*;
 
 use std::collections::BTreeMap;

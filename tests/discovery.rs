@@ -3,7 +3,7 @@
 //! harbor-admin secret, the real plugins reading them, and Harbor's API played by the fake that
 //! follows Harbor's published swagger (no real Harbor can run here).
 
-mod util;
+use crate::util;
 
 use std::process::Output;
 

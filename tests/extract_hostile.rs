@@ -13,8 +13,7 @@
 //!
 //! Tar entries are written byte by byte: `tar::Builder` would sanitise the very names under test.
 
-#[path = "util/xattr.rs"]
-mod xattr;
+use crate::util::xattr;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -468,7 +467,7 @@ fn etc_cases_run_against_a_private_copy_of_etc() {
         .arg(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "etc_cases_inner",
+            "extract_hostile::etc_cases_inner",
             "--ignored",
             "--nocapture",
             "--test-threads=1",

@@ -87,12 +87,17 @@ fn image(sticky_tmp: bool, pad: usize, under: &str) -> Vec<u8> {
 fn attacker(dir: &Path, wait_for: &Path, target: &Path, secs: u64) -> Child {
     let exe = std::env::current_exe().unwrap();
     let mut c = Command::new(exe);
-    c.args(["--exact", "attacker_process", "--ignored", "--nocapture"])
-        .env("GDCLOUD_RACE_DIR", dir)
-        .env("GDCLOUD_RACE_TARGET", target)
-        .env("GDCLOUD_RACE_WAIT_FOR", wait_for)
-        .env("GDCLOUD_RACE_SECS", secs.to_string())
-        .stdout(std::process::Stdio::null());
+    c.args([
+        "--exact",
+        "extract_race::attacker_process",
+        "--ignored",
+        "--nocapture",
+    ])
+    .env("GDCLOUD_RACE_DIR", dir)
+    .env("GDCLOUD_RACE_TARGET", target)
+    .env("GDCLOUD_RACE_WAIT_FOR", wait_for)
+    .env("GDCLOUD_RACE_SECS", secs.to_string())
+    .stdout(std::process::Stdio::null());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         c.pre_exec(|| {

@@ -8,8 +8,7 @@
 //! The same image then goes through `write_docker_archive`, and `skopeo` and `podman` must accept
 //! the tarball. Missing tools fail the test with a message; nothing is skipped.
 
-#[path = "util/xattr.rs"]
-mod xattr;
+use crate::util::xattr;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
@@ -756,8 +755,8 @@ fn docker_archive_is_accepted_by_podman_load() {
     let _ = fs::remove_dir_all(&store);
 }
 
-/// `GDCLOUD_EXTRACT_BENCH=<oci layout>:<tag> cargo test --release --test extract_umoci -- --ignored
-/// --nocapture bench`: times `umoci unpack --rootless` and `unpack_rootfs` on the same image.
+/// `GDCLOUD_EXTRACT_BENCH=<oci layout>:<tag> cargo test --release --test integration -- --ignored
+/// --nocapture extract_umoci::bench_against_umoci`: times `umoci unpack --rootless` and `unpack_rootfs` on the same image.
 #[test]
 #[ignore = "benchmark: needs GDCLOUD_EXTRACT_BENCH=<layout>:<tag>"]
 fn bench_against_umoci() {

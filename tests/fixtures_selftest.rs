@@ -5,7 +5,7 @@
 //! accepts and records who asked. When a product test fails, run this first to rule out the
 //! fixtures.
 
-mod util;
+use crate::util;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

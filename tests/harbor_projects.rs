@@ -6,7 +6,7 @@
 //! `gdcloud-artifacts push`, skopeo), proving the front refuses what Harbor refuses: a push into
 //! a missing project, a push past a project's quota.
 
-mod util;
+use crate::util;
 
 use gdcloud::ops::harbor_projects::{self as hp, Created, Options, ProjectStatus, ProjectsReport};
 use gdcloud::ops::{ClientOptions, Credentials};

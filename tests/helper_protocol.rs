@@ -3,7 +3,7 @@
 //! concurrent writers. (The Secret Service store has its own file; real clients are in
 //! `registry_clients.rs`.)
 
-mod util;
+use crate::util;
 
 use std::os::unix::fs::OpenOptionsExt;
 use std::process::Stdio;

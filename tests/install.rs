@@ -5,7 +5,7 @@
 //! `metadata` (a target directory whose `release/` links to this build's binaries), so the test
 //! runs the real script without a release build.
 
-mod util;
+use crate::util;
 use util::env::*;
 
 use std::fs;

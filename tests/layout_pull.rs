@@ -5,7 +5,7 @@
 //! `podman pull oci:`). The image pulled is the tiny umoci-built test image (`tests/util/image.rs`),
 //! copied blob by blob as the pull op would, with an interruption in the middle of every blob.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -7,7 +7,7 @@
 //! oci-image-tool and umoci accept the image once stored in a layout; plus the refusals: corrupted
 //! layer, compressed tarball, several images without a name, hostile names.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::io::{Read, Write};

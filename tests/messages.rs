@@ -2,7 +2,7 @@
 //! works as typed — these tests run the command a hint names and check that it fixes the failure.
 //! Also what a user sees besides errors: `--verbosity debug` lines and `extract`'s progress.
 
-mod util;
+use crate::util;
 
 use std::path::PathBuf;
 use std::process::Output;

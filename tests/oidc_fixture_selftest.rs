@@ -5,8 +5,7 @@
 //! own CA, and browser.sh as `$BROWSER`. When an OIDC product test fails, run this first.
 //! Needs `npm ci --prefix tests/oidc`.
 
-#[path = "util/oidc.rs"]
-mod oidc;
+use crate::util::oidc;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

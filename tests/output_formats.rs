@@ -3,7 +3,7 @@
 //! and `artifacts tree` on an OCI layout. Each check is the exact stdout a script would read, plus
 //! the usage error for a format that is not one.
 
-mod util;
+use crate::util;
 use util::env::*;
 
 use std::process::Output;

@@ -7,7 +7,7 @@
 //! functions read this process's PATH, which the tests never change: their assertions hold whatever
 //! PATH holds (the gdcloud `plugins` folder wins, unknown names are unique).
 
-mod util;
+use crate::util;
 use util::env::*;
 
 use std::collections::BTreeMap;

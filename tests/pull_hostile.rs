@@ -14,7 +14,7 @@
 //!
 //! The tests run as root (the attack is on a root pull); each has its own registry and HOME.
 
-mod util;
+use crate::util;
 
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};

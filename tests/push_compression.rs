@@ -8,7 +8,7 @@
 //! Every test runs the real binaries (ours, skopeo, umoci) against its own registry
 //! (`tests/util/registry.rs`); a missing tool fails the test with a message naming it.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::fs;

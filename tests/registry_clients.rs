@@ -4,7 +4,7 @@
 //! of ours, as Harbor does it) and over TLS with the CA installed by `configure-docker --config-cert`.
 //! Each client's config holds no password: success proves the helper answered.
 
-mod util;
+use crate::util;
 
 use std::path::PathBuf;
 use std::process::Output;

@@ -9,7 +9,7 @@
 //! header it receives. What is the registry's own behaviour (token auth, where the password goes
 //! in the normal flow) runs against the real Distribution registry.
 
-mod util;
+use crate::util;
 
 use std::process::{Command, Output};
 use std::time::Duration;

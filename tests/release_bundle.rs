@@ -8,7 +8,7 @@
 //! against the glibc baseline); otherwise this test packages this build's binaries itself with
 //! `scripts/release.sh --bins target/debug --no-glibc-check`.
 
-mod util;
+use crate::util;
 use util::env::*;
 
 use std::fs;

@@ -5,7 +5,7 @@
 //! the token server with the right login, and that neither the bucket secret key nor the registry
 //! password appears anywhere in the output.
 
-mod util;
+use crate::util;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

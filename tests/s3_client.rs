@@ -5,7 +5,7 @@
 //! retries on 429/5xx, which a healthy server never answers, run against a scripted tiny_http
 //! server.
 
-mod util;
+use crate::util;
 
 use bytes::Bytes;
 use futures_util::{stream, Stream, StreamExt};

@@ -3,7 +3,7 @@
 //! it runs, the items carry attributes that say gdcloud, server and user (checked with libsecret's
 //! own `secret-tool`), and items written by the helper before it moved to keyring-core are found.
 
-mod util;
+use crate::util;
 
 use serde_json::{json, Value};
 use util::env::*;

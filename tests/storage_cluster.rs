@@ -3,7 +3,7 @@
 //! a download through a surviving node completes with the right bytes while another node is
 //! killed half-way.
 
-mod util;
+use crate::util;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! with status 130 and a message naming the kept partial file and how to resume; the resumed run
 //! says what it reused.
 
-mod util;
+use crate::util;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -6,7 +6,7 @@
 //! and write nothing, `env` prints working exports (and refuses a terminal), and `exec` hands the
 //! keys to a command through its environment only and passes its exit status through.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

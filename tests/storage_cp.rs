@@ -10,7 +10,7 @@
 //! summary and a failing exit, TLS with and without the CA, refused keys, missing objects, and
 //! `ls` in text and JSON.
 
-mod util;
+use crate::util;
 
 use std::collections::BTreeSet;
 use std::path::Path;

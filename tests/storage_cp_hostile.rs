@@ -5,7 +5,7 @@
 //! from a real Garage (put by the aws CLI) or, where a real server cannot misbehave as needed, from
 //! the scripted server of `util::hostile_s3`.
 
-mod util;
+use crate::util;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

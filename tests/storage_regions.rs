@@ -5,7 +5,7 @@
 //! that Garage (`root_domain = ".localhost"`) serves; and an invalid endpoint names the property
 //! or variable it came from.
 
-mod util;
+use crate::util;
 
 use std::process::Output;
 

@@ -3,7 +3,7 @@
 //! fixture objects, and a real S3 server (tests/util/s3.rs, Garage) driven by the aws CLI over
 //! plain HTTP and through its TLS front. When these fail, the fixtures are broken, not the product.
 
-mod util;
+use crate::util;
 
 use std::process::Output;
 

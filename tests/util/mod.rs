@@ -17,3 +17,4 @@ pub mod registry;
 pub mod s3;
 pub mod storage;
 pub mod token_server;
+pub mod xattr;
