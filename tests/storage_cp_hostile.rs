@@ -97,7 +97,7 @@ fn planted_temp_files_are_refused_and_nothing_outside_changes() {
     // taken up as it is): refused, nothing written through it, no final name.
     std::os::unix::fs::symlink(&shadow, &partial).unwrap();
     let state = format!(
-        r#"{{"etag":{etag:?},"size":{},"part_size":8388608,"done":[false]}}"#,
+        r#"{{"etag":{etag:?},"size":{},"part_size":8388608,"crc32":[null]}}"#,
         content.len()
     );
     std::fs::write(&sidecar, &state).unwrap();
@@ -125,7 +125,10 @@ fn planted_temp_files_are_refused_and_nothing_outside_changes() {
     // 2. A sidecar of another user (claiming every part is done): refused, not trusted.
     std::fs::remove_file(&partial).unwrap();
     std::fs::write(&partial, vec![0u8; content.len()]).unwrap();
-    let state = state.replace("false", "true");
+    // Its CRC is right for the zeros planted as the temp file: only its owner gives it away.
+    let mut zeros = flate2::Crc::new();
+    zeros.update(&vec![0u8; content.len()]);
+    let state = state.replace("null", &zeros.sum().to_string());
     std::fs::write(&sidecar, &state).unwrap();
     std::os::unix::fs::chown(&sidecar, Some(12345), Some(12345)).unwrap();
     let msg = fails(&storage(&env, &["cp", &src, s(&out_dir)]));

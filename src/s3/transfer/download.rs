@@ -1,6 +1,6 @@
 //! One object down: parallel ranged GETs pinned to its ETag, written in place into a temp file
-//! beside the target ([`dest`]), the finished parts recorded in the sidecar ([`Ledger`]), then
-//! [`verify`](super::verify) and the final name.
+//! beside the target ([`dest`]), the finished parts recorded with their CRC-32 in the sidecar
+//! ([`Ledger`]), then [`verify`](super::verify) (which makes the file durable) and the final name.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use flate2::Crc;
 use futures_util::{stream, StreamExt};
 
 use super::dest::{self, Dir};
@@ -49,7 +50,9 @@ pub(crate) async fn download(
         &landing.sidecar_name,
         &info,
         part_size,
-    )?;
+    )?
+    .checked(&file, &landing.partial)
+    .await?;
     let reused = (ledger.done() > 0).then(|| Reused {
         parts: ledger.done(),
         of: ledger.parts(),
@@ -194,7 +197,7 @@ impl Object<'_> {
     }
 
     /// Fetches part `i`, resuming a broken stream from the bytes received, up to
-    /// [`PART_ATTEMPTS`] times; then records it done.
+    /// [`PART_ATTEMPTS`] times; then records it done with the CRC-32 of its bytes.
     async fn fetch_part(
         &self,
         i: usize,
@@ -208,8 +211,9 @@ impl Object<'_> {
         }
         let mut attempt = 0;
         let mut offset = start;
+        let mut crc = Crc::new();
         loop {
-            match self.copy_range(&mut offset, end).await {
+            match self.copy_range(&mut offset, end, &mut crc).await {
                 Ok(()) if offset >= end => break,
                 Ok(()) | Err(Error::S3(_)) if attempt + 1 < PART_ATTEMPTS => {
                     attempt += 1;
@@ -225,30 +229,14 @@ impl Object<'_> {
                 Err(e) => return Err(e),
             }
         }
-        self.sync_part().await?;
-        ledger.lock().expect("not poisoned").mark_done(i);
+        ledger.lock().expect("not poisoned").mark_done(i, crc.sum());
         Ok(end - start)
     }
 
-    /// Makes the bytes written so far durable before the sidecar calls a part done: a resume
-    /// after a crash or power loss trusts every part the sidecar names, and only a plain-MD5
-    /// ETag would catch a part of zeros. With early writeback (`writeback`) this waits for
-    /// little more than the last step of each stream; it runs off the async workers.
-    async fn sync_part(&self) -> Result<(), Error> {
-        let file = self
-            .file
-            .try_clone()
-            .map_err(io_err("sync", self.partial))?;
-        tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))
-            .and_then(|r| r)
-            .map_err(io_err("sync", self.partial))
-    }
-
     /// Writes bytes `offset..end` of the object at their place in the temp file, advancing
-    /// `offset` past what arrived; a stream slower than [`s3::RateFloor`] allows fails.
-    async fn copy_range(&self, offset: &mut u64, end: u64) -> Result<(), Error> {
+    /// `offset` past what arrived and adding it to `crc`; a stream slower than
+    /// [`s3::RateFloor`] allows fails.
+    async fn copy_range(&self, offset: &mut u64, end: u64, crc: &mut Crc) -> Result<(), Error> {
         let dl = self
             .client
             .get_range_if_match(self.bucket, self.key, *offset, end - 1, &self.info.etag)
@@ -268,6 +256,7 @@ impl Object<'_> {
             self.file
                 .write_all_at(&chunk, *offset)
                 .map_err(io_err("write", self.partial))?;
+            crc.update(&chunk);
             *offset += chunk.len() as u64;
             writeback.wrote_to(*offset);
             floor.add(chunk.len());
